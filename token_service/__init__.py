@@ -1,0 +1,3 @@
+"""Amazon IVS real-time participant token service."""
+
+__version__ = "0.1.0"
