@@ -1,0 +1,212 @@
+"""What every app-user JWT verifier shares: the size cap, header screening before any
+key is chosen, PyJWT error translation and the claims-to-`AppUser` step.
+
+Kept apart from the verifiers so the shared-secret and OIDC paths cannot drift: a
+rule tightened here (a header refused, a claim type checked) holds for both.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import jwt
+from jwt.types import Options
+
+from token_service.domain import AppUser
+from token_service.errors import AuthenticationFailed
+
+#: Longest token accepted, checked before any base64 or JSON decoding so a huge
+#: header cannot make us spend memory or CPU. Real IdP tokens are 1-3 KiB.
+MAX_TOKEN_CHARS: Final = 8 * 1024
+MAX_USER_ID_CHARS: Final = 256
+MAX_LEEWAY_SECONDS: Final = 300
+
+HMAC_ALGORITHMS: Final = frozenset({"HS256", "HS384", "HS512"})
+ASYMMETRIC_ALGORITHMS: Final = frozenset(
+    {
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ES256",
+        "ES256K",
+        "ES384",
+        "ES512",
+        "EdDSA",
+    }
+)
+
+#: Headers that name or carry the key to verify with. Honouring any of them lets the
+#: token's author choose the key that "proves" it (RFC 8725 sec. 3.10), and no IdP
+#: we support needs them for ID or access tokens, so a token carrying one is refused
+#: outright rather than silently ignored: that also surfaces a forged token in logs.
+#: `x5c` is merely ignored (never read) because some IdPs put it in headers.
+UNTRUSTED_KEY_HEADERS: Final = ("jku", "x5u", "jwk")
+
+_MISSING: Final = object()
+
+
+def screen_token(token: str) -> dict[str, Any]:
+    """Cheap checks before any cryptography; returns the *unverified* header.
+
+    The header only steers which key and verifier to try; everything it says is
+    checked again against configuration, never trusted as is.
+    """
+    if not token:
+        raise AuthenticationFailed("missing bearer token")
+    if len(token) > MAX_TOKEN_CHARS:
+        raise AuthenticationFailed("token too large")
+    if not token.isascii() or token.count(".") != 2:
+        raise AuthenticationFailed("malformed token")
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise AuthenticationFailed("malformed token") from None
+    alg = header.get("alg")
+    if not isinstance(alg, str) or not alg:
+        raise AuthenticationFailed("unsupported algorithm")
+    if any(name in header for name in UNTRUSTED_KEY_HEADERS):
+        raise AuthenticationFailed("token header names its own key (jku/x5u/jwk): not accepted")
+    return header
+
+
+def decode_verified(
+    token: str,
+    key: Any,
+    *,
+    algorithms: Sequence[str],
+    issuer: str | None,
+    audience: str | None,
+    leeway_seconds: float,
+) -> dict[str, Any]:
+    """Verify signature and registered claims; map every PyJWT failure to one detail."""
+    options: Options = {"require": ["exp"], "enforce_minimum_key_length": True}
+    try:
+        payload = jwt.decode(
+            token,
+            key,
+            algorithms=list(algorithms),
+            options=options,
+            issuer=issuer,
+            audience=audience,
+            leeway=leeway_seconds,
+        )
+    except jwt.PyJWTError as exc:
+        raise translate_error(exc) from None
+    # PyJWT runs int() over the time claims, so `"exp": "9999999999"` would pass;
+    # RFC 7519 says NumericDate, and a string there means a confused or forged issuer.
+    for name in ("exp", "nbf", "iat"):
+        value = payload.get(name, _MISSING)
+        if value is not _MISSING and not _is_numeric_date(value):
+            raise AuthenticationFailed(f"malformed {name} claim")
+    return payload
+
+
+def _is_numeric_date(value: object) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def translate_error(exc: jwt.PyJWTError) -> AuthenticationFailed:
+    """A specific, client-safe detail for a PyJWT failure (never the token itself)."""
+    # Order matters: several of these subclass DecodeError / InvalidTokenError.
+    detail: str
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        detail = "token expired"
+    elif isinstance(exc, jwt.ImmatureSignatureError):
+        detail = "token not yet valid"
+    elif isinstance(exc, jwt.InvalidAudienceError):
+        detail = "wrong audience"
+    elif isinstance(exc, jwt.InvalidIssuerError):
+        detail = "wrong issuer"
+    elif isinstance(exc, jwt.MissingRequiredClaimError):
+        # `claim` is one of the names we asked PyJWT to require, not client input.
+        detail = f"missing {exc.claim} claim"
+    elif isinstance(exc, jwt.InvalidSignatureError):
+        detail = "invalid signature"
+    elif isinstance(exc, jwt.InvalidAlgorithmError):
+        detail = "unsupported algorithm"
+    elif isinstance(exc, jwt.InvalidKeyError):
+        detail = "unusable signing key"
+    elif isinstance(exc, jwt.DecodeError):
+        detail = "malformed token"
+    else:
+        detail = "invalid token"
+    return AuthenticationFailed(detail)
+
+
+def claim_at(claims: Mapping[str, Any], name: str) -> Any:
+    """The claim called `name`, or, only when no such claim exists and the name is
+    dotted, the value at that path (`realm_access.roles`). `_MISSING` if neither.
+
+    The literal name wins so claims whose names contain dots (URIs, as Auth0 custom
+    claims are) still work.
+    """
+    if name in claims:
+        return claims[name]
+    if "." not in name:
+        return _MISSING
+    node: Any = claims
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return _MISSING
+        node = node[part]
+    return node
+
+
+def extract_roles(claims: Mapping[str, Any], roles_claim: str) -> frozenset[str]:
+    """Roles as a list of strings or one space-separated string; absent means none."""
+    value = claim_at(claims, roles_claim)
+    if value is _MISSING or value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return frozenset(item for item in value if item)
+    raise AuthenticationFailed("malformed roles claim")
+
+
+def extract_user_id(claims: Mapping[str, Any], user_id_claim: str) -> str:
+    value = claim_at(claims, user_id_claim)
+    if value is _MISSING or value is None:
+        raise AuthenticationFailed("missing user id claim")
+    if not isinstance(value, str) or not value.strip():
+        raise AuthenticationFailed("malformed user id claim")
+    if len(value) > MAX_USER_ID_CHARS:
+        raise AuthenticationFailed("user id claim too long")
+    # The id reaches logs and the audit mapping: control characters there would let
+    # an IdP-side value forge log lines.
+    if not value.isprintable():
+        raise AuthenticationFailed("malformed user id claim")
+    return value
+
+
+def build_user(claims: dict[str, Any], *, user_id_claim: str, roles_claim: str) -> AppUser:
+    iss = claims.get("iss")
+    return AppUser(
+        user_id=extract_user_id(claims, user_id_claim),
+        roles=extract_roles(claims, roles_claim),
+        issuer=iss if isinstance(iss, str) else None,
+        claims=claims,
+    )
+
+
+def check_common_settings(
+    *, user_id_claim: str, roles_claim: str, leeway_seconds: float
+) -> list[str]:
+    """Problems with the settings both verifiers take, for one ConfigurationError."""
+    problems: list[str] = []
+    if not user_id_claim:
+        problems.append("user_id_claim must not be empty")
+    if not roles_claim:
+        problems.append("roles_claim must not be empty")
+    if not 0 <= leeway_seconds <= MAX_LEEWAY_SECONDS:
+        problems.append(f"leeway_seconds must be between 0 and {MAX_LEEWAY_SECONDS}")
+    return problems

@@ -1,0 +1,132 @@
+"""App-user JWTs signed with one HMAC secret shared between the app and this service
+(HS256 only), and the matching minting helper for `token-service user-token`,
+development and tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import jwt
+
+from token_service.auth._common import (
+    MAX_USER_ID_CHARS,
+    build_user,
+    check_common_settings,
+    decode_verified,
+    screen_token,
+)
+from token_service.domain import AppUser
+from token_service.errors import AuthenticationFailed, ConfigurationError
+
+ALGORITHM: Final = "HS256"
+#: RFC 7518 sec. 3.2: an HS256 key must be at least as long as the hash output.
+MIN_SECRET_BYTES: Final = 32
+
+
+def _secret_problems(secret: bytes) -> list[str]:
+    if len(secret) < MIN_SECRET_BYTES:
+        return [f"shared secret must be at least {MIN_SECRET_BYTES} bytes (got {len(secret)})"]
+    return []
+
+
+class SharedSecretAuthenticator:
+    """Verifies HS256 app-user JWTs: signature, `exp` (required), and `iss`/`aud`
+    when configured (exact match)."""
+
+    __slots__ = ("_audience", "_issuer", "_leeway", "_roles_claim", "_secret", "_user_id_claim")
+
+    #: The one algorithm this verifier accepts (used by CompositeAuthenticator).
+    algorithms: Final = (ALGORITHM,)
+
+    def __init__(
+        self,
+        secret: bytes,
+        *,
+        issuer: str | None = None,
+        audience: str | None = None,
+        user_id_claim: str = "sub",
+        roles_claim: str = "roles",
+        leeway_seconds: float = 30,
+    ) -> None:
+        problems = _secret_problems(secret)
+        if issuer == "":
+            problems.append("issuer must be omitted or non-empty")
+        if audience == "":
+            problems.append("audience must be omitted or non-empty")
+        problems += check_common_settings(
+            user_id_claim=user_id_claim, roles_claim=roles_claim, leeway_seconds=leeway_seconds
+        )
+        if problems:
+            raise ConfigurationError(problems)
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+        self._user_id_claim = user_id_claim
+        self._roles_claim = roles_claim
+        self._leeway = leeway_seconds
+
+    def __repr__(self) -> str:
+        # Never the secret.
+        return f"SharedSecretAuthenticator(issuer={self._issuer!r}, audience={self._audience!r})"
+
+    async def authenticate(self, token: str) -> AppUser:
+        return self.verify(token)
+
+    def verify(self, token: str) -> AppUser:
+        """The synchronous core (HMAC is cheap; nothing here waits on I/O)."""
+        header = screen_token(token)
+        if header["alg"] != ALGORITHM:
+            raise AuthenticationFailed("unsupported algorithm")
+        claims = decode_verified(
+            token,
+            self._secret,
+            algorithms=self.algorithms,
+            issuer=self._issuer,
+            audience=self._audience,
+            leeway_seconds=self._leeway,
+        )
+        return build_user(claims, user_id_claim=self._user_id_claim, roles_claim=self._roles_claim)
+
+
+def mint_user_token(
+    secret: bytes,
+    *,
+    sub: str,
+    roles: Sequence[str] = (),
+    ttl_seconds: int = 3600,
+    issuer: str | None = None,
+    audience: str | None = None,
+    now: int | None = None,
+) -> str:
+    """An HS256 app-user JWT that `SharedSecretAuthenticator` accepts.
+
+    Roles go in the `roles` claim as a list (omitted when empty); a random `jti`
+    makes every minted token distinct.
+    """
+    problems = _secret_problems(secret)
+    if not sub or len(sub) > MAX_USER_ID_CHARS:
+        problems.append(f"sub must be 1 to {MAX_USER_ID_CHARS} characters")
+    if isinstance(roles, str):
+        problems.append("roles must be a sequence of role names, not a string")
+    if ttl_seconds <= 0:
+        problems.append("ttl_seconds must be positive")
+    if problems:
+        raise ConfigurationError(problems)
+    issued_at = int(time.time()) if now is None else now
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "iat": issued_at,
+        "exp": issued_at + ttl_seconds,
+        "jti": secrets.token_urlsafe(16),
+    }
+    if roles:
+        claims["roles"] = list(roles)
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
