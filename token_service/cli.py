@@ -1,12 +1,193 @@
-"""`token-service ...`: the command-line entry point (filled in by the following commits)."""
+"""`token-service ...`: the entry point. Reads the environment, then calls the factories.
+
+Commands: `serve`, `emulator`, `keys rotate|list|delete`, `user-token`.
+"""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from token_service.config import check_can_serve, load_settings, read_dotenv
+from token_service.errors import ConfigurationError, DomainError
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+def environment() -> dict[str, str]:
+    """The process environment, over a `.env` file when one exists (the environment wins)."""
+    dotenv_path = Path(os.environ.get("TOKEN_SERVICE_ENV_FILE", ".env"))
+    values = read_dotenv(dotenv_path) if dotenv_path.is_file() else {}
+    values.update(os.environ)
+    return values
+
+
+def _print_config_error(exc: ConfigurationError) -> None:
+    print("token-service: invalid configuration:", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def app_from_environment() -> Any:
+    """Factory for the ASGI server's workers: each process builds its own app."""
+    from token_service.app import create_app
+    from token_service.logging_setup import configure_logging
+
+    settings = load_settings(environment())
+    configure_logging(settings.log_level, settings.log_format)
+    check_can_serve(settings)
+    return create_app(settings)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    if args.dev:
+        from token_service.devserver import run_dev
+
+        return run_dev(host=args.host, port=args.port, env=environment())
+    import uvicorn
+
+    from token_service.logging_setup import configure_logging
+
+    # Validate once in the parent so a bad configuration fails before workers fork.
+    settings = load_settings(environment())
+    check_can_serve(settings)
+    configure_logging(settings.log_level, settings.log_format)
+    if args.workers == 1:
+        from token_service.app import create_app
+
+        app = create_app(settings)
+        uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=False)
+        return 0
+    uvicorn.run(
+        "token_service.cli:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_config=None,
+        proxy_headers=False,
+    )
+    return 0
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from token_service.emulator import cli as emulator_cli
+
+    return emulator_cli.run(args)
+
+
+def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    return asyncio.run(make())
+
+
+def _keys(args: argparse.Namespace) -> int:
+    from token_service.keyadmin import run_keys_command
+
+    settings = load_settings(environment())
+    return _run_async(lambda: run_keys_command(settings, args))
+
+
+def _user_token(args: argparse.Namespace) -> int:
+    from token_service.auth import mint_user_token
+
+    settings = load_settings(environment())
+    secret = settings.auth.shared_secret
+    if secret is None:
+        print(
+            "token-service: user-token needs TOKEN_SERVICE_AUTH_SHARED_SECRET (or _FILE)",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    roles = [r.strip() for r in args.roles.split(",") if r.strip()] if args.roles else []
+    only_shared = settings.auth.jwks_url is None
+    token = mint_user_token(
+        secret.reveal_bytes(),
+        sub=args.sub,
+        roles=roles,
+        ttl_seconds=args.ttl,
+        issuer=settings.auth.issuer if only_shared else None,
+        audience=settings.auth.audience if only_shared else None,
+    )
+    # The token itself is the output: on stdout, with no trailing text to strip.
+    print(token)
+    return 0
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="token-service",
+        description="Amazon IVS real-time participant token service.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=_positive, default=1)
+    serve.add_argument(
+        "--dev",
+        action="store_true",
+        help="development: in-process IVS emulator, demo stage, generated key and secret",
+    )
+    serve.set_defaults(handler=_serve)
+
+    emulator = commands.add_parser("emulator", help="run the IVS real-time emulator")
+    from token_service.emulator import cli as emulator_cli
+
+    emulator_cli.add_arguments(emulator)
+    emulator.set_defaults(handler=_emulator)
+
+    keys = commands.add_parser("keys", help="signing key administration")
+    key_commands = keys.add_subparsers(dest="keys_command", required=True)
+    key_commands.add_parser("list", help="list signing keys and their status")
+    key_commands.add_parser("rotate", help="generate, import and activate a new key")
+    delete = key_commands.add_parser("delete", help="DeletePublicKey and forget the key")
+    delete.add_argument("name")
+    delete.add_argument(
+        "--force",
+        action="store_true",
+        help="also the active key, or a retiring key whose tokens may be unexpired",
+    )
+    keys.set_defaults(handler=_keys)
+
+    user_token = commands.add_parser(
+        "user-token", help="mint an app-user JWT with the configured shared secret"
+    )
+    user_token.add_argument("--sub", required=True, help="the app user id")
+    user_token.add_argument("--roles", default="", help="comma-separated, e.g. publisher")
+    user_token.add_argument("--ttl", type=_positive, default=3600, help="seconds")
+    user_token.set_defaults(handler=_user_token)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="token-service")
-    parser.parse_args(argv)
-    return 0
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigurationError as exc:
+        _print_config_error(exc)
+        return EXIT_CONFIG
+    except DomainError as exc:
+        print(f"token-service: {exc.detail}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def print_json(value: Mapping[str, Any] | Sequence[Any]) -> None:
+    print(json.dumps(value, indent=2))

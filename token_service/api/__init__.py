@@ -1,0 +1,1 @@
+"""The HTTP edge: thin handlers, request/response schemas and the one error mapping."""

@@ -1,0 +1,39 @@
+"""Authentication guards: they run before the body is parsed, so an anonymous caller
+learns nothing about the request schema and costs no JSON decoding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from token_service.api.services import Services
+from token_service.auth import parse_bearer
+from token_service.errors import AuthenticationFailed
+
+USER_STATE_KEY = "app_user"
+
+
+def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
+    services: Services = connection.app.state["services"]
+    return services
+
+
+async def require_app_user(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    token = parse_bearer(connection.headers.get("authorization"))
+    user = await _services(connection).authenticator.authenticate(token)
+    connection.state[USER_STATE_KEY] = user
+
+
+async def require_admin(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    admin = _services(connection).admin
+    if admin is None:
+        raise AuthenticationFailed("admin API disabled: TOKEN_SERVICE_ADMIN_TOKENS is not set")
+    token = parse_bearer(connection.headers.get("authorization"))
+    if not admin.verify(token):
+        raise AuthenticationFailed("invalid admin token")

@@ -1,0 +1,32 @@
+"""Documented error responses, so the OpenAPI document lists every problem a route returns."""
+
+from __future__ import annotations
+
+from litestar.openapi import ResponseSpec
+
+from token_service.api.schemas import Problem
+
+_DESCRIPTIONS = {
+    400: "Malformed JSON, a field of the wrong type or out of range, unknown field",
+    401: "Missing or invalid credentials (WWW-Authenticate: Bearer)",
+    403: "The policy refuses the stage, a capability or the duration; user banned",
+    404: "Not found",
+    409: "Conflicts with the current state",
+    413: "Body larger than 16 KiB",
+    429: "Rate limited (Retry-After, RateLimit-* headers)",
+    502: "IVS failed",
+    503: "IVS, Redis or the signing key unavailable (Retry-After)",
+    504: "IVS did not answer in time",
+}
+
+
+def problems(*statuses: int) -> dict[int, ResponseSpec]:
+    return {
+        status: ResponseSpec(
+            data_container=Problem,
+            description=_DESCRIPTIONS[status],
+            media_type="application/problem+json",
+            generate_examples=False,
+        )
+        for status in statuses
+    }

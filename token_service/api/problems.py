@@ -1,0 +1,227 @@
+"""The one mapping from errors to `application/problem+json` (RFC 9457) responses.
+
+Domain errors carry their own safe detail; framework errors (bad JSON, unknown
+routes, oversize bodies) are rephrased; anything unexpected becomes a bare 500 with
+the request id, its traceback going to the log only. No response here ever echoes
+a token, a key or the Authorization header.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from token_service.errors import (
+    AuthenticationFailed,
+    ConfigurationError,
+    Conflict,
+    DomainError,
+    FieldError,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamFailed,
+    UpstreamTimeout,
+)
+from token_service.logging_setup import request_id_var
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://ivs-token-service.dev/problems/"
+
+_STATUS: list[tuple[type[DomainError], int]] = [
+    (InvalidRequest, 400),
+    (AuthenticationFailed, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (RateLimited, 429),
+    (UpstreamFailed, 502),
+    (UpstreamTimeout, 504),
+    (ServiceUnavailable, 503),
+]
+
+_HTTP_TITLES = {
+    400: "Bad request",
+    401: "Authentication required",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request body too large",
+    415: "Unsupported media type",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+def status_for(exc: DomainError) -> int:
+    for kind, status in _STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500
+
+
+def problem(
+    status: int,
+    *,
+    title: str,
+    detail: str,
+    code: str,
+    errors: Sequence[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + code,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    if extra:
+        body.update(extra)
+    request_id = request_id_var.get()
+    if request_id is not None:
+        body["requestId"] = request_id
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+
+
+def _retry_after(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+def domain_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
+    status = status_for(exc)
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    errors: Sequence[FieldError] = ()
+    if isinstance(exc, InvalidRequest):
+        errors = exc.errors
+    if isinstance(exc, AuthenticationFailed):
+        # RFC 6750: tell the client which scheme, and that its token was the problem.
+        headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
+    if isinstance(exc, PermissionDenied) and exc.rule:
+        extra["rule"] = exc.rule
+    if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after is not None:
+        headers["Retry-After"] = _retry_after(exc.retry_after)
+    if status >= 500:
+        log.warning("request failed: %s", exc.detail, extra={"status": status, "error": exc.code})
+    return problem(
+        status,
+        title=exc.title,
+        detail=exc.detail,
+        code=exc.code,
+        errors=errors,
+        headers=headers,
+        extra=extra,
+    )
+
+
+_UNKNOWN_FIELD = re.compile(r"unknown field `([^`]*)`")
+_MISSING_FIELD = re.compile(r"missing required field `([^`]*)`")
+_AT_PATH = re.compile(r" - at `\$\.?([^`]*)`$")
+
+
+def _field_errors(exc: ValidationException) -> list[FieldError]:
+    errors: list[FieldError] = []
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    for item in extra:
+        if not isinstance(item, dict):
+            continue
+        message = str(item.get("message", "invalid"))
+        field = str(item.get("key", ""))
+        unknown = _UNKNOWN_FIELD.search(message)
+        missing = _MISSING_FIELD.search(message)
+        if unknown:
+            field, message = unknown.group(1), "unknown field"
+        elif missing:
+            field, message = missing.group(1), "required"
+        elif field == "data" and message.startswith("'"):
+            field, message = "body", "a JSON object is required"
+        path = _AT_PATH.search(message)
+        if path:
+            message = message[: path.start()]
+        errors.append(FieldError(field=field.replace("[...]", ""), message=message))
+    return errors
+
+
+def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
+    status = exc.status_code
+    if isinstance(exc, ValidationException) and status == 400:
+        errors = _field_errors(exc)
+        detail = str(exc.detail)
+        if detail.startswith("Validation failed"):
+            detail = "the request body does not match the schema"
+        return problem(
+            400, title="Invalid request", detail=detail, code="invalid-request", errors=errors
+        )
+    headers = {
+        k: v for k, v in (exc.headers or {}).items() if k.lower() in {"allow", "retry-after"}
+    }
+    detail = str(exc.detail) if status < 500 else "unexpected error; quote the request id"
+    if status == 413:
+        detail = "the request body is larger than this endpoint accepts (16 KiB)"
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return problem(
+        status,
+        title=_HTTP_TITLES.get(status, "Error"),
+        detail=detail,
+        code=f"http-{status}",
+        headers=headers,
+    )
+
+
+def unicode_error_handler(_: Request[Any, Any, Any], __: Exception) -> Response[dict[str, Any]]:
+    return problem(
+        400,
+        title="Invalid request",
+        detail="the request body is not valid UTF-8 JSON",
+        code="invalid-request",
+        errors=[FieldError("body", "not valid UTF-8")],
+    )
+
+
+def unexpected_error_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
+    if isinstance(exc, ConfigurationError):
+        log.error("configuration error while serving: %s", exc.detail)
+    else:
+        # The traceback goes to the log (with the request id), never to the client.
+        log.error(
+            "unhandled error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=(type(exc), exc, exc.__traceback__),
+        )
+    return problem(
+        500,
+        title="Internal server error",
+        detail="unexpected error; quote the request id when reporting it",
+        code="internal",
+    )
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    return {
+        DomainError: domain_error_handler,
+        HTTPException: http_exception_handler,
+        UnicodeDecodeError: unicode_error_handler,
+        Exception: unexpected_error_handler,
+    }

@@ -1,0 +1,84 @@
+"""`POST /v1/participant-tokens`: authenticate, decide, issue, respond."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from litestar import Request, Response, post
+
+from token_service.api.guards import USER_STATE_KEY, require_app_user
+from token_service.api.openapi_responses import problems
+from token_service.api.schemas import TokenRequestBody, TokenResponseBody
+from token_service.api.services import Services
+from token_service.domain import AppUser, IssuedToken, TokenRequest
+
+log = logging.getLogger("token_service.issued")
+
+
+def _iso(token: IssuedToken) -> str:
+    return token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def to_response(token: IssuedToken) -> TokenResponseBody:
+    return TokenResponseBody(
+        token=token.token,
+        participant_id=token.participant_id,
+        user_id=token.user_id,
+        stage_arn=token.stage_arn,
+        capabilities=sorted(token.capabilities),
+        attributes=dict(token.attributes),
+        duration_minutes=token.duration_minutes,
+        expiration_time=_iso(token),
+        signer=token.signer.value,
+        key_arn=token.key_arn,
+    )
+
+
+@post(
+    "/v1/participant-tokens",
+    status_code=201,
+    guards=[require_app_user],
+    summary="Issue a participant token for a stage",
+    description=(
+        "Authenticated with the app user's JWT. The server-side policy decides the "
+        "capabilities, duration and attributes; asking for more than allowed is 403."
+    ),
+    tags=["tokens"],
+    responses=problems(400, 401, 403, 404, 413, 429, 502, 503, 504),
+    security=[{"appUserJwt": []}],
+)
+async def create_participant_token(
+    request: Request[Any, Any, Any], data: TokenRequestBody, services: Services
+) -> Response[TokenResponseBody]:
+    user: AppUser = request.state[USER_STATE_KEY]
+    token_request = TokenRequest(
+        stage_arn=data.stage_arn,
+        capabilities=frozenset(data.capabilities) if data.capabilities is not None else None,
+        duration_minutes=data.duration_minutes,
+        attributes=data.attributes,
+    )
+    grant = services.policy.decide(user, token_request)
+    issued = await services.issuer.issue(grant)
+    # The mapping of who got which participant id; never the token itself.
+    log.info(
+        "participant token issued",
+        extra={
+            "event": "token_issued",
+            "participantId": issued.participant_id,
+            "appUserId": user.user_id,
+            "issuer": user.issuer,
+            "tokenUserId": issued.user_id,
+            "stageArn": issued.stage_arn,
+            "capabilities": sorted(issued.capabilities),
+            "durationMinutes": issued.duration_minutes,
+            "expirationTime": _iso(issued),
+            "signer": issued.signer.value,
+            "keyArn": issued.key_arn,
+        },
+    )
+    return Response(
+        to_response(issued),
+        status_code=201,
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )

@@ -1,0 +1,327 @@
+"""The composition root: `create_app(settings, **overrides)` builds, wires, starts and
+closes every adapter. Nothing else in the package constructs a client.
+
+Tests pass their own clients (a boto3 client pointed at the emulator, a Redis
+client on a private server, an httpx client) as overrides; production passes none.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import redis.asyncio
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from token_service import __version__
+from token_service.api.admin_keys import AdminKeysController
+from token_service.api.health import healthz, readyz
+from token_service.api.problems import exception_handlers
+from token_service.api.request_id import request_id_middleware
+from token_service.api.services import ReadinessCheck, Services
+from token_service.api.tokens import create_participant_token
+from token_service.auth import (
+    AdminTokens,
+    Authenticator,
+    CompositeAuthenticator,
+    JwksCache,
+    OidcAuthenticator,
+    SharedSecretAuthenticator,
+)
+from token_service.cache import Cache, MemoryCache, RedisCache
+from token_service.config import Mode, Settings
+from token_service.errors import ConfigurationError, DomainError
+from token_service.issuing import Issuer, IvsIssuer, LocalIssuer
+from token_service.ivs import Ivs, build_client
+from token_service.keys import KeyFiles, KeyRing
+from token_service.policy import Policy, load_policy
+from token_service.stages import StageDirectory
+
+if TYPE_CHECKING:
+    from mypy_boto3_ivs_realtime import IvsrealtimeClient
+
+log = logging.getLogger(__name__)
+
+#: Bodies over this are refused with 413 before they are read whole.
+MAX_BODY_BYTES = 16 * 1024
+#: How long a successful IVS reachability check is trusted (readiness probes are frequent,
+#: IVS's control-plane quotas are small).
+IVS_CHECK_TTL_SECONDS = 30.0
+
+
+def build_redis(url: str) -> redis.asyncio.Redis:
+    """A Redis client that fails within a bounded time instead of retrying for seconds."""
+    return redis.asyncio.Redis.from_url(
+        url,
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=Retry(NoBackoff(), retries=1),
+        health_check_interval=30,
+    )
+
+
+def build_ivs(settings: Settings) -> IvsrealtimeClient:
+    return build_client(
+        region=settings.aws_region,
+        endpoint_url=settings.ivs_endpoint_url,
+        connect_timeout=settings.ivs_connect_timeout_seconds,
+        read_timeout=settings.ivs_read_timeout_seconds,
+        max_attempts=settings.ivs_max_attempts,
+    )
+
+
+def build_policy(settings: Settings) -> Policy:
+    return load_policy(
+        settings.policy_file,
+        user_id_mode=settings.user_id_mode.value,
+        pseudonym_secret=(
+            settings.user_id_pseudonym_secret.reveal_bytes()
+            if settings.user_id_pseudonym_secret
+            else None
+        ),
+    )
+
+
+def build_key_ring(settings: Settings, ivs: Ivs, policy: Policy) -> KeyRing:
+    ring = KeyRing(
+        KeyFiles(settings.keys_dir),
+        ivs,
+        max_token_lifetime=timedelta(minutes=policy.max_duration_minutes),
+    )
+    ring.load()
+    return ring
+
+
+@dataclass
+class _Authentication:
+    authenticator: Authenticator
+    jwks: JwksCache | None
+
+
+def _build_authentication(settings: Settings, http: httpx.AsyncClient) -> _Authentication:
+    auth = settings.auth
+    shared = None
+    if auth.shared_secret is not None:
+        # With OIDC configured too, issuer/audience belong to the OIDC provider.
+        only_shared = auth.jwks_url is None
+        shared = SharedSecretAuthenticator(
+            auth.shared_secret.reveal_bytes(),
+            issuer=auth.issuer if only_shared else None,
+            audience=auth.audience if only_shared else None,
+            user_id_claim=auth.user_id_claim,
+            roles_claim=auth.roles_claim,
+            leeway_seconds=auth.leeway_seconds,
+        )
+    oidc = None
+    jwks = None
+    if auth.jwks_url is not None:
+        if auth.issuer is None or auth.audience is None:
+            raise ConfigurationError(["OIDC needs TOKEN_SERVICE_AUTH_ISSUER and _AUDIENCE"])
+        jwks = JwksCache(auth.jwks_url, http, refresh_interval=auth.jwks_refresh_seconds)
+        oidc = OidcAuthenticator(
+            jwks,
+            issuer=auth.issuer,
+            audience=auth.audience,
+            algorithms=auth.algorithms,
+            user_id_claim=auth.user_id_claim,
+            roles_claim=auth.roles_claim,
+            leeway_seconds=auth.leeway_seconds,
+        )
+    if shared is not None and oidc is not None:
+        return _Authentication(CompositeAuthenticator(shared, oidc), jwks)
+    if shared is not None:
+        return _Authentication(shared, None)
+    if oidc is not None:
+        return _Authentication(oidc, jwks)
+    raise ConfigurationError(["no app-user authentication configured"])
+
+
+class _CachedCheck:
+    """Runs an expensive readiness check at most once per `ttl` while it succeeds."""
+
+    def __init__(self, check: ReadinessCheck, ttl: float) -> None:
+        self._check = check
+        self._ttl = ttl
+        self._ok_until = 0.0
+
+    async def __call__(self) -> str | None:
+        if time.monotonic() < self._ok_until:
+            return None
+        result = await self._check()
+        if result is None:
+            self._ok_until = time.monotonic() + self._ttl
+        return result
+
+
+def _readiness(
+    settings: Settings,
+    ring: KeyRing,
+    ivs: Ivs,
+    redis_client: redis.asyncio.Redis | None,
+    jwks: JwksCache | None,
+) -> dict[str, ReadinessCheck]:
+    checks: dict[str, ReadinessCheck] = {}
+
+    if settings.mode is Mode.LOCAL:
+
+        async def key_check() -> str | None:
+            return None if ring.active() is not None else "no active signing key"
+
+        checks["signingKey"] = key_check
+
+    if redis_client is not None:
+        client = redis_client
+
+        async def redis_check() -> str | None:
+            try:
+                await client.ping()
+            except (redis.RedisError, OSError) as exc:
+                return f"unreachable ({exc.__class__.__name__})"
+            return None
+
+        checks["redis"] = redis_check
+
+    async def ivs_check() -> str | None:
+        try:
+            await ivs.ping()
+        except DomainError as exc:
+            return exc.detail
+        return None
+
+    checks["ivs"] = _CachedCheck(ivs_check, IVS_CHECK_TTL_SECONDS)
+
+    if jwks is not None:
+        cache = jwks
+
+        async def jwks_check() -> str | None:
+            return None if cache.ready else "no key set fetched from the JWKS URL yet"
+
+        checks["jwks"] = jwks_check
+    return checks
+
+
+def create_app(
+    settings: Settings,
+    *,
+    ivs_client: IvsrealtimeClient | None = None,
+    redis_client: redis.asyncio.Redis | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Litestar:
+    """Build the HTTP application and every adapter it needs from `settings`.
+
+    Configuration problems (policy file, keys directory, authentication) raise
+    `ConfigurationError` here, before anything listens.
+    """
+    owned_http = http_client is None
+    http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    ivs = Ivs(ivs_client or build_ivs(settings))
+    owned_redis = redis_client is None and settings.redis_url is not None
+    if redis_client is None and settings.redis_url is not None:
+        redis_client = build_redis(settings.redis_url.reveal())
+    if redis_client is None:
+        log.warning(
+            "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
+            "not shared between replicas"
+        )
+    cache: Cache = RedisCache(redis_client) if redis_client is not None else MemoryCache()
+    policy = build_policy(settings)
+    ring = build_key_ring(settings, ivs, policy)
+    stages = StageDirectory(
+        ivs,
+        cache,
+        region=settings.aws_region,
+        account_id=settings.aws_account_id,
+        ttl_seconds=settings.stage_cache_seconds,
+        not_found_ttl_seconds=settings.stage_not_found_cache_seconds,
+    )
+    issuer: Issuer
+    if settings.mode is Mode.IVS:
+        issuer = IvsIssuer(ivs, stages) if clock is None else IvsIssuer(ivs, stages, clock)
+    else:
+        issuer = LocalIssuer(ring, stages) if clock is None else LocalIssuer(ring, stages, clock)
+    authentication = _build_authentication(settings, http)
+    admin = (
+        AdminTokens([t.reveal() for t in settings.admin_tokens]) if settings.admin_tokens else None
+    )
+    services = Services(
+        authenticator=authentication.authenticator,
+        policy=policy,
+        issuer=issuer,
+        key_ring=ring,
+        admin=admin,
+        readiness=_readiness(settings, ring, ivs, redis_client, authentication.jwks),
+    )
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if authentication.jwks is not None:
+            await authentication.jwks.start()
+        try:
+            yield
+        finally:
+            if authentication.jwks is not None:
+                await authentication.jwks.close()
+            if owned_redis and redis_client is not None:
+                await redis_client.aclose()
+            if owned_http:
+                await http.aclose()
+            ivs.close()
+
+    lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [lifespan]
+
+    def provide_services() -> Services:
+        return services
+
+    return Litestar(
+        route_handlers=[create_participant_token, healthz, readyz, AdminKeysController],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=exception_handlers(),
+        middleware=[request_id_middleware],
+        lifespan=lifespans,
+        state=_state(services, settings),
+        request_max_body_size=MAX_BODY_BYTES,
+        openapi_config=_openapi(),
+        debug=False,
+        logging_config=None,
+    )
+
+
+def _state(services: Services, settings: Settings) -> State:
+    return State({"services": services, "settings": settings})
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="IVS participant token service",
+        version=__version__,
+        description=("Issues Amazon IVS real-time participant tokens to authenticated app users."),
+        components=Components(
+            security_schemes={
+                "appUserJwt": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="The app user's JWT (shared secret HS256 or OIDC)",
+                ),
+                "adminToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="One of TOKEN_SERVICE_ADMIN_TOKENS",
+                ),
+            }
+        ),
+        path="/schema",
+    )

@@ -1,0 +1,60 @@
+"""A small shared cache: bytes by key with a time to live, in Redis or in memory.
+
+The stage endpoint cache lives here because GetStage is limited to 5 TPS per
+account: every replica must share what one of them learned. The memory twin is
+for single-process use (development, tests) and obeys the same contract.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Protocol
+
+import redis.asyncio
+
+
+class Cache(Protocol):
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+
+
+class MemoryCache:
+    """In-process cache, bounded so a flood of distinct keys cannot exhaust memory."""
+
+    def __init__(self, max_entries: int = 10_000) -> None:
+        self._entries: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self._max_entries = max_entries
+
+    async def get(self, key: str) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires_at, value = entry
+        if time.monotonic() >= expires_at:
+            del self._entries[key]
+            return None
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        self._entries[key] = (time.monotonic() + ttl_seconds, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+
+class RedisCache:
+    """Cache in Redis under a prefix; entries expire by Redis's own TTL."""
+
+    def __init__(self, client: redis.asyncio.Redis, prefix: str = "ts:cache:") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._client.get(self._prefix + key)
+        # The client is built without decode_responses, so values are bytes.
+        return value if isinstance(value, bytes) else None
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._client.set(self._prefix + key, value, ex=max(1, ttl_seconds))

@@ -1,0 +1,394 @@
+"""Settings from a mapping (the environment), validated, every problem reported at once.
+
+Only entry points read the real environment; everything else receives a `Settings`.
+Secrets are wrapped in `Secret` so that neither `repr` nor a log line shows them,
+and each may be given as `<NAME>_FILE` (a path to a file holding the value), the way
+Docker and Kubernetes secrets are mounted.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from token_service.errors import ConfigurationError
+
+PREFIX = "TOKEN_SERVICE_"
+_T = TypeVar("_T")
+
+# IVS rejects a token whose lifetime exceeds 14 days; endpoints may be cached that long.
+FOURTEEN_DAYS_SECONDS = 14 * 24 * 3600
+
+
+class Secret:
+    """A secret value that never prints itself."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def reveal_bytes(self) -> bytes:
+        return self._value.encode()
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class Mode(enum.StrEnum):
+    LOCAL = "local"
+    IVS = "ivs"
+
+
+class UserIdMode(enum.StrEnum):
+    APP = "app"
+    PSEUDONYM = "pseudonym"
+
+
+class LogFormat(enum.StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    TEXT = "text"
+
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A limit such as `10/minute`: `count` requests per `period_seconds`."""
+
+    count: int
+    period_seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        match = _RATE_RE.match(text)
+        if match is None:
+            raise ValueError("expected N/second, N/minute, N/hour or N/day, e.g. 10/minute")
+        count = int(match.group(1))
+        if count < 1:
+            raise ValueError("the count must be at least 1")
+        return cls(count=count, period_seconds=_PERIOD_SECONDS[match.group(2)])
+
+    def __str__(self) -> str:
+        unit = {v: k for k, v in _PERIOD_SECONDS.items()}[self.period_seconds]
+        return f"{self.count}/{unit}"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    shared_secret: Secret | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: tuple[str, ...] = ("RS256",)
+    user_id_claim: str = "sub"
+    roles_claim: str = "roles"
+    leeway_seconds: int = 30
+    jwks_refresh_seconds: int = 600
+
+    @property
+    def configured(self) -> bool:
+        return self.shared_secret is not None or self.jwks_url is not None
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = Mode.LOCAL
+    redis_url: Secret | None = None
+    ivs_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    #: When set, only stages of this AWS account are served (others: 403).
+    aws_account_id: str | None = None
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    admin_tokens: tuple[Secret, ...] = ()
+    keys_dir: Path = Path("keys")
+    policy_file: Path | None = None
+    user_id_mode: UserIdMode = UserIdMode.APP
+    user_id_pseudonym_secret: Secret | None = None
+    rate_limit_user: Rate = field(default_factory=lambda: Rate(10, 60))
+    rate_limit_ip: Rate = field(default_factory=lambda: Rate(60, 60))
+    rate_limit_stage: Rate = field(default_factory=lambda: Rate(600, 60))
+    stage_cache_seconds: int = 6 * 3600
+    stage_not_found_cache_seconds: int = 60
+    ivs_connect_timeout_seconds: float = 2.0
+    ivs_read_timeout_seconds: float = 5.0
+    ivs_max_attempts: int = 3
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+    #: Set by `serve --dev` only, never from the environment.
+    dev: bool = False
+
+    @property
+    def redis_configured(self) -> bool:
+        return self.redis_url is not None
+
+
+class _Reader:
+    """Reads typed values from the mapping, collecting every problem instead of stopping."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(PREFIX + name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def secret(self, name: str) -> Secret | None:
+        direct = self.env.get(PREFIX + name)
+        path = self.env.get(PREFIX + name + "_FILE")
+        if direct and path:
+            self.problems.append(f"{PREFIX}{name} and {PREFIX}{name}_FILE are both set: choose one")
+            return None
+        if path:
+            try:
+                # Mounted secrets usually end with a newline that is not part of the value.
+                value = Path(path).read_text(encoding="utf-8").strip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                self.problems.append(
+                    f"{PREFIX}{name}_FILE: cannot read {path!r}: {exc.__class__.__name__}"
+                )
+                return None
+            if not value:
+                self.problems.append(f"{PREFIX}{name}_FILE: {path!r} is empty")
+                return None
+            return Secret(value)
+        if direct:
+            return Secret(direct)
+        return None
+
+    def convert(self, name: str, default: _T, parse: Callable[[str], _T]) -> _T:
+        text = self.raw(name)
+        if text is None:
+            return default
+        try:
+            return parse(text)
+        except ValueError as exc:
+            self.problems.append(f"{PREFIX}{name}: {exc}")
+            return default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        def parse(text: str) -> int:
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(f"expected a whole number, got {text!r}") from None
+            if not low <= value <= high:
+                raise ValueError(f"must be between {low} and {high}, got {value}")
+            return value
+
+        return self.convert(name, default, parse)
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        def parse(text: str) -> float:
+            try:
+                value = float(text)
+            except ValueError:
+                raise ValueError(f"expected a number, got {text!r}") from None
+            if not low <= value <= high:
+                raise ValueError(f"must be between {low} and {high}, got {value}")
+            return value
+
+        return self.convert(name, default, parse)
+
+    def choice(self, name: str, default: _T, enum_type: Callable[[str], _T]) -> _T:
+        def parse(text: str) -> _T:
+            try:
+                return enum_type(text.lower())
+            except ValueError:
+                options = ", ".join(str(m.value) for m in enum_type)  # type: ignore[attr-defined]
+                raise ValueError(f"expected one of {options}, got {text!r}") from None
+
+        return self.convert(name, default, parse)
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+        if scheme not in schemes:
+            raise ValueError(
+                f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
+        return text
+
+    return parse
+
+
+def _region(text: str) -> str:
+    if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d", text):
+        raise ValueError(f"not an AWS region name: {text!r}")
+    return text
+
+
+def _account(text: str) -> str:
+    if not re.fullmatch(r"\d{12}", text):
+        raise ValueError("expected a 12-digit AWS account id")
+    return text
+
+
+def _algorithms(text: str) -> tuple[str, ...]:
+    algorithms = tuple(a.strip() for a in text.split(",") if a.strip())
+    if not algorithms:
+        raise ValueError("expected a comma-separated list such as RS256")
+    return algorithms
+
+
+def _log_level(text: str) -> str:
+    level = text.upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return level
+
+
+def _read_auth(r: _Reader) -> AuthSettings:
+    shared = r.secret("AUTH_SHARED_SECRET")
+    if shared is not None and len(shared.reveal_bytes()) < 32:
+        r.problems.append(
+            f"{PREFIX}AUTH_SHARED_SECRET: must be at least 32 bytes (HS256 needs a key as "
+            "long as its hash); generate one with `openssl rand -base64 48`"
+        )
+    jwks_url = r.convert("AUTH_JWKS_URL", None, _url(("https", "http")))
+    issuer = r.raw("AUTH_ISSUER")
+    audience = r.raw("AUTH_AUDIENCE")
+    if jwks_url is not None and (issuer is None or audience is None):
+        missing = [n for n, v in (("AUTH_ISSUER", issuer), ("AUTH_AUDIENCE", audience)) if not v]
+        r.problems.extend(
+            f"{PREFIX}{n}: required with {PREFIX}AUTH_JWKS_URL (tokens are checked for an "
+            "exact issuer and audience)"
+            for n in missing
+        )
+    return AuthSettings(
+        shared_secret=shared,
+        jwks_url=jwks_url,
+        issuer=issuer,
+        audience=audience,
+        algorithms=r.convert("AUTH_ALGORITHMS", ("RS256",), _algorithms),
+        user_id_claim=r.raw("AUTH_USER_ID_CLAIM") or "sub",
+        roles_claim=r.raw("AUTH_ROLES_CLAIM") or "roles",
+        leeway_seconds=r.integer("AUTH_LEEWAY_SECONDS", 30, 0, 300),
+        jwks_refresh_seconds=r.integer("AUTH_JWKS_REFRESH_SECONDS", 600, 10, 86400),
+    )
+
+
+def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
+    """Build `Settings` from `env`; raise `ConfigurationError` listing every problem."""
+    r = _Reader(env)
+    region_default = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
+    admin = r.secret("ADMIN_TOKENS")
+    admin_tokens = (
+        tuple(Secret(t.strip()) for t in admin.reveal().split(",") if t.strip()) if admin else ()
+    )
+    for index, token in enumerate(admin_tokens):
+        if len(token.reveal()) < 16:
+            r.problems.append(
+                f"{PREFIX}ADMIN_TOKENS: token #{index + 1} is shorter than 16 characters"
+            )
+    rate_default = Settings()
+    user_id_mode = r.choice("USER_ID_MODE", UserIdMode.APP, UserIdMode)
+    pseudonym_secret = r.secret("USER_ID_PSEUDONYM_SECRET")
+    if user_id_mode is UserIdMode.PSEUDONYM:
+        if pseudonym_secret is None:
+            r.problems.append(
+                f"{PREFIX}USER_ID_PSEUDONYM_SECRET: required when {PREFIX}USER_ID_MODE=pseudonym"
+            )
+        elif len(pseudonym_secret.reveal_bytes()) < 32:
+            r.problems.append(f"{PREFIX}USER_ID_PSEUDONYM_SECRET: must be at least 32 bytes")
+    policy_file = r.convert("POLICY_FILE", None, Path)
+    if policy_file is not None and not policy_file.is_file():
+        r.problems.append(f"{PREFIX}POLICY_FILE: {str(policy_file)!r} is not a readable file")
+    settings = Settings(
+        mode=r.choice("MODE", Mode.LOCAL, Mode),
+        redis_url=_redis_url(r),
+        ivs_endpoint_url=r.convert("IVS_ENDPOINT_URL", None, _url(("http", "https"))),
+        aws_region=r.convert("AWS_REGION", _region_or_problem(r, region_default), _region),
+        aws_account_id=r.convert("AWS_ACCOUNT_ID", None, _account),
+        auth=_read_auth(r),
+        admin_tokens=admin_tokens,
+        keys_dir=r.convert("KEYS_DIR", Path("keys"), Path),
+        policy_file=policy_file,
+        user_id_mode=user_id_mode,
+        user_id_pseudonym_secret=pseudonym_secret,
+        rate_limit_user=r.convert("RATE_LIMIT_USER", rate_default.rate_limit_user, Rate.parse),
+        rate_limit_ip=r.convert("RATE_LIMIT_IP", rate_default.rate_limit_ip, Rate.parse),
+        rate_limit_stage=r.convert("RATE_LIMIT_STAGE", rate_default.rate_limit_stage, Rate.parse),
+        stage_cache_seconds=r.integer("STAGE_CACHE_SECONDS", 6 * 3600, 1, FOURTEEN_DAYS_SECONDS),
+        stage_not_found_cache_seconds=r.integer("STAGE_NOT_FOUND_CACHE_SECONDS", 60, 0, 3600),
+        ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),
+        ivs_read_timeout_seconds=r.number("IVS_READ_TIMEOUT_SECONDS", 5.0, 0.1, 120),
+        ivs_max_attempts=r.integer("IVS_MAX_ATTEMPTS", 3, 1, 10),
+        log_level=r.convert("LOG_LEVEL", "INFO", _log_level),
+        log_format=r.choice("LOG_FORMAT", LogFormat.AUTO, LogFormat),
+        dev=dev,
+    )
+    if r.problems:
+        raise ConfigurationError(r.problems)
+    return settings
+
+
+def _redis_url(r: _Reader) -> Secret | None:
+    # The URL may embed a password, so it is treated as a secret throughout.
+    url = r.secret("REDIS_URL")
+    if url is not None:
+        scheme = url.reveal().split("://", 1)[0].lower()
+        if scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
+            r.problems.append(
+                f"{PREFIX}REDIS_URL: expected redis://, rediss:// or unix:// "
+                "(redis+cluster:// or rediss+cluster:// for Redis Cluster)"
+            )
+    return url
+
+
+def _region_or_problem(r: _Reader, text: str) -> str:
+    try:
+        return _region(text)
+    except ValueError as exc:
+        r.problems.append(f"AWS_REGION: {exc}")
+        return "us-east-1"
+
+
+def check_can_serve(settings: Settings) -> None:
+    """Refuse a production start that could not authenticate anyone."""
+    problems: list[str] = []
+    if not settings.auth.configured and not settings.dev:
+        problems.append(
+            "no app-user authentication configured: set "
+            f"{PREFIX}AUTH_SHARED_SECRET (HS256) or {PREFIX}AUTH_JWKS_URL with "
+            f"{PREFIX}AUTH_ISSUER and {PREFIX}AUTH_AUDIENCE (OIDC)"
+        )
+    if problems:
+        raise ConfigurationError(problems)
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a `.env` file: `NAME=value` lines, `#` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values

@@ -1,0 +1,142 @@
+"""`token-service serve --dev`: everything a newcomer needs, with nothing but Python.
+
+Starts the IVS emulator in-process, creates a demo stage, generates and imports a
+signing key into a temporary keys directory, enables a development shared secret
+(random per run unless one is set), and prints a `curl` that works as pasted.
+DEVELOPMENT ONLY: the secret and admin token are printed to the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shlex
+import sys
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import boto3
+import uvicorn
+
+from token_service.app import build_ivs, build_key_ring, build_policy, create_app
+from token_service.auth import mint_user_token
+from token_service.config import LogFormat, Settings, load_settings
+from token_service.emulator.server import EmulatorServer
+from token_service.ivs import Ivs
+from token_service.logging_setup import configure_logging
+
+DEMO_STAGE_NAME = "demo"
+BANNER = "=" * 78
+
+
+def _dev_environment(env: Mapping[str, str], emulator_url: str, keys_dir: Path) -> dict[str, str]:
+    dev = dict(env)
+    dev["TOKEN_SERVICE_IVS_ENDPOINT_URL"] = emulator_url
+    dev["TOKEN_SERVICE_KEYS_DIR"] = str(keys_dir)
+    dev.setdefault("TOKEN_SERVICE_AWS_REGION", "us-east-1")
+    # The emulator accepts any credentials, but boto3 still needs some to sign with.
+    dev.setdefault("AWS_ACCESS_KEY_ID", "AKIDDEVELOPMENT")
+    dev.setdefault("AWS_SECRET_ACCESS_KEY", "development-only")
+    if not dev.get("TOKEN_SERVICE_AUTH_SHARED_SECRET") and not dev.get(
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE"
+    ):
+        dev["TOKEN_SERVICE_AUTH_SHARED_SECRET"] = secrets.token_urlsafe(48)
+    if not dev.get("TOKEN_SERVICE_ADMIN_TOKENS"):
+        dev["TOKEN_SERVICE_ADMIN_TOKENS"] = "dev-admin-" + secrets.token_urlsafe(24)
+    return dev
+
+
+def _create_demo_stage(settings: Settings) -> str:
+    client = boto3.client(
+        "ivs-realtime",
+        endpoint_url=settings.ivs_endpoint_url,
+        region_name=settings.aws_region,
+        aws_access_key_id="AKIDDEVELOPMENT",
+        aws_secret_access_key="development-only",  # noqa: S106 - the emulator accepts any key
+    )
+    stage = client.create_stage(name=DEMO_STAGE_NAME)["stage"]
+    return stage["arn"]
+
+
+async def _import_key(settings: Settings) -> str:
+    ivs = Ivs(build_ivs(settings), workers=1)
+    try:
+        ring = build_key_ring(settings, ivs, build_policy(settings))
+        key = await ring.rotate()
+        return key.arn
+    finally:
+        ivs.close()
+
+
+def _print_banner(
+    *, base: str, emulator_url: str, stage_arn: str, user_token: str, admin_token: str, key: str
+) -> None:
+    body = f'{{"stageArn": "{stage_arn}", "capabilities": ["PUBLISH", "SUBSCRIBE"]}}'
+    curl = (
+        f"curl -sS -X POST {base}/v1/participant-tokens \\\n"
+        f"  -H 'Authorization: Bearer {user_token}' \\\n"
+        f"  -H 'Content-Type: application/json' \\\n"
+        f"  -d {shlex.quote(body)}"
+    )
+    lines = [
+        BANNER,
+        " token-service DEVELOPMENT MODE: emulated IVS, throwaway key and secrets.",
+        " Never expose this to a network or use it in production.",
+        BANNER,
+        f" service        {base}   (OpenAPI: {base}/schema/openapi.json)",
+        f" IVS emulator   {emulator_url}   (boto3 endpoint_url; POST /_emulator/join)",
+        f" demo stage     {stage_arn}",
+        f" signing key    {key}",
+        "",
+        " Fetch a participant token (the user 'demo-user' has the publisher role):",
+        "",
+        curl,
+        "",
+        " Check it as IVS would at join:",
+        f"  curl -sS -X POST {emulator_url}/_emulator/join "
+        "-H 'Content-Type: application/json' -d '{\"token\": \"<token>\"}'",
+        "",
+        f" Admin API:  curl -sS {base}/admin/keys -H 'Authorization: Bearer {admin_token}'",
+        BANNER,
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
+    emulator = EmulatorServer(host="127.0.0.1", port=0)
+    emulator.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="token-service-dev-keys-") as keys_dir:
+            dev_env = _dev_environment(env, emulator.url, Path(keys_dir))
+            settings = load_settings(dev_env, dev=True)
+            log_format = settings.log_format
+            if log_format is LogFormat.AUTO:
+                log_format = LogFormat.TEXT
+            configure_logging(settings.log_level, log_format)
+            stage_arn = _create_demo_stage(settings)
+            key_arn = asyncio.run(_import_key(settings))
+            assert settings.auth.shared_secret is not None  # noqa: S101 - set just above
+            user_token = mint_user_token(
+                settings.auth.shared_secret.reveal_bytes(),
+                sub="demo-user",
+                roles=["publisher"],
+                ttl_seconds=12 * 3600,
+                issuer=settings.auth.issuer,
+                audience=settings.auth.audience,
+            )
+            app = create_app(settings)
+            shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
+            _print_banner(
+                base=f"http://{shown_host}:{port}",
+                emulator_url=emulator.url,
+                stage_arn=stage_arn,
+                user_token=user_token,
+                admin_token=settings.admin_tokens[0].reveal(),
+                key=key_arn,
+            )
+            uvicorn.run(app, host=host, port=port, log_config=None)
+    finally:
+        emulator.stop()
+    sys.stdout.flush()
+    return 0

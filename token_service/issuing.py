@@ -1,0 +1,175 @@
+"""Issuers: turn a policy `Grant` into a participant token, locally (ES384) or through IVS.
+
+Both implement `Issuer`. The local issuer signs the JWT that IVS documents for
+self-signed tokens (see shared/docs/ivs-tokens.md), with the ring's active key and
+the stage endpoints from the stage directory. The IVS issuer calls
+CreateParticipantToken; its token is opaque.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import jwt
+
+from token_service.domain import Capability, Grant, IssuedToken, Signer
+from token_service.errors import ServiceUnavailable
+from token_service.ivs import Ivs, StageInfo
+
+# Only [A-Za-z0-9]: the current model also allows `_` and `-`, older ones not `_`.
+_JTI_ALPHABET = string.ascii_letters + string.digits
+#: 22 characters of 62 symbols: about 131 bits, far beyond any chance of collision.
+JTI_LENGTH = 22
+TOKEN_VERSION = "1.0"  # noqa: S105 - the claim `version`, not a password
+
+
+def new_participant_id() -> str:
+    return "".join(secrets.choice(_JTI_ALPHABET) for _ in range(JTI_LENGTH))
+
+
+class Issuer(Protocol):
+    signer: Signer
+
+    async def issue(self, grant: Grant) -> IssuedToken: ...
+
+
+class StageResolver(Protocol):
+    async def resolve(self, arn: str) -> StageInfo: ...
+
+
+class ServedStages(Protocol):
+    def check_served(self, arn: str) -> object: ...
+
+
+class ActiveKeySource(Protocol):
+    def active(self) -> Any: ...
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def self_signed_claims(
+    *,
+    stage: StageInfo,
+    grant: Grant,
+    participant_id: str,
+    issued_at: int,
+    expires_at: int,
+) -> dict[str, Any]:
+    """The claims IVS requires of a self-signed token, exactly as documented."""
+    claims: dict[str, Any] = {
+        "exp": expires_at,
+        "iat": issued_at,
+        "jti": participant_id,
+        "resource": stage.arn,
+        "topic": stage.stage_id,
+        "events_url": stage.events_url,
+        "whip_url": stage.whip_url,
+        "capabilities": {
+            "allow_publish": Capability.PUBLISH in grant.capabilities,
+            "allow_subscribe": Capability.SUBSCRIBE in grant.capabilities,
+        },
+        # A string: the web client breaks on a numeric version.
+        "version": TOKEN_VERSION,
+    }
+    if grant.token_user_id:
+        claims["user_id"] = grant.token_user_id
+    if grant.attributes:
+        claims["attributes"] = dict(grant.attributes)
+    return claims
+
+
+class LocalIssuer:
+    """Signs ES384 participant tokens with the key ring's active key."""
+
+    signer = Signer.LOCAL
+
+    def __init__(
+        self,
+        keys: ActiveKeySource,
+        stages: StageResolver,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self._keys = keys
+        self._stages = stages
+        self._clock = clock
+
+    async def issue(self, grant: Grant) -> IssuedToken:
+        stage = await self._stages.resolve(grant.stage_arn)
+        key = self._keys.active()
+        if key is None:
+            raise ServiceUnavailable("no active signing key: run `token-service keys rotate`")
+        # `iat` is the moment of issue, never a time computed at start-up.
+        now = self._clock().replace(microsecond=0)
+        expires = now + timedelta(minutes=grant.duration_minutes)
+        participant_id = new_participant_id()
+        claims = self_signed_claims(
+            stage=stage,
+            grant=grant,
+            participant_id=participant_id,
+            issued_at=int(now.timestamp()),
+            expires_at=int(expires.timestamp()),
+        )
+        # PyJWT writes compact JSON with ensure_ascii (non-ASCII as \uXXXX, which the web
+        # client's atob() needs) and base64url without padding (a valid WebSocket
+        # subprotocol), and ES384 signatures as raw R||S, as IVS expects.
+        token = jwt.encode(
+            claims, key.private_key, algorithm="ES384", headers={"kid": key.arn, "typ": "JWT"}
+        )
+        return IssuedToken(
+            token=token,
+            participant_id=participant_id,
+            user_id=grant.token_user_id,
+            stage_arn=stage.arn,
+            capabilities=grant.capabilities,
+            attributes=dict(grant.attributes),
+            duration_minutes=grant.duration_minutes,
+            issued_at=now,
+            expires_at=expires,
+            signer=Signer.LOCAL,
+            key_arn=key.arn,
+        )
+
+
+class IvsIssuer:
+    """Asks IVS for the token with CreateParticipantToken (50 TPS per account and region)."""
+
+    signer = Signer.IVS
+
+    def __init__(
+        self, ivs: Ivs, stages: ServedStages, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
+        self._ivs = ivs
+        self._stages = stages
+        self._clock = clock
+
+    async def issue(self, grant: Grant) -> IssuedToken:
+        self._stages.check_served(grant.stage_arn)
+        now = self._clock().replace(microsecond=0)
+        capabilities = tuple(sorted(c.value for c in grant.capabilities))
+        result = await self._ivs.create_participant_token(
+            stage_arn=grant.stage_arn,
+            user_id=grant.token_user_id,
+            duration_minutes=grant.duration_minutes,
+            capabilities=capabilities,
+            attributes=grant.attributes,
+        )
+        expires = result.expires_at or now + timedelta(minutes=grant.duration_minutes)
+        return IssuedToken(
+            token=result.token,
+            participant_id=result.participant_id,
+            user_id=result.user_id,
+            stage_arn=grant.stage_arn,
+            capabilities=frozenset(Capability(c) for c in result.capabilities),
+            attributes=dict(result.attributes),
+            duration_minutes=result.duration_minutes,
+            issued_at=now,
+            expires_at=expires.astimezone(UTC),
+            signer=Signer.IVS,
+            key_arn=None,
+        )

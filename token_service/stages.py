@@ -1,0 +1,127 @@
+"""Stage resolution: ARN checks, and the stage endpoints a self-signed token carries.
+
+A self-signed token must carry the stage's `events` and `whip` endpoints verbatim,
+which only GetStage tells (limited to 5 TPS per account). So endpoints are cached
+in the shared cache for hours (never over the 14 days AWS allows), unknown stages
+are cached briefly so a flood of bad ARNs cannot exhaust that quota, and concurrent
+misses for one ARN share a single GetStage call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from token_service.cache import Cache
+from token_service.config import FOURTEEN_DAYS_SECONDS
+from token_service.errors import FieldError, InvalidRequest, PermissionDenied, StageNotFound
+from token_service.ivs import StageInfo
+
+# Real stage ids are 12 alphanumerics; the model allows [a-zA-Z0-9-], up to 128 in all.
+STAGE_ARN_RE = re.compile(
+    r"^arn:aws:ivs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):stage/(?P<id>[a-zA-Z0-9-]{1,64})$"
+)
+_NOT_FOUND = b"\x00missing"
+
+
+@dataclass(frozen=True)
+class StageArn:
+    arn: str
+    region: str
+    account: str
+    stage_id: str
+
+
+def parse_stage_arn(arn: str, field: str = "stageArn") -> StageArn:
+    match = STAGE_ARN_RE.fullmatch(arn)
+    if match is None:
+        raise InvalidRequest(
+            "stageArn is not a stage ARN",
+            [
+                FieldError(
+                    field, "expected arn:aws:ivs:<region>:<12-digit account>:stage/<stage id>"
+                )
+            ],
+        )
+    return StageArn(arn, match["region"], match["account"], match["id"])
+
+
+class StageLookup(Protocol):
+    async def get_stage(self, arn: str) -> StageInfo: ...
+
+
+class StageDirectory:
+    """Answers "which endpoints does this stage have", from cache or from IVS."""
+
+    def __init__(
+        self,
+        ivs: StageLookup,
+        cache: Cache,
+        *,
+        region: str,
+        account_id: str | None,
+        ttl_seconds: int,
+        not_found_ttl_seconds: int,
+    ) -> None:
+        self._ivs = ivs
+        self._cache = cache
+        self._region = region
+        self._account_id = account_id
+        self._ttl = min(ttl_seconds, FOURTEEN_DAYS_SECONDS)
+        self._not_found_ttl = not_found_ttl_seconds
+        self._inflight: dict[str, asyncio.Future[StageInfo]] = {}
+
+    def check_served(self, arn: str) -> StageArn:
+        """Parse the ARN and refuse stages outside this service's region or account."""
+        parsed = parse_stage_arn(arn)
+        if parsed.region != self._region:
+            raise PermissionDenied(
+                f"this service issues tokens for stages in {self._region}, not {parsed.region}",
+                rule="service: stage region",
+            )
+        if self._account_id is not None and parsed.account != self._account_id:
+            raise PermissionDenied(
+                "this service does not issue tokens for stages of that AWS account",
+                rule="service: stage account",
+            )
+        return parsed
+
+    async def resolve(self, arn: str) -> StageInfo:
+        self.check_served(arn)
+        cached = await self._cache.get("stage:" + arn)
+        if cached == _NOT_FOUND:
+            raise StageNotFound(f"stage {arn} does not exist")
+        if cached is not None:
+            data = json.loads(cached)
+            return StageInfo(arn, data["id"], data["events"], data["whip"])
+        pending = self._inflight.get(arn)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[StageInfo] = asyncio.get_running_loop().create_future()
+        self._inflight[arn] = future
+        try:
+            stage = await self._fetch(arn)
+        except BaseException as exc:
+            future.set_exception(exc)
+            # Mark retrieved: waiters may be none, and an unread exception would be logged.
+            future.exception()
+            raise
+        else:
+            future.set_result(stage)
+            return stage
+        finally:
+            del self._inflight[arn]
+
+    async def _fetch(self, arn: str) -> StageInfo:
+        try:
+            stage = await self._ivs.get_stage(arn)
+        except StageNotFound:
+            if self._not_found_ttl > 0:
+                await self._cache.set("stage:" + arn, _NOT_FOUND, self._not_found_ttl)
+            raise
+        payload = {"id": stage.stage_id, "events": stage.events_url, "whip": stage.whip_url}
+        await self._cache.set("stage:" + arn, json.dumps(payload).encode(), self._ttl)
+        return stage
