@@ -1,0 +1,47 @@
+"""The shared cache: the Redis store and its in-memory twin obey one contract."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio
+
+from token_service.cache import Cache, MemoryCache, RedisCache
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def cache(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Cache]:
+    if request.param == "memory":
+        yield MemoryCache()
+        return
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=2)
+    await client.flushdb()
+    try:
+        yield RedisCache(client)
+    finally:
+        await client.aclose()
+
+
+async def test_a_missing_key_reads_as_none(cache: Cache) -> None:
+    assert await cache.get("absent") is None
+
+
+async def test_a_stored_value_reads_back(cache: Cache) -> None:
+    await cache.set("k", b"value", 60)
+    assert await cache.get("k") == b"value"
+
+
+async def test_a_value_is_gone_after_its_ttl(cache: Cache) -> None:
+    await cache.set("k", b"value", 1)
+    await asyncio.sleep(1.2)
+    assert await cache.get("k") is None
+
+
+async def test_memory_cache_evicts_oldest_beyond_its_bound() -> None:
+    small = MemoryCache(max_entries=2)
+    for key in ("a", "b", "c"):
+        await small.set(key, key.encode(), 60)
+    assert await small.get("a") is None
+    assert await small.get("c") == b"c"
