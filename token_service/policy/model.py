@@ -238,6 +238,14 @@ class Policy:
         if problems:
             raise ConfigurationError([f"{where}: {message}" for where, message in problems])
 
+    @property
+    def max_duration_minutes(self) -> int:
+        """The longest lifetime any rule grants: how long a token of this policy can live.
+
+        The key ring uses it to know when a retired key can no longer have live tokens.
+        """
+        return max((r.duration.max for r in self.rules), default=DURATION_MAX_MINUTES)
+
     def match(self, user: AppUser, stage_arn: str) -> Rule | None:
         """The rule that decides for this user on this stage, or `None`."""
         return next((r for r in self.rules if r.matches(user, stage_arn)), None)
