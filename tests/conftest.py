@@ -18,12 +18,12 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def clean_redis(redis_url: str) -> Iterator[str]:
-    """The private server, emptied before the test: yields its URL."""
+def clean_redis(redis_url: str) -> str:
+    """The private server, emptied before the test: returns its URL."""
     client = redis.Redis.from_url(redis_url, socket_timeout=2)
     client.flushdb()
     client.close()
-    yield redis_url
+    return redis_url
 
 
 @pytest.fixture

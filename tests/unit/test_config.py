@@ -128,7 +128,7 @@ def test_rate_parses_count_and_period(text: str, count: int, period: int) -> Non
 
 @pytest.mark.parametrize("text", ["0/minute", "10/fortnight", "ten/minute", "10"])
 def test_rate_rejects_nonsense(text: str) -> None:
-    with pytest.raises(ValueError, match="expected|at least"):
+    with pytest.raises(ValueError, match=r"expected|at least"):
         Rate.parse(text)
 
 

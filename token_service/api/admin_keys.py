@@ -22,7 +22,7 @@ def key_view(key: SigningKey) -> KeyView:
         name=key.name,
         arn=key.arn,
         fingerprint=key.fingerprint,
-        status=key.status.value,  # type: ignore[arg-type]
+        status=key.status.value,
         created_at=meta["createdAt"],
         activated_at=meta["activatedAt"],
         retired_at=meta["retiredAt"],

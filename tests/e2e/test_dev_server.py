@@ -1,0 +1,72 @@
+"""`serve --dev`: a newcomer pastes the printed curl and gets a token that joins."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import time
+
+import httpx
+import pytest
+
+from tests.support.processes import background
+from tests.support.redis_server import free_port
+
+
+def _read_banner(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    separators = 0
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            raise AssertionError("serve --dev exited early:\n" + "".join(lines))
+        lines.append(line)
+        if line.startswith("=" * 20):
+            separators += 1
+            if separators == 3:
+                return "".join(lines)
+    raise AssertionError("no banner within the timeout:\n" + "".join(lines))
+
+
+def _wait_ready(base: str) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("the dev server did not come up")
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl, as a newcomer would")
+def test_printed_curl_returns_201_and_the_token_joins() -> None:
+    port = free_port()
+    env = {"TOKEN_SERVICE_REDIS_URL": "", "TOKEN_SERVICE_LOG_FORMAT": "text"}
+    with background("serve", "--dev", "--port", str(port), env=env) as proc:
+        banner = _read_banner(proc)
+        _wait_ready(f"http://127.0.0.1:{port}")
+        curl = banner[
+            banner.index("curl -sS -X POST") : banner.index(
+                "\n\n", banner.index("curl -sS -X POST")
+            )
+        ]
+        result = subprocess.run(
+            ["bash", "-c", curl + " -w '\\n%{http_code}'"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        body, status = result.stdout.rsplit("\n", 1)
+        assert status == "201", result.stdout + result.stderr
+        token = json.loads(body)["token"]
+        emulator = re.search(r"IVS emulator\s+(http://\S+)", banner)
+        assert emulator is not None
+        joined = httpx.post(f"{emulator.group(1)}/_emulator/join", json={"token": token}, timeout=5)
+        assert joined.status_code == 200, joined.text

@@ -1,0 +1,124 @@
+"""The whole product as separate processes: emulator, `keys rotate`, `user-token`, `serve`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from tests.support.processes import background, run_cli, wait_for_http
+from tests.support.redis_server import free_port
+
+SECRET = "e2e-shared-secret-" + "z" * 32
+
+
+@pytest.fixture
+def emulator_url() -> Iterator[str]:
+    port = free_port()
+    with background("emulator", "--port", str(port), env={}) as proc:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/_emulator/health", proc=proc)
+        yield url
+
+
+@pytest.fixture
+def service_env(emulator_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
+        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+        "TOKEN_SERVICE_KEYS_DIR": str(tmp_path / "keys"),
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "TOKEN_SERVICE_LOG_FORMAT": "json",
+    }
+
+
+def _create_stage(emulator_url: str) -> str:
+    client = boto3.client(
+        "ivs-realtime",
+        endpoint_url=emulator_url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+    )
+    return str(client.create_stage(name="e2e")["stage"]["arn"])
+
+
+def test_serve_issues_a_token_that_joins(emulator_url: str, service_env: dict[str, str]) -> None:
+    rotated = run_cli("keys", "rotate", env=service_env)
+    assert rotated.returncode == 0, rotated.stderr
+    assert '"status": "active"' in rotated.stdout
+    user = run_cli("user-token", "--sub", "e2e-user", "--roles", "publisher", env=service_env)
+    assert user.returncode == 0, user.stderr
+    stage_arn = _create_stage(emulator_url)
+    port = free_port()
+    with background("serve", "--port", str(port), env=service_env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", proc=proc)
+        response = httpx.post(
+            f"{base}/v1/participant-tokens",
+            json={"stageArn": stage_arn, "capabilities": ["PUBLISH"]},
+            headers={"Authorization": f"Bearer {user.stdout.strip()}"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+    joined = httpx.post(
+        f"{emulator_url}/_emulator/join", json={"token": response.json()["token"]}, timeout=5
+    )
+    assert joined.status_code == 200, joined.text
+    assert joined.json()["userId"] == "e2e-user"
+
+
+def test_issuance_log_line_is_json_with_the_mapping_and_no_token(
+    emulator_url: str, service_env: dict[str, str]
+) -> None:
+    assert run_cli("keys", "rotate", env=service_env).returncode == 0
+    user = run_cli("user-token", "--sub", "logged-user", env=service_env).stdout.strip()
+    stage_arn = _create_stage(emulator_url)
+    port = free_port()
+    with background("serve", "--port", str(port), env=service_env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", proc=proc)
+        response = httpx.post(
+            f"{base}/v1/participant-tokens",
+            json={"stageArn": stage_arn},
+            headers={"Authorization": f"Bearer {user}"},
+            timeout=10,
+        )
+        assert response.status_code == 201
+    output = proc.stdout.read() if proc.stdout else ""
+    token = response.json()["token"]
+    assert token not in output
+    assert user not in output
+    assert SECRET not in output
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    issued = [line for line in lines if line.get("event") == "token_issued"]
+    assert len(issued) == 1
+    assert issued[0]["participantId"] == response.json()["participantId"]
+    assert issued[0]["appUserId"] == "logged-user"
+    assert issued[0]["requestId"]
+
+
+def test_serve_without_authentication_refuses_to_start(service_env: dict[str, str]) -> None:
+    env = {**service_env, "TOKEN_SERVICE_AUTH_SHARED_SECRET": ""}
+    result = run_cli("serve", "--port", str(free_port()), env=env, timeout=30)
+    assert result.returncode == 2
+    assert "no app-user authentication" in result.stderr
+
+
+def test_bad_configuration_lists_every_problem(service_env: dict[str, str]) -> None:
+    env = {
+        **service_env,
+        "TOKEN_SERVICE_MODE": "nope",
+        "TOKEN_SERVICE_RATE_LIMIT_IP": "lots",
+    }
+    result = run_cli("serve", env=env, timeout=30)
+    assert result.returncode == 2
+    assert "TOKEN_SERVICE_MODE" in result.stderr
+    assert "TOKEN_SERVICE_RATE_LIMIT_IP" in result.stderr
