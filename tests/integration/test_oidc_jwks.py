@@ -284,6 +284,38 @@ async def test_unknown_kid_fetches_again_once_the_cooldown_has_passed(
     assert provider.requests == 3
 
 
+async def test_concurrent_requests_for_a_new_kid_share_one_slow_fetch(
+    cache: JwksCache, provider: JwksServer, rotated_rsa_key: rsa.RSAPrivateKey
+) -> None:
+    provider.set_keys([public_jwk(rotated_rsa_key, "rsa-2", alg="RS256")])
+    provider.hold()
+    auth = oidc(cache)
+    waiting = [
+        asyncio.create_task(auth.authenticate(sign(rotated_rsa_key, "rsa-2"))) for _ in range(20)
+    ]
+    await eventually(lambda: provider.requests == 2)
+    provider.release()
+    users = await asyncio.gather(*waiting)
+    assert {user.user_id for user in users} == {"oidc-user-1"}
+    assert provider.requests == 2
+
+
+async def test_cancelled_request_does_not_cancel_the_shared_fetch(
+    cache: JwksCache, provider: JwksServer, rotated_rsa_key: rsa.RSAPrivateKey
+) -> None:
+    provider.set_keys([public_jwk(rotated_rsa_key, "rsa-2", alg="RS256")])
+    provider.hold()
+    auth = oidc(cache)
+    impatient = asyncio.create_task(auth.authenticate(sign(rotated_rsa_key, "rsa-2")))
+    await eventually(lambda: provider.requests == 2)
+    impatient.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await impatient
+    provider.release()
+    await eventually(lambda: cache.key_ids == ("rsa-2",))
+    assert cache.fetch_count == 2
+
+
 async def test_known_kid_with_the_wrong_key_is_an_invalid_signature(
     cache: JwksCache, provider: JwksServer, attacker_key: rsa.RSAPrivateKey
 ) -> None:

@@ -3,7 +3,8 @@
 Tests change what it serves at run time: a new key set (rotation at the provider),
 an error status, a garbage body, or no server at all (`go_down`/`come_back` close
 and reopen the listening socket on the same port, so clients see connection
-refused). It counts the requests it answers, so tests can bound provider load.
+refused). It can hold requests
+(a slow provider) and counts the requests it receives, so tests can bound provider load.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class JwksServer:
         self._requests = 0
         self._path = path
         self.port = free_port()
+        self._gate = threading.Event()
+        self._gate.set()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.set_keys(keys)
@@ -57,6 +60,13 @@ class JwksServer:
     def serve_garbage(self) -> None:
         self.set_raw(b"<html>not a key set</html>", status=200)
 
+    def hold(self) -> None:
+        """Make requests wait (counted on arrival) until `release`: a slow provider."""
+        self._gate.clear()
+
+    def release(self) -> None:
+        self._gate.set()
+
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
@@ -66,6 +76,8 @@ class JwksServer:
             def do_GET(self) -> None:
                 with server_ref._lock:
                     server_ref._requests += 1
+                server_ref._gate.wait(timeout=30)
+                with server_ref._lock:
                     body, status = server_ref._body, server_ref._status
                 if self.path != server_ref._path:
                     body, status = b"not found", 404
@@ -87,6 +99,7 @@ class JwksServer:
         self._thread.start()
 
     def stop(self) -> None:
+        self.release()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

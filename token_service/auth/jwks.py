@@ -94,7 +94,7 @@ class _BadKeySetError(Exception):
     """The endpoint answered, but not with a usable key set."""
 
 
-def parse_jwks(body: bytes) -> tuple[_Key, ...]:
+def _parse_jwks(body: bytes) -> tuple[_Key, ...]:
     """The usable signature keys of a JWKS document; `_BadKeySetError` if there are none."""
     try:
         document = json.loads(body)
@@ -336,22 +336,31 @@ class JwksCache:
     async def _fetch(self) -> bool:
         self._fetches += 1
         try:
-            keys = parse_jwks(await self._download())
+            keys = _parse_jwks(await self._download())
         except (httpx.HTTPError, _BadKeySetError) as exc:
-            self._last_error = _describe(exc)
-            log = logger.warning if self._keys is not None else logger.error
-            log(
-                "JWKS fetch from %s failed (%s); %s",
-                self._url,
-                self._last_error,
-                "keeping the last good key set" if self._keys is not None else "no keys yet",
-            )
+            self._record_failure(_describe(exc))
+            return False
+        except Exception:
+            # Anything else (a bug, an odd client error) is still just one failed
+            # fetch: it must not reach the requests that joined this fetch, nor stop
+            # the refresher, and the last good set keeps serving.
+            logger.exception("JWKS fetch from %s failed unexpectedly", self._url)
+            self._record_failure("unexpected error")
             return False
         self._keys = keys
         self._last_success = datetime.now(UTC)
         self._last_error = None
         logger.info("JWKS loaded from %s: %d key(s)", self._url, len(keys))
         return True
+
+    def _record_failure(self, reason: str) -> None:
+        self._last_error = reason
+        if self._keys is not None:
+            logger.warning(
+                "JWKS fetch from %s failed (%s); keeping the last good key set", self._url, reason
+            )
+        else:
+            logger.error("JWKS fetch from %s failed (%s); no keys loaded yet", self._url, reason)
 
     async def _download(self) -> bytes:
         async with self._http.stream(
@@ -377,11 +386,7 @@ class JwksCache:
                 backoff = self._retry_initial * 2 ** min(failures - 1, 30)
                 delay = min(self._retry_max, backoff) * self._random.uniform(0.5, 1.0)
             await asyncio.sleep(delay)
-            try:
-                ok = await self._shared_fetch()
-            except Exception:  # the refresher must outlive any surprise in one fetch
-                logger.exception("JWKS refresh failed unexpectedly")
-                ok = False
+            ok = await self._shared_fetch()  # never raises for a provider problem
             failures = 0 if ok else failures + 1
 
 
