@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -190,3 +191,14 @@ def test_decide_leaves_the_request_attributes_untouched(policy: Policy) -> None:
     grant = policy.decide(user(), ask(attributes=attributes))
     assert grant.attributes is not attributes
     assert attributes == {"displayName": "Sam"}
+
+
+def test_default_policy_is_the_policy_file_docs_policy_md_shows(tmp_path: Path) -> None:
+    path = tmp_path / "builtin.toml"
+    path.write_text(
+        '[[rules]]\nname = "default: role publisher"\nroles = ["publisher"]\n'
+        'capabilities = ["PUBLISH", "SUBSCRIBE"]\n\n'
+        '[[rules]]\nname = "default: PUBLISH requires role publisher"\n'
+        'capabilities = ["SUBSCRIBE"]\n'
+    )
+    assert load_policy(path).rules == default_policy().rules

@@ -212,7 +212,7 @@ class Rule:
     attributes: AttributeRules = AttributeRules()
     rate_limits: RateLimitOverrides = RateLimitOverrides()
     #: Where the rule came from, for messages: `rules[2]`, or `built-in`.
-    origin: str = "built-in"
+    origin: str = field(default="built-in", compare=False)
 
     def matches(self, user: AppUser, stage_arn: str) -> bool:
         if self.roles is not None and self.roles.isdisjoint(user.roles):
