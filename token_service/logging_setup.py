@@ -9,11 +9,17 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import secrets
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
 from token_service.config import LogFormat
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(8)
+
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None

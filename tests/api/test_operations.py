@@ -10,6 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.api.conftest import SHARED_SECRET, bearer
 from token_service.auth import mint_user_token
+from token_service.config import load_settings
 
 Client = AsyncTestClient[Litestar]
 
@@ -34,9 +35,11 @@ async def test_readyz_is_503_naming_the_missing_signing_key(
 
 
 async def test_readyz_checks_redis_when_configured(
-    make_app: Callable[..., Litestar], redis_client: object
+    make_app: Callable[..., Litestar], env: dict[str, str], clean_redis: str
 ) -> None:
-    async with AsyncTestClient(app=make_app(redis_client=redis_client)) as client:
+    # The app builds its own client: the test client runs the app on its own event loop.
+    settings = load_settings({**env, "TOKEN_SERVICE_REDIS_URL": clean_redis})
+    async with AsyncTestClient(app=make_app(settings=settings)) as client:
         response = await client.get("/readyz")
     assert response.json()["checks"]["redis"] == "ok"
 

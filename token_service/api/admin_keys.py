@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 
 from litestar import Controller, delete, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, Parameter
 
 from token_service.api.guards import require_admin
 from token_service.api.openapi_responses import problems
@@ -37,7 +38,7 @@ class AdminKeysController(Controller):
     security = [{"adminToken": []}]  # noqa: RUF012 - Litestar reads this class attribute
 
     @get("/", summary="Every signing key with its status", responses=problems(401))
-    async def list_keys(self, services: Services) -> KeyList:
+    async def list_keys(self, services: NamedDependency[Services]) -> KeyList:
         return KeyList(keys=[key_view(k) for k in services.key_ring.list_keys()])
 
     @post(
@@ -46,7 +47,7 @@ class AdminKeysController(Controller):
         summary="Generate and import a new key, make it active; the old one retires",
         responses=problems(401, 409, 502, 503),
     )
-    async def rotate(self, services: Services) -> KeyView:
+    async def rotate(self, services: NamedDependency[Services]) -> KeyView:
         key = await services.key_ring.rotate()
         audit.info("signing key rotated", extra={"event": "key_rotated", "key": key.name})
         return key_view(key)
@@ -59,9 +60,9 @@ class AdminKeysController(Controller):
     )
     async def delete_key(
         self,
-        services: Services,
-        name: str,
-        force: bool = Parameter(
+        services: NamedDependency[Services],
+        name: FromPath[str],
+        force: FromQuery[bool] = Parameter(
             default=False, description="delete even the active key or one with unexpired tokens"
         ),
     ) -> KeyDeleted:

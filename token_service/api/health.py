@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from litestar import Response, get
+from litestar.di import NamedDependency
 
 from token_service.api.schemas import Health
 from token_service.api.services import Services
@@ -31,7 +32,7 @@ async def _run(check_name: str, services: Services) -> str | None:
     summary="Readiness: 200 only when every dependency the mode needs answers",
     responses={},
 )
-async def readyz(services: Services) -> Response[Health]:
+async def readyz(services: NamedDependency[Services]) -> Response[Health]:
     names = list(services.readiness)
     results = await asyncio.gather(*(_run(name, services) for name in names))
     checks = {name: result or "ok" for name, result in zip(names, results, strict=True)}

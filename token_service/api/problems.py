@@ -32,7 +32,7 @@ from token_service.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
-from token_service.logging_setup import request_id_var
+from token_service.logging_setup import new_request_id, request_id_var
 
 log = logging.getLogger(__name__)
 
@@ -93,10 +93,14 @@ def problem(
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
     if extra:
         body.update(extra)
+    response_headers = dict(headers or {})
     request_id = request_id_var.get()
-    if request_id is not None:
-        body["requestId"] = request_id
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=dict(headers or {}))
+    if request_id is None:
+        # Errors raised before the middleware runs (no route matched) still get an id.
+        request_id = new_request_id()
+        response_headers["X-Request-Id"] = request_id
+    body["requestId"] = request_id
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=response_headers)
 
 
 def _retry_after(seconds: float) -> str:

@@ -7,13 +7,12 @@ every problem+json body, so a user's report can be matched to the log lines.
 from __future__ import annotations
 
 import re
-import secrets
 
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_service.logging_setup import request_id_var
+from token_service.logging_setup import new_request_id, request_id_var
 
 _SANE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 HEADER = "x-request-id"
@@ -32,7 +31,7 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        request_id = _incoming(scope) or secrets.token_hex(8)
+        request_id = _incoming(scope) or new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
 

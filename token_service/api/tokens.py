@@ -6,11 +6,14 @@ import logging
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody
 
 from token_service.api.guards import USER_STATE_KEY, require_app_user
 from token_service.api.openapi_responses import problems
 from token_service.api.schemas import TokenRequestBody, TokenResponseBody
 from token_service.api.services import Services
+from token_service.api.strict_body import strict_json
 from token_service.domain import AppUser, IssuedToken, TokenRequest
 
 log = logging.getLogger("token_service.issued")
@@ -39,6 +42,7 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
     "/v1/participant-tokens",
     status_code=201,
     guards=[require_app_user],
+    before_request=strict_json(TokenRequestBody),
     summary="Issue a participant token for a stage",
     description=(
         "Authenticated with the app user's JWT. The server-side policy decides the "
@@ -49,7 +53,9 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
     security=[{"appUserJwt": []}],
 )
 async def create_participant_token(
-    request: Request[Any, Any, Any], data: TokenRequestBody, services: Services
+    request: Request[Any, Any, Any],
+    data: JSONBody[TokenRequestBody],
+    services: NamedDependency[Services],
 ) -> Response[TokenResponseBody]:
     user: AppUser = request.state[USER_STATE_KEY]
     token_request = TokenRequest(
