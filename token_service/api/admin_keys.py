@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated
 
 from litestar import Controller, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, Parameter
+from litestar.params import FromPath, QueryParameter
 
 from token_service.api.guards import require_admin
 from token_service.api.openapi_responses import problems
@@ -62,9 +63,10 @@ class AdminKeysController(Controller):
         self,
         services: NamedDependency[Services],
         name: FromPath[str],
-        force: FromQuery[bool] = Parameter(
-            default=False, description="delete even the active key or one with unexpired tokens"
-        ),
+        force: Annotated[
+            bool,
+            QueryParameter(description="delete even the active key or one with unexpired tokens"),
+        ] = False,
     ) -> KeyDeleted:
         result = await services.key_ring.delete(name, force=force)
         audit.info(
