@@ -220,6 +220,11 @@ def test_max_duration_minutes_is_the_longest_any_rule_grants() -> None:
     assert p.max_duration_minutes == 1440
 
 
+def test_max_duration_minutes_ignores_rules_that_deny() -> None:
+    p = policy(rule("banned", [], roles=["banned"], duration={"max": 9000}), rule("b", BOTH))
+    assert p.max_duration_minutes == 720
+
+
 # --- attributes --------------------------------------------------------------------------
 
 

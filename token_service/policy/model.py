@@ -84,12 +84,8 @@ class FromClaim:
                 text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
             except ValueError:  # a circular structure: cannot come from a real JWT
                 return None
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate from JSON cannot go into a token; omit rather than mangle.
-            return None
-        return text
+        # A lone surrogate from JSON cannot go into a token; omit it rather than mangle it.
+        return text if _is_utf8(text) else None
 
 
 @dataclass(frozen=True)
@@ -99,6 +95,7 @@ class Constant:
     value: str
 
     def resolve(self, claims: Mapping[str, Any]) -> str | None:
+        """The constant; `claims` is unused, taken to share `FromClaim`'s interface."""
         return self.value
 
 
@@ -183,7 +180,8 @@ class RateLimit:
     burst: int | None = None
 
     def __str__(self) -> str:
-        unit = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}[self.period_seconds]
+        units = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+        unit = units.get(self.period_seconds, f"{self.period_seconds} seconds")
         text = f"{self.count}/{unit}"
         return text if self.burst is None else f"{text} (burst {self.burst})"
 
@@ -244,7 +242,8 @@ class Policy:
 
         The key ring uses it to know when a retired key can no longer have live tokens.
         """
-        return max((r.duration.max for r in self.rules), default=DURATION_MAX_MINUTES)
+        granting = [r.duration.max for r in self.rules if r.capabilities]
+        return max(granting, default=DURATION_MAX_MINUTES)
 
     def match(self, user: AppUser, stage_arn: str) -> Rule | None:
         """The rule that decides for this user on this stage, or `None`."""
