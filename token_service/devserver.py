@@ -9,6 +9,7 @@ DEVELOPMENT ONLY: the secret and admin token are printed to the terminal.
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
 import shlex
 import sys
@@ -35,9 +36,6 @@ def _dev_environment(env: Mapping[str, str], emulator_url: str, keys_dir: Path) 
     dev["TOKEN_SERVICE_IVS_ENDPOINT_URL"] = emulator_url
     dev["TOKEN_SERVICE_KEYS_DIR"] = str(keys_dir)
     dev.setdefault("TOKEN_SERVICE_AWS_REGION", "us-east-1")
-    # The emulator accepts any credentials, but boto3 still needs some to sign with.
-    dev.setdefault("AWS_ACCESS_KEY_ID", "AKIDDEVELOPMENT")
-    dev.setdefault("AWS_SECRET_ACCESS_KEY", "development-only")
     if not dev.get("TOKEN_SERVICE_AUTH_SHARED_SECRET") and not dev.get(
         "TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE"
     ):
@@ -104,6 +102,11 @@ def _print_banner(
 
 
 def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
+    # The emulator accepts any credentials, but boto3 needs some to sign with, and it
+    # reads them from the process environment. Real ones, if set, are left alone and
+    # never leave this machine: every IVS call goes to the in-process emulator.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "AKIDDEVELOPMENT")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "development-only")
     emulator = EmulatorServer(host="127.0.0.1", port=0)
     emulator.start()
     try:
