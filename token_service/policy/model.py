@@ -127,9 +127,17 @@ class AttributeRules:
         self, requested: Mapping[str, str], claims: Mapping[str, Any], rule: str
     ) -> dict[str, str]:
         server_keys = self.server_keys
-        # Server-set keys are never client-settable: the client's value is dropped even
-        # when the claim behind it is missing, so nobody can fill in someone else's name.
-        client = {k: v for k, v in requested.items() if k not in server_keys}
+        # Server-set keys are never client-settable, even when the claim behind them is
+        # missing, so nobody can fill in a name the IdP did not vouch for. Asking is
+        # refused outright rather than silently dropped: the client learns why.
+        owned = sorted(k for k in requested if k in server_keys)
+        if owned:
+            fields = ", ".join(f"attributes.{k}" for k in owned)
+            raise PermissionDenied(
+                f"attribute key(s) set by the server, not the client: {fields} (rule {rule!r})",
+                rule=rule,
+            )
+        client = dict(requested)
         if self.client_keys is not None:
             refused = sorted(k for k in client if k not in self.client_keys)
             if refused:
