@@ -42,14 +42,19 @@ def private_redis_server() -> Iterator[str]:
         return
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="token-service-redis-") as workdir:
-        proc = subprocess.Popen(  # noqa: S603 - fixed binary, arguments we build
+        proc = subprocess.Popen(
             [
                 binary,
-                "--port", str(port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", workdir,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
