@@ -22,12 +22,14 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
 from token_service.api.health import healthz, readyz
+from token_service.api.metrics_route import metrics
 from token_service.api.problems import exception_handlers
 from token_service.api.request_id import request_id_middleware
 from token_service.api.services import ReadinessCheck, Services
@@ -46,6 +48,7 @@ from token_service.errors import ConfigurationError, DomainError
 from token_service.issuing import Issuer, IvsIssuer, LocalIssuer
 from token_service.ivs import Ivs, build_client
 from token_service.keys import KeyFiles, KeyRing
+from token_service.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.stages import StageDirectory
 
@@ -286,10 +289,16 @@ def create_app(
         return services
 
     return Litestar(
-        route_handlers=[create_participant_token, healthz, readyz, AdminKeysController],
+        route_handlers=[
+            create_participant_token,
+            healthz,
+            readyz,
+            metrics,
+            AdminKeysController,
+        ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
-        middleware=[request_id_middleware],
+        middleware=[request_id_middleware, _prometheus().middleware],
         lifespan=lifespans,
         state=_state(services, settings),
         request_max_body_size=MAX_BODY_BYTES,
@@ -300,7 +309,18 @@ def create_app(
 
 
 def _state(services: Services, settings: Settings) -> State:
-    return State({"services": services, "settings": settings})
+    return State({"services": services, "settings": settings, "metrics": Metrics()})
+
+
+def _prometheus() -> PrometheusConfig:
+    return PrometheusConfig(
+        app_name="token_service",
+        prefix="token_service_http",
+        # Route templates, not raw paths: ids in admin paths must not become labels.
+        group_path=True,
+        exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
+        exclude_unhandled_paths=True,
+    )
 
 
 def _openapi() -> OpenAPIConfig:

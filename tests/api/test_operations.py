@@ -64,3 +64,19 @@ async def test_openapi_documents_the_token_route_and_its_problems(client: Client
     operation = response.json()["paths"]["/v1/participant-tokens"]["post"]
     assert {"201", "400", "401", "403", "404", "413", "429", "503"} <= set(operation["responses"])
     assert "requestBody" in operation
+
+
+async def test_metrics_count_issued_tokens_without_secrets(client: Client, stage_arn: str) -> None:
+    token = mint_user_token(SHARED_SECRET.encode(), sub="metric-user")
+    issued = await client.post(
+        "/v1/participant-tokens", json={"stageArn": stage_arn}, headers=bearer(token)
+    )
+    await client.post("/v1/participant-tokens", json={"stageArn": stage_arn})
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    text = response.text
+    assert 'token_service_tokens_issued_total{signer="local"} 1.0' in text
+    assert 'token_service_request_errors_total{code="unauthenticated"} 1.0' in text
+    assert "token_service_issue_seconds_bucket" in text
+    for secret in (token, issued.json()["token"], issued.json()["participantId"], SHARED_SECRET):
+        assert secret not in text

@@ -107,8 +107,17 @@ def _retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
-def domain_error_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def _count(request: Request[Any, Any, Any], code: str) -> None:
+    metrics = request.app.state.get("metrics")
+    if metrics is not None:
+        metrics.refusals.labels(code).inc()
+
+
+def domain_error_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
     assert isinstance(exc, DomainError)  # noqa: S101 - registered for DomainError only
+    _count(request, exc.code)
     status = status_for(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -163,9 +172,12 @@ def _field_errors(exc: ValidationException) -> list[FieldError]:
     return errors
 
 
-def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def http_exception_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
     assert isinstance(exc, HTTPException)  # noqa: S101 - registered for HTTPException only
     status = exc.status_code
+    _count(request, f"http-{status}")
     if isinstance(exc, ValidationException) and status == 400:
         errors = _field_errors(exc)
         detail = str(exc.detail)
@@ -191,7 +203,10 @@ def http_exception_handler(_: Request[Any, Any, Any], exc: Exception) -> Respons
     )
 
 
-def unicode_error_handler(_: Request[Any, Any, Any], __: Exception) -> Response[dict[str, Any]]:
+def unicode_error_handler(
+    request: Request[Any, Any, Any], _: Exception
+) -> Response[dict[str, Any]]:
+    _count(request, "invalid-request")
     return problem(
         400,
         title="Invalid request",
@@ -204,6 +219,7 @@ def unicode_error_handler(_: Request[Any, Any, Any], __: Exception) -> Response[
 def unexpected_error_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
+    _count(request, "internal")
     if isinstance(exc, ConfigurationError):
         log.error("configuration error while serving: %s", exc.detail)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from litestar import Request, Response, post
@@ -15,6 +16,7 @@ from token_service.api.schemas import TokenRequestBody, TokenResponseBody
 from token_service.api.services import Services
 from token_service.api.strict_body import strict_json
 from token_service.domain import AppUser, IssuedToken, TokenRequest
+from token_service.metrics import Metrics
 
 log = logging.getLogger("token_service.issued")
 
@@ -65,7 +67,11 @@ async def create_participant_token(
         attributes=data.attributes,
     )
     grant = services.policy.decide(user, token_request)
+    started = time.perf_counter()
     issued = await services.issuer.issue(grant)
+    metrics: Metrics = request.app.state["metrics"]
+    metrics.issue_seconds.labels(issued.signer.value).observe(time.perf_counter() - started)
+    metrics.tokens_issued.labels(issued.signer.value).inc()
     # The mapping of who got which participant id; never the token itself.
     log.info(
         "participant token issued",

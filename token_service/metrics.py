@@ -1,0 +1,41 @@
+"""Prometheus metrics: what was issued, what was refused and why, and how long it took.
+
+Each app owns its registry (several apps may live in one test process); HTTP request
+metrics come from Litestar's Prometheus middleware in the default registry, grouped
+by route template so participant ids never become label values. Labels hold only
+bounded, non-secret values: signer, error code, IVS operation.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+
+# Local signing is sub-millisecond; IVS calls take tens of milliseconds.
+_ISSUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.tokens_issued = Counter(
+            "token_service_tokens_issued",
+            "Participant tokens handed out",
+            ["signer"],
+            registry=self.registry,
+        )
+        self.refusals = Counter(
+            "token_service_request_errors",
+            "Requests answered with a problem, by problem code",
+            ["code"],
+            registry=self.registry,
+        )
+        self.issue_seconds = Histogram(
+            "token_service_issue_seconds",
+            "Time from an authenticated request to a signed or IVS-issued token",
+            ["signer"],
+            buckets=_ISSUE_BUCKETS,
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(REGISTRY) + generate_latest(self.registry)
