@@ -47,7 +47,7 @@ from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
 from token_service.issuing import Issuer, IvsIssuer, LocalIssuer
 from token_service.ivs import Ivs, build_client
-from token_service.keys import KeyFiles, KeyRing
+from token_service.keys import KeyFiles, KeyRing, KeyStatus
 from token_service.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.stages import StageDirectory
@@ -105,6 +105,20 @@ def build_key_ring(settings: Settings, ivs: Ivs, policy: Policy) -> KeyRing:
     )
     ring.load()
     return ring
+
+
+def check_signing_key(settings: Settings) -> None:
+    """In local mode, refuse to serve without an active key: every request would fail."""
+    if settings.mode is not Mode.LOCAL:
+        return
+    keys = KeyFiles(settings.keys_dir).load_all()
+    if not any(k.status is KeyStatus.ACTIVE for k in keys):
+        raise ConfigurationError(
+            [
+                f"TOKEN_SERVICE_KEYS_DIR: no active signing key in {str(settings.keys_dir)!r}; "
+                "create one with `token-service keys rotate` (or use TOKEN_SERVICE_MODE=ivs)"
+            ]
+        )
 
 
 @dataclass

@@ -37,12 +37,13 @@ def _print_config_error(exc: ConfigurationError) -> None:
 
 def app_from_environment() -> Any:
     """Factory for the ASGI server's workers: each process builds its own app."""
-    from token_service.app import create_app
+    from token_service.app import check_signing_key, create_app
     from token_service.logging_setup import configure_logging
 
     settings = load_settings(environment())
     configure_logging(settings.log_level, settings.log_format)
     check_can_serve(settings)
+    check_signing_key(settings)
     return create_app(settings)
 
 
@@ -53,11 +54,13 @@ def _serve(args: argparse.Namespace) -> int:
         return run_dev(host=args.host, port=args.port, env=environment())
     import uvicorn
 
+    from token_service.app import check_signing_key
     from token_service.logging_setup import configure_logging
 
     # Validate once in the parent so a bad configuration fails before workers fork.
     settings = load_settings(environment())
     check_can_serve(settings)
+    check_signing_key(settings)
     configure_logging(settings.log_level, settings.log_format)
     if args.workers == 1:
         from token_service.app import create_app

@@ -112,6 +112,15 @@ def test_serve_without_authentication_refuses_to_start(service_env: dict[str, st
     assert "no app-user authentication" in result.stderr
 
 
+def test_serve_in_local_mode_without_an_active_key_refuses_to_start(
+    service_env: dict[str, str],
+) -> None:
+    result = run_cli("serve", "--port", str(free_port()), env=service_env, timeout=30)
+    assert result.returncode == 2
+    assert "no active signing key" in result.stderr
+    assert "keys rotate" in result.stderr
+
+
 def test_bad_configuration_lists_every_problem(service_env: dict[str, str]) -> None:
     env = {
         **service_env,
