@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
 
+import boto3
 import pytest
 import redis
 import redis.asyncio
+from botocore.config import Config as BotoConfig
 
 from tests.support.redis_server import private_redis_server
+from token_service.emulator.options import EmulatorOptions
+from token_service.emulator.server import EmulatorServer
+
+if TYPE_CHECKING:
+    from mypy_boto3_ivs_realtime import IvsrealtimeClient
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +41,46 @@ async def redis_client(clean_redis: str) -> AsyncIterator[redis.asyncio.Redis]:
         yield client
     finally:
         await client.aclose()
+
+
+# ---------------------------------------------------------------- the IVS emulator
+
+
+@pytest.fixture(scope="session")
+def boto3_session() -> boto3.session.Session:
+    # One session for every client: botocore loads the service model once, not per test.
+    return boto3.session.Session(
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",  # the emulator accepts any key
+        region_name="us-east-1",
+    )
+
+
+@pytest.fixture
+def emulator_options() -> EmulatorOptions:
+    """How `emulator` starts; override this fixture in a module or conftest to change it."""
+    return EmulatorOptions()
+
+
+@pytest.fixture
+def emulator(emulator_options: EmulatorOptions) -> Iterator[EmulatorServer]:
+    """A fresh IVS real-time emulator for this test, listening on a free local port."""
+    server = EmulatorServer(options=emulator_options).start()
+    try:
+        yield server
+    finally:
+        # Without waiting: uvicorn's shutdown takes ~0.2 s that no test needs to sit through.
+        server.stop(wait=False)
+
+
+@pytest.fixture
+def ivs_client(emulator: EmulatorServer, boto3_session: boto3.session.Session) -> IvsrealtimeClient:
+    """A boto3 `ivs-realtime` client of `emulator` (us-east-1), without retries.
+
+    No retries, so a test sees every ThrottlingException and injected fault itself.
+    """
+    return boto3_session.client(
+        "ivs-realtime",
+        endpoint_url=emulator.url,
+        config=BotoConfig(retries={"total_max_attempts": 1}),
+    )
