@@ -29,7 +29,7 @@ from redis.backoff import NoBackoff
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
 from token_service.api.health import healthz, readyz
-from token_service.api.metrics_route import metrics
+from token_service.api.metrics_route import metrics as metrics_route
 from token_service.api.problems import exception_handlers
 from token_service.api.request_id import request_id_middleware
 from token_service.api.services import ReadinessCheck, Services
@@ -50,6 +50,7 @@ from token_service.ivs import Ivs, build_client
 from token_service.keys import KeyFiles, KeyRing, KeyStatus
 from token_service.metrics import Metrics
 from token_service.policy import Policy, load_policy
+from token_service.ratelimit import MemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter
 from token_service.stages import StageDirectory
 
 if TYPE_CHECKING:
@@ -273,12 +274,30 @@ def create_app(
     admin = (
         AdminTokens([t.reveal() for t in settings.admin_tokens]) if settings.admin_tokens else None
     )
+    metrics = Metrics()
+    limiter: RateLimiter
+    if redis_client is not None:
+        limiter = RedisRateLimiter(
+            redis_client,
+            on_error=settings.rate_limit_on_redis_error,
+            timeout_seconds=settings.redis_timeout_seconds,
+            on_degraded=lambda fallback: metrics.rate_limit_degraded.labels(fallback).inc(),
+        )
+    else:
+        limiter = MemoryRateLimiter()
     services = Services(
         authenticator=authentication.authenticator,
         policy=policy,
         issuer=issuer,
         key_ring=ring,
         admin=admin,
+        limiter=limiter,
+        rate_limits=RateLimits(
+            user=settings.rate_limit_user,
+            ip=settings.rate_limit_ip,
+            stage=settings.rate_limit_stage,
+        ),
+        trusted_proxies=settings.trusted_proxies,
         readiness=_readiness(settings, ring, ivs, redis_client, authentication.jwks),
     )
 
@@ -307,23 +326,19 @@ def create_app(
             create_participant_token,
             healthz,
             readyz,
-            metrics,
+            metrics_route,
             AdminKeysController,
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
         middleware=[request_id_middleware, _prometheus().middleware],
         lifespan=lifespans,
-        state=_state(services, settings),
+        state=State({"services": services, "settings": settings, "metrics": metrics}),
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=_openapi(),
         debug=False,
         logging_config=None,
     )
-
-
-def _state(services: Services, settings: Settings) -> State:
-    return State({"services": services, "settings": settings, "metrics": Metrics()})
 
 
 def _prometheus() -> PrometheusConfig:

@@ -12,6 +12,7 @@ import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,36 +61,55 @@ class UserIdMode(enum.StrEnum):
     PSEUDONYM = "pseudonym"
 
 
+class OnRedisError(enum.StrEnum):
+    """What the rate limiter does while Redis fails."""
+
+    LOCAL = "local"
+    DENY = "deny"
+    ALLOW = "allow"
+
+
 class LogFormat(enum.StrEnum):
     AUTO = "auto"
     JSON = "json"
     TEXT = "text"
 
 
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*$")
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*(?:;\s*burst\s*=\s*(\d+)\s*)?$")
 _PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True)
 class Rate:
-    """A limit such as `10/minute`: `count` requests per `period_seconds`."""
+    """A limit such as `10/minute` or `10/minute;burst=3`: `count` per `period_seconds`.
+
+    `burst` is how many may come at once (default: `count`, the whole period's share).
+    """
 
     count: int
     period_seconds: int
+    burst: int | None = None
 
     @classmethod
     def parse(cls, text: str) -> Rate:
         match = _RATE_RE.match(text)
         if match is None:
-            raise ValueError("expected N/second, N/minute, N/hour or N/day, e.g. 10/minute")
+            raise ValueError(
+                "expected N/second, N/minute, N/hour or N/day with an optional ;burst=B, "
+                "e.g. 10/minute or 10/minute;burst=3"
+            )
         count = int(match.group(1))
         if count < 1:
             raise ValueError("the count must be at least 1")
-        return cls(count=count, period_seconds=_PERIOD_SECONDS[match.group(2)])
+        burst = int(match.group(3)) if match.group(3) else None
+        if burst is not None and burst < 1:
+            raise ValueError("the burst must be at least 1")
+        return cls(count=count, period_seconds=_PERIOD_SECONDS[match.group(2)], burst=burst)
 
     def __str__(self) -> str:
         unit = {v: k for k, v in _PERIOD_SECONDS.items()}[self.period_seconds]
-        return f"{self.count}/{unit}"
+        text = f"{self.count}/{unit}"
+        return text if self.burst is None else f"{text};burst={self.burst}"
 
 
 @dataclass(frozen=True)
@@ -126,6 +146,10 @@ class Settings:
     rate_limit_user: Rate = field(default_factory=lambda: Rate(10, 60))
     rate_limit_ip: Rate = field(default_factory=lambda: Rate(60, 60))
     rate_limit_stage: Rate = field(default_factory=lambda: Rate(600, 60))
+    rate_limit_on_redis_error: OnRedisError = OnRedisError.LOCAL
+    #: Peers whose X-Forwarded-For / Forwarded headers are believed.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    redis_timeout_seconds: float = 0.1
     stage_cache_seconds: int = 6 * 3600
     stage_not_found_cache_seconds: int = 60
     ivs_connect_timeout_seconds: float = 2.0
@@ -253,6 +277,18 @@ def _algorithms(text: str) -> tuple[str, ...]:
     return algorithms
 
 
+def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    networks = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or CIDR network: {part!r}") from None
+    return tuple(networks)
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -331,6 +367,11 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         rate_limit_user=r.convert("RATE_LIMIT_USER", rate_default.rate_limit_user, Rate.parse),
         rate_limit_ip=r.convert("RATE_LIMIT_IP", rate_default.rate_limit_ip, Rate.parse),
         rate_limit_stage=r.convert("RATE_LIMIT_STAGE", rate_default.rate_limit_stage, Rate.parse),
+        rate_limit_on_redis_error=r.choice(
+            "RATE_LIMIT_ON_REDIS_ERROR", OnRedisError.LOCAL, OnRedisError
+        ),
+        trusted_proxies=r.convert("TRUSTED_PROXIES", (), _networks),
+        redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 0.1, 0.005, 10),
         stage_cache_seconds=r.integer("STAGE_CACHE_SECONDS", 6 * 3600, 1, FOURTEEN_DAYS_SECONDS),
         stage_not_found_cache_seconds=r.integer("STAGE_NOT_FOUND_CACHE_SECONDS", 60, 0, 3600),
         ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),

@@ -7,7 +7,7 @@ a token, a key or a secret: they reach clients and logs verbatim.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -81,9 +81,13 @@ class RateLimited(DomainError):
     code = "rate-limited"
     title = "Too many requests"
 
-    def __init__(self, detail: str, retry_after: float) -> None:
+    def __init__(
+        self, detail: str, retry_after: float, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+        #: Informational response fields (the caller's limits), set at the HTTP edge.
+        self.headers = dict(headers or {})
 
 
 class UpstreamFailed(DomainError):

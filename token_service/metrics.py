@@ -29,6 +29,18 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        self.rate_limit_decisions = Counter(
+            "token_service_rate_limit_decisions",
+            "Rate-limit decisions, by limit (user, ip, stage) and outcome",
+            ["limit", "outcome"],
+            registry=self.registry,
+        )
+        self.rate_limit_degraded = Counter(
+            "token_service_rate_limit_degraded",
+            "Requests decided without Redis, by the configured fallback",
+            ["fallback"],
+            registry=self.registry,
+        )
         self.issue_seconds = Histogram(
             "token_service_issue_seconds",
             "Time from an authenticated request to a signed or IVS-issued token",

@@ -129,6 +129,8 @@ def domain_error_handler(
         headers["WWW-Authenticate"] = 'Bearer error="invalid_token"'
     if isinstance(exc, PermissionDenied) and exc.rule:
         extra["rule"] = exc.rule
+    if isinstance(exc, RateLimited):
+        headers.update(exc.headers)
     if isinstance(exc, RateLimited | ServiceUnavailable) and exc.retry_after is not None:
         headers["Retry-After"] = _retry_after(exc.retry_after)
     if status >= 500:

@@ -15,8 +15,11 @@ from token_service.api.openapi_responses import problems
 from token_service.api.schemas import TokenRequestBody, TokenResponseBody
 from token_service.api.services import Services
 from token_service.api.strict_body import strict_json
-from token_service.domain import AppUser, IssuedToken, TokenRequest
+from token_service.client_ip import client_address, limit_subject
+from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
+from token_service.errors import RateLimited
 from token_service.metrics import Metrics
+from token_service.ratelimit import response_headers, user_key
 
 log = logging.getLogger("token_service.issued")
 
@@ -67,6 +70,7 @@ async def create_participant_token(
         attributes=data.attributes,
     )
     grant = services.policy.decide(user, token_request)
+    limit_headers = await _enforce_limits(request, services, user, grant)
     started = time.perf_counter()
     issued = await services.issuer.issue(grant)
     metrics: Metrics = request.app.state["metrics"]
@@ -92,5 +96,36 @@ async def create_participant_token(
     return Response(
         to_response(issued),
         status_code=201,
-        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache", **limit_headers},
     )
+
+
+async def _enforce_limits(
+    request: Request[Any, Any, Any], services: Services, user: AppUser, grant: Grant
+) -> dict[str, str]:
+    """Decide every limit of this request at once; raise 429 when one refuses."""
+    peer = request.client.host if request.client else None
+    address = client_address(peer, dict(request.headers), services.trusted_proxies)
+    overrides = services.policy.rate_limits_for(user, grant.stage_arn)
+    limits = services.rate_limits.for_request(
+        user_key=user_key(user.issuer, user.user_id),
+        ip_subject=limit_subject(address),
+        stage_arn=grant.stage_arn,
+        user=overrides.user,
+        ip=overrides.ip,
+        stage=overrides.stage,
+    )
+    decision = await services.limiter.check(limits)
+    metrics: Metrics = request.app.state["metrics"]
+    for state in decision.states:
+        outcome = "allowed" if state.allowed else "denied"
+        metrics.rate_limit_decisions.labels(state.limit.name, outcome).inc()
+    headers = response_headers(decision)
+    if not decision.allowed:
+        # Name only the limits the caller may know about; the stage's stays private.
+        shown = [s.limit.name for s in decision.states if not s.allowed and s.limit.disclosed]
+        which = f" ({', '.join(shown)} limit)" if shown else ""
+        raise RateLimited(
+            f"too many token requests{which}; retry later", decision.retry_after, headers
+        )
+    return headers

@@ -1,0 +1,342 @@
+"""Rate limits: every limit of a request decided at once, in Redis or in memory.
+
+The algorithm is GCRA (the generic cell rate algorithm): per key, one number, the
+theoretical arrival time (TAT). A limit of `count` per `period` with `burst` has an
+emission interval T = period / count; a request conforms when
+`max(TAT, now) + T - burst * T <= now`, and then moves TAT by T. It is exact (no
+window edges), needs one key per limited thing, and the key can expire as soon as
+TAT has passed, because then it carries no information.
+
+All the limits of one request (user, IP, stage) are decided in one Lua script, so
+one Redis round trip; a request denied by one limit consumes none of the others;
+the clock is Redis's own `TIME`, so replicas' clock skew does not matter. Every key
+carries the same hash tag, so in Redis Cluster the script's keys share a slot.
+
+The in-memory twin runs the same algorithm and passes the same contract tests.
+The Redis limiter falls back to it (or denies, or allows) when Redis fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from token_service.config import OnRedisError
+from token_service.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+#: Every rate-limit key shares this hash tag: one slot in Redis Cluster (see module doc).
+HASH_TAG = "{ts-rl}"
+
+
+class RateSpec(Protocol):
+    """`count` requests per `period_seconds`; `burst` at once (None: `count`)."""
+
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def period_seconds(self) -> int: ...
+
+    @property
+    def burst(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One limit applied to one request: `name` (user, ip, stage) on `subject`."""
+
+    name: str
+    subject: str
+    count: int
+    period_seconds: int
+    burst: int
+    #: Whether the caller may see this limit in response headers (not the stage's).
+    disclosed: bool = True
+
+    @classmethod
+    def of(cls, name: str, subject: str, rate: RateSpec, *, disclosed: bool = True) -> Limit:
+        return cls(
+            name=name,
+            subject=subject,
+            count=rate.count,
+            period_seconds=rate.period_seconds,
+            burst=rate.burst or rate.count,
+            disclosed=disclosed,
+        )
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(self.period_seconds * 1_000_000 / self.count))
+
+    @property
+    def key(self) -> str:
+        return f"ts:rl:{HASH_TAG}:{self.name}:{self.subject}"
+
+
+@dataclass(frozen=True)
+class LimitState:
+    limit: Limit
+    allowed: bool
+    remaining: int
+    #: Seconds until the limit is fully replenished.
+    reset_seconds: float
+    #: Seconds until a request would conform again (0 when allowed).
+    retry_after: float
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    states: tuple[LimitState, ...]
+    #: Decided without Redis (the local fallback, or allowed blindly).
+    degraded: bool = False
+
+    @property
+    def retry_after(self) -> float:
+        return max((s.retry_after for s in self.states if not s.allowed), default=0.0)
+
+    @property
+    def denied_by(self) -> tuple[str, ...]:
+        return tuple(s.limit.name for s in self.states if not s.allowed)
+
+
+class RateLimiter(Protocol):
+    async def check(self, limits: Sequence[Limit]) -> Decision: ...
+
+
+def _gcra(limits: Sequence[Limit], tats: Sequence[int], now: int) -> tuple[Decision, list[int]]:
+    """The algorithm, shared by the memory limiter; the Lua script mirrors it."""
+    states: list[LimitState] = []
+    new_tats: list[int] = []
+    for limit, stored in zip(limits, tats, strict=True):
+        interval = limit.interval_us
+        tat = max(stored, now)
+        new_tat = tat + interval
+        allow_at = new_tat - limit.burst * interval
+        if allow_at > now:
+            states.append(
+                LimitState(
+                    limit=limit,
+                    allowed=False,
+                    remaining=0,
+                    reset_seconds=(tat - now) / 1e6,
+                    retry_after=(allow_at - now) / 1e6,
+                )
+            )
+        else:
+            states.append(
+                LimitState(
+                    limit=limit,
+                    allowed=True,
+                    remaining=(now - allow_at) // interval,
+                    reset_seconds=(new_tat - now) / 1e6,
+                    retry_after=0.0,
+                )
+            )
+        new_tats.append(new_tat)
+    allowed = all(s.allowed for s in states)
+    if not allowed:
+        # Denied by one limit: the others are not consumed, and the denied ones report
+        # the state they are in, not the one they would be in.
+        states = [
+            s if not s.allowed else _unconsumed(s, tat, now)
+            for s, tat in zip(states, (max(t, now) for t in tats), strict=True)
+        ]
+    return Decision(allowed=allowed, states=tuple(states)), new_tats
+
+
+def _unconsumed(state: LimitState, tat: int, now: int) -> LimitState:
+    interval = state.limit.interval_us
+    remaining = (now - (tat - state.limit.burst * interval)) // interval
+    return LimitState(
+        limit=state.limit,
+        allowed=True,
+        remaining=max(0, remaining),
+        reset_seconds=(tat - now) / 1e6,
+        retry_after=0.0,
+    )
+
+
+class MemoryRateLimiter:
+    """Per-process limits with the same algorithm (no Redis configured, or the fallback)."""
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000
+    ) -> None:
+        self._clock = clock
+        self._tats: dict[str, int] = {}
+        self._max_keys = max_keys
+
+    async def check(self, limits: Sequence[Limit]) -> Decision:
+        now = int(self._clock() * 1_000_000)
+        if len(self._tats) > self._max_keys:
+            self._forget_expired(now)
+        tats = [self._tats.get(limit.key, now) for limit in limits]
+        decision, new_tats = _gcra(limits, tats, now)
+        if decision.allowed:
+            for limit, tat in zip(limits, new_tats, strict=True):
+                self._tats[limit.key] = tat
+        return decision
+
+    def _forget_expired(self, now: int) -> None:
+        # A key whose TAT has passed says nothing a missing key would not.
+        self._tats = {k: v for k, v in self._tats.items() if v > now}
+
+    def keys(self) -> int:
+        return len(self._tats)
+
+
+# KEYS: one per limit. ARGV: for each limit, its interval (µs) then its burst.
+# Returns {now, allowed(0/1), tat_1, ..., tat_n} where tat_i is the TAT before this
+# request (so the client computes remaining/reset exactly like the memory twin).
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local n = #KEYS
+local tats = {}
+local allowed = 1
+for i = 1, n do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  if tat < now then tat = now end
+  tats[i] = tat
+  if tat + interval - burst * interval > now then allowed = 0 end
+end
+if allowed == 1 then
+  for i = 1, n do
+    local interval = tonumber(ARGV[2 * i - 1])
+    local new_tat = tats[i] + interval
+    -- The key expires exactly when it stops carrying information.
+    redis.call('SET', KEYS[i], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+  end
+end
+local result = {now, allowed}
+for i = 1, n do result[#result + 1] = tats[i] end
+return result
+"""
+
+
+class RedisRateLimiter:
+    """Limits in Redis, one script call per request; bounded time when Redis fails.
+
+    After a failure, Redis is not tried again for `breaker_seconds`: a dead or
+    black-holed Redis then costs no request any time at all, and the limiter
+    recovers by itself once Redis answers again.
+    """
+
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        on_error: OnRedisError = OnRedisError.LOCAL,
+        fallback: MemoryRateLimiter | None = None,
+        timeout_seconds: float = 0.1,
+        breaker_seconds: float = 1.0,
+        on_degraded: Callable[[str], None] | None = None,
+    ) -> None:
+        self._client = client
+        self._script = client.register_script(_SCRIPT)
+        self._on_error = on_error
+        self._fallback = fallback or MemoryRateLimiter()
+        self._timeout = timeout_seconds
+        self._breaker_seconds = breaker_seconds
+        self._open_until = 0.0
+        self._on_degraded = on_degraded
+
+    async def check(self, limits: Sequence[Limit]) -> Decision:
+        if not limits:
+            return Decision(allowed=True, states=())
+        if time.monotonic() >= self._open_until:
+            try:
+                return await asyncio.wait_for(self._check_redis(limits), self._timeout)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._open_until = time.monotonic() + self._breaker_seconds
+                log.warning(
+                    "rate limiter: Redis failed (%s); %s for %.1fs",
+                    exc.__class__.__name__,
+                    self._on_error.value,
+                    self._breaker_seconds,
+                )
+        return await self._degraded(limits)
+
+    async def _check_redis(self, limits: Sequence[Limit]) -> Decision:
+        args: list[int] = []
+        for limit in limits:
+            args += [limit.interval_us, limit.burst]
+        raw = await self._script(keys=[limit.key for limit in limits], args=args)
+        now, tats = int(raw[0]), [int(v) for v in raw[2:]]
+        decision, _ = _gcra(limits, tats, now)
+        return decision
+
+    async def _degraded(self, limits: Sequence[Limit]) -> Decision:
+        if self._on_degraded is not None:
+            self._on_degraded(self._on_error.value)
+        if self._on_error is OnRedisError.DENY:
+            raise ServiceUnavailable("rate limiter unavailable (Redis)", retry_after=1)
+        if self._on_error is OnRedisError.ALLOW:
+            return Decision(allowed=True, states=(), degraded=True)
+        decision = await self._fallback.check(limits)
+        return Decision(allowed=decision.allowed, states=decision.states, degraded=True)
+
+
+def retry_after_header(seconds: float) -> str:
+    return str(max(1, math.ceil(seconds)))
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """The service-wide limits; a policy rule may override any of them."""
+
+    user: RateSpec
+    ip: RateSpec
+    stage: RateSpec
+
+    def for_request(
+        self,
+        *,
+        user_key: str,
+        ip_subject: str,
+        stage_arn: str,
+        user: RateSpec | None = None,
+        ip: RateSpec | None = None,
+        stage: RateSpec | None = None,
+    ) -> list[Limit]:
+        return [
+            Limit.of("user", user_key, user or self.user),
+            Limit.of("ip", ip_subject, ip or self.ip),
+            # Users learn nothing of the stage's limit: it would tell them its traffic.
+            Limit.of("stage", stage_arn, stage or self.stage, disclosed=False),
+        ]
+
+
+def user_key(issuer: str | None, user_id: str) -> str:
+    """A short, fixed-size key for an app user: no personal data in Redis key names."""
+    digest = hashlib.sha256(f"{issuer or ''}\0{user_id}".encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def response_headers(decision: Decision) -> dict[str, str]:
+    """IETF `RateLimit-Policy` and `RateLimit` fields for the limits the caller may see."""
+    shown = [s for s in decision.states if s.limit.disclosed]
+    if not shown:
+        return {}
+    policy = ", ".join(
+        f'"{s.limit.name}";q={s.limit.count};w={s.limit.period_seconds}' for s in shown
+    )
+    state = ", ".join(
+        f'"{s.limit.name}";r={s.remaining};t={math.ceil(s.reset_seconds)}' for s in shown
+    )
+    return {"RateLimit-Policy": policy, "RateLimit": state}
