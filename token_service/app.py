@@ -42,7 +42,7 @@ from token_service.auth import (
     OidcAuthenticator,
     SharedSecretAuthenticator,
 )
-from token_service.cache import Cache, MemoryCache, RedisCache
+from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
 from token_service.issuing import Issuer, IvsIssuer, LocalIssuer
@@ -254,7 +254,9 @@ def create_app(
             "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
             "not shared between replicas"
         )
-    cache: Cache = RedisCache(redis_client) if redis_client is not None else MemoryCache()
+    cache: Cache = (
+        TieredCache(RedisCache(redis_client)) if redis_client is not None else MemoryCache()
+    )
     policy = build_policy(settings)
     ring = build_key_ring(settings, ivs, policy)
     stages = StageDirectory(

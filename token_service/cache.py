@@ -58,3 +58,31 @@ class RedisCache:
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
         await self._client.set(self._prefix + key, value, ex=max(1, ttl_seconds))
+
+
+class TieredCache:
+    """A short-lived in-process layer over a shared cache.
+
+    Stage endpoints are read on every token request; reading them from Redis each
+    time would double the request's Redis round trips. The local layer keeps each
+    entry for at most `local_ttl_seconds`, so a change (a deleted stage) still
+    propagates within that bound.
+    """
+
+    def __init__(self, shared: Cache, local_ttl_seconds: int = 300) -> None:
+        self._shared = shared
+        self._local = MemoryCache()
+        self._local_ttl = local_ttl_seconds
+
+    async def get(self, key: str) -> bytes | None:
+        value = await self._local.get(key)
+        if value is not None:
+            return value
+        value = await self._shared.get(key)
+        if value is not None:
+            await self._local.set(key, value, self._local_ttl)
+        return value
+
+    async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        await self._shared.set(key, value, ttl_seconds)
+        await self._local.set(key, value, min(ttl_seconds, self._local_ttl))

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from token_service.cache import Cache, MemoryCache, RedisCache
+from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -45,3 +45,28 @@ async def test_memory_cache_evicts_oldest_beyond_its_bound() -> None:
         await small.set(key, key.encode(), 60)
     assert await small.get("a") is None
     assert await small.get("c") == b"c"
+
+
+async def test_tiered_cache_serves_repeat_reads_without_the_shared_layer(redis_url: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        await client.flushdb()
+        tiered = TieredCache(RedisCache(client))
+        await tiered.set("k", b"v", 60)
+        await client.flushdb()  # the shared copy is gone; the local one answers
+        assert await tiered.get("k") == b"v"
+    finally:
+        await client.aclose()
+
+
+async def test_tiered_cache_fills_its_local_layer_from_the_shared_one(redis_url: str) -> None:
+    client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=2)
+    try:
+        await client.flushdb()
+        await RedisCache(client).set("k", b"shared", 60)
+        tiered = TieredCache(RedisCache(client))
+        assert await tiered.get("k") == b"shared"
+        await client.flushdb()
+        assert await tiered.get("k") == b"shared"
+    finally:
+        await client.aclose()
