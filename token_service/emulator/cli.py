@@ -106,13 +106,23 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, StateFileError) as error:
         print(f"token-service emulator: {error}", file=sys.stderr)
         return 2
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+    try:
+        # Bound here, not by uvicorn, to print the real port when --port 0 picked one.
+        sock = config.bind_socket()
+    except SystemExit:  # uvicorn has logged why (address in use, permission)
+        return 1
+    # Listening before the banner: clients that read it may connect at once, and
+    # wait in the backlog until uvicorn accepts.
+    sock.listen(config.backlog)
     host = f"[{args.host}]" if ":" in args.host else args.host
+    url = f"http://{host}:{sock.getsockname()[1]}"
     print(
-        f"IVS real-time emulator on http://{host}:{args.port} (account {options.account_id}, "
+        f"IVS real-time emulator on {url} (account {options.account_id}, "
         f"quotas {'on' if options.quotas_enabled else 'off'})\n"
-        f"  boto3:   boto3.client('ivs-realtime', endpoint_url='http://{host}:{args.port}')\n"
-        f"  AWS CLI: aws ivs-realtime --endpoint-url http://{host}:{args.port} list-stages",
+        f"  boto3:   boto3.client('ivs-realtime', endpoint_url='{url}')\n"
+        f"  AWS CLI: aws ivs-realtime --endpoint-url {url} list-stages",
         flush=True,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.Server(config).run(sockets=[sock])
     return 0

@@ -14,6 +14,14 @@ from token_service.emulator.options import EmulatorOptions
 _START_TIMEOUT_SECONDS = 10.0
 
 
+def _serve(server: uvicorn.Server) -> None:
+    try:
+        server.run()
+    except SystemExit:
+        # uvicorn exits when it cannot bind; start() sees the thread end and raises.
+        return
+
+
 class EmulatorServer:
     """A running emulator: `start()` returns once it listens; `url` is where to reach it.
 
@@ -62,7 +70,7 @@ class EmulatorServer:
             timeout_graceful_shutdown=1,
         )
         server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="ivs-emulator", daemon=True)
+        thread = threading.Thread(target=_serve, args=(server,), name="ivs-emulator", daemon=True)
         thread.start()
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         while not server.started:
@@ -78,11 +86,17 @@ class EmulatorServer:
         self._server, self._thread = server, thread
         return self
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Ask the server to exit; with `wait`, return once it has (about 0.2 s).
+
+        `wait=False` returns at once while uvicorn winds down in its daemon thread,
+        which is what a per-test fixture wants: nothing reuses the port.
+        """
         if self._server is None or self._thread is None:
             return
         self._server.should_exit = True
-        self._thread.join(timeout=_START_TIMEOUT_SECONDS)
+        if wait:
+            self._thread.join(timeout=_START_TIMEOUT_SECONDS)
         self._server = self._thread = None
         self._port = None
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -89,3 +92,27 @@ def test_cli_run_rejects_an_unknown_error_code(capsys) -> None:
 
     assert status == 2
     assert "--error" in capsys.readouterr().err
+
+
+def test_cli_run_serves_until_terminated() -> None:
+    script = (
+        "import argparse, sys\n"
+        "from token_service.emulator import cli\n"
+        "parser = argparse.ArgumentParser()\n"
+        "cli.add_arguments(parser)\n"
+        "sys.exit(cli.run(parser.parse_args(sys.argv[1:])))\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "--port", "0", "--log-level", "warning"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        url = re.search(r"http://127\.0\.0\.1:\d+", process.stdout.readline())
+        assert url is not None
+
+        assert httpx.get(f"{url.group(0)}/_emulator/health").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
