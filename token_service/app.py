@@ -23,8 +23,6 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
@@ -51,6 +49,7 @@ from token_service.keys import KeyFiles, KeyRing, KeyStatus
 from token_service.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import MemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter
+from token_service.redis_client import RedisClient, build_redis, connect
 from token_service.stages import StageDirectory
 
 if TYPE_CHECKING:
@@ -63,17 +62,6 @@ MAX_BODY_BYTES = 16 * 1024
 #: How long a successful IVS reachability check is trusted (readiness probes are frequent,
 #: IVS's control-plane quotas are small).
 IVS_CHECK_TTL_SECONDS = 30.0
-
-
-def build_redis(url: str) -> redis.asyncio.Redis:
-    """A Redis client that fails within a bounded time instead of retrying for seconds."""
-    return redis.asyncio.Redis.from_url(
-        url,
-        socket_timeout=0.5,
-        socket_connect_timeout=0.5,
-        retry=Retry(NoBackoff(), retries=1),
-        health_check_interval=30,
-    )
 
 
 def build_ivs(settings: Settings) -> IvsrealtimeClient:
@@ -187,7 +175,7 @@ def _readiness(
     settings: Settings,
     ring: KeyRing,
     ivs: Ivs,
-    redis_client: redis.asyncio.Redis | None,
+    redis_client: RedisClient | None,
     jwks: JwksCache | None,
 ) -> dict[str, ReadinessCheck]:
     checks: dict[str, ReadinessCheck] = {}
@@ -234,7 +222,7 @@ def create_app(
     settings: Settings,
     *,
     ivs_client: IvsrealtimeClient | None = None,
-    redis_client: redis.asyncio.Redis | None = None,
+    redis_client: RedisClient | None = None,
     http_client: httpx.AsyncClient | None = None,
     clock: Callable[[], datetime] | None = None,
 ) -> Litestar:
@@ -248,7 +236,7 @@ def create_app(
     ivs = Ivs(ivs_client or build_ivs(settings))
     owned_redis = redis_client is None and settings.redis_url is not None
     if redis_client is None and settings.redis_url is not None:
-        redis_client = build_redis(settings.redis_url.reveal())
+        redis_client = build_redis(settings.redis_url.reveal(), timeout_seconds=0.5)
     if redis_client is None:
         log.warning(
             "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
@@ -305,6 +293,12 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if redis_client is not None:
+            try:
+                await connect(redis_client)
+            except (redis.RedisError, OSError) as exc:
+                # Not fatal: readiness reports it and the rate limiter falls back.
+                log.warning("Redis unreachable at start-up (%s)", exc.__class__.__name__)
         if authentication.jwks is not None:
             await authentication.jwks.start()
         try:

@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-import redis.asyncio
+from token_service.redis_client import RedisClient
 
 
 class Cache(Protocol):
@@ -47,7 +47,7 @@ class MemoryCache:
 class RedisCache:
     """Cache in Redis under a prefix; entries expire by Redis's own TTL."""
 
-    def __init__(self, client: redis.asyncio.Redis, prefix: str = "ts:cache:") -> None:
+    def __init__(self, client: RedisClient, prefix: str = "ts:cache:") -> None:
         self._client = client
         self._prefix = prefix
 

@@ -149,7 +149,7 @@ class Settings:
     rate_limit_on_redis_error: OnRedisError = OnRedisError.LOCAL
     #: Peers whose X-Forwarded-For / Forwarded headers are believed.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
-    redis_timeout_seconds: float = 0.1
+    redis_timeout_seconds: float = 0.05
     stage_cache_seconds: int = 6 * 3600
     stage_not_found_cache_seconds: int = 60
     ivs_connect_timeout_seconds: float = 2.0
@@ -371,7 +371,7 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
             "RATE_LIMIT_ON_REDIS_ERROR", OnRedisError.LOCAL, OnRedisError
         ),
         trusted_proxies=r.convert("TRUSTED_PROXIES", (), _networks),
-        redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 0.1, 0.005, 10),
+        redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 0.05, 0.005, 10),
         stage_cache_seconds=r.integer("STAGE_CACHE_SECONDS", 6 * 3600, 1, FOURTEEN_DAYS_SECONDS),
         stage_not_found_cache_seconds=r.integer("STAGE_NOT_FOUND_CACHE_SECONDS", 60, 0, 3600),
         ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),

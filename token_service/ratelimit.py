@@ -28,11 +28,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio
 from redis.exceptions import RedisError
 
 from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
+from token_service.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +239,7 @@ class RedisRateLimiter:
 
     def __init__(
         self,
-        client: redis.asyncio.Redis,
+        client: RedisClient,
         *,
         on_error: OnRedisError = OnRedisError.LOCAL,
         fallback: MemoryRateLimiter | None = None,
