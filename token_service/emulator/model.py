@@ -166,7 +166,7 @@ def _member_value(
     location = member.serialization.get("location")
     wire_name = member.serialization.get("name", name)
     if location is None:
-        return name in document, document.get(name)
+        return wire_name in document, document.get(wire_name)
     if location == "uri" and wire_name in labels:
         return True, _from_text(member, labels[wire_name], name)
     if location == "querystring" and wire_name in query:
@@ -379,7 +379,7 @@ def shape_output(shape: Shape | None, value: Any) -> Any:
                 continue  # header/status members travel outside the body
             item = value.get(name)
             if item is not None:
-                shaped[name] = shape_output(member, item)
+                shaped[member.serialization.get("name", name)] = shape_output(member, item)
         return shaped
     if isinstance(shape, ListShape):
         return [shape_output(shape.member, item) for item in value]
