@@ -54,6 +54,8 @@ class Secret:
 class Mode(enum.StrEnum):
     LOCAL = "local"
     IVS = "ivs"
+    #: Local signing while an active key exists, CreateParticipantToken otherwise.
+    AUTO = "auto"
 
 
 class UserIdMode(enum.StrEnum):
@@ -67,6 +69,13 @@ class OnRedisError(enum.StrEnum):
     LOCAL = "local"
     DENY = "deny"
     ALLOW = "allow"
+
+
+class BudgetOnRedisError(enum.StrEnum):
+    """What the IVS token budget does while Redis fails (never "allow": that throttles)."""
+
+    LOCAL = "local"
+    DENY = "deny"
 
 
 class LogFormat(enum.StrEnum):
@@ -155,6 +164,14 @@ class Settings:
     ivs_connect_timeout_seconds: float = 2.0
     ivs_read_timeout_seconds: float = 5.0
     ivs_max_attempts: int = 3
+    #: One IVS call, every attempt and wait included, ends by then.
+    ivs_deadline_seconds: float = 8.0
+    #: The CreateParticipantToken budget shared by every replica (IVS allows 50/s).
+    ivs_token_rate: Rate = field(default_factory=lambda: Rate(45, 1))
+    ivs_token_max_wait_ms: int = 250
+    ivs_token_on_redis_error: BudgetOnRedisError = BudgetOnRedisError.LOCAL
+    #: In ivs mode, sign locally (when an active key exists) once the budget is exhausted.
+    ivs_fallback_to_local: bool = False
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
     #: Set by `serve --dev` only, never from the environment.
@@ -289,6 +306,15 @@ def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(networks)
 
 
+def _boolean(text: str) -> bool:
+    value = text.lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -377,6 +403,13 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),
         ivs_read_timeout_seconds=r.number("IVS_READ_TIMEOUT_SECONDS", 5.0, 0.1, 120),
         ivs_max_attempts=r.integer("IVS_MAX_ATTEMPTS", 3, 1, 10),
+        ivs_deadline_seconds=r.number("IVS_DEADLINE_SECONDS", 8.0, 0.1, 120),
+        ivs_token_rate=r.convert("IVS_TOKEN_RATE", Rate(45, 1), Rate.parse),
+        ivs_token_max_wait_ms=r.integer("IVS_TOKEN_MAX_WAIT_MS", 250, 0, 10_000),
+        ivs_token_on_redis_error=r.choice(
+            "IVS_TOKEN_ON_REDIS_ERROR", BudgetOnRedisError.LOCAL, BudgetOnRedisError
+        ),
+        ivs_fallback_to_local=r.convert("IVS_FALLBACK_TO_LOCAL", False, _boolean),
         log_level=r.convert("LOG_LEVEL", "INFO", _log_level),
         log_format=r.choice("LOG_FORMAT", LogFormat.AUTO, LogFormat),
         dev=dev,
