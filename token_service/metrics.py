@@ -41,6 +41,30 @@ class Metrics:
             ["fallback"],
             registry=self.registry,
         )
+        self.ivs_calls = Counter(
+            "token_service_ivs_calls",
+            "IVS API attempts, by operation and outcome (ok, throttled, timeout, ...)",
+            ["operation", "outcome"],
+            registry=self.registry,
+        )
+        self.ivs_budget_decisions = Counter(
+            "token_service_ivs_budget_decisions",
+            "CreateParticipantToken budget answers: immediate, waited (for a slot), refused",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.ivs_budget_wait_seconds = Histogram(
+            "token_service_ivs_budget_wait_seconds",
+            "Time waited for a CreateParticipantToken budget slot",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+            registry=self.registry,
+        )
+        self.ivs_budget_degraded = Counter(
+            "token_service_ivs_budget_degraded",
+            "Budget decisions made without Redis, by the configured fallback (local, deny)",
+            ["fallback"],
+            registry=self.registry,
+        )
         self.issue_seconds = Histogram(
             "token_service_issue_seconds",
             "Time from an authenticated request to a signed or IVS-issued token",
