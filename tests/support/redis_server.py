@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 import signal
 import socket
@@ -17,6 +18,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free and valid too."""
+    for _ in range(200):
+        port = random.randint(20000, 50000)  # noqa: S311 - not for security
+        if _port_is_free(port) and _port_is_free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
 
 
 def _wait_until_listening(port: int, timeout: float) -> None:
@@ -140,7 +159,8 @@ def redis_cluster(masters: int = 3) -> Iterator[str]:
     nodes = []
     try:
         for _ in range(masters):
-            port = free_port()
+            # Each node also listens on port + 10000 (the cluster bus), which must exist.
+            port = free_cluster_port()
             nodes.append(
                 RedisProcess(
                     port,
