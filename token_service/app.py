@@ -43,8 +43,22 @@ from token_service.auth import (
 from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
-from token_service.issuing import Issuer, IvsIssuer, LocalIssuer
-from token_service.ivs import Ivs, build_client
+from token_service.issuing import (
+    AutoIssuer,
+    Issuer,
+    IvsIssuer,
+    IvsWithLocalFallback,
+    LocalIssuer,
+)
+from token_service.ivs import DEFAULT_WORKERS, Ivs, RetryPolicy, build_client
+from token_service.ivs_budget import (
+    BudgetRate,
+    IvsTokenBudget,
+    MemorySlots,
+    RedisSlots,
+    SlotStore,
+    quota_warning,
+)
 from token_service.keys import KeyFiles, KeyRing, KeyStatus
 from token_service.metrics import Metrics
 from token_service.policy import Policy, load_policy
@@ -62,6 +76,8 @@ MAX_BODY_BYTES = 16 * 1024
 #: How long a successful IVS reachability check is trusted (readiness probes are frequent,
 #: IVS's control-plane quotas are small).
 IVS_CHECK_TTL_SECONDS = 30.0
+#: Threads calling IVS; the boto3 connection pool gets as many connections.
+IVS_WORKERS = DEFAULT_WORKERS
 
 
 def build_ivs(settings: Settings) -> IvsrealtimeClient:
@@ -70,8 +86,57 @@ def build_ivs(settings: Settings) -> IvsrealtimeClient:
         endpoint_url=settings.ivs_endpoint_url,
         connect_timeout=settings.ivs_connect_timeout_seconds,
         read_timeout=settings.ivs_read_timeout_seconds,
-        max_attempts=settings.ivs_max_attempts,
+        pool_size=IVS_WORKERS,
     )
+
+
+def build_ivs_budget(
+    settings: Settings, redis_client: RedisClient | None, metrics: Metrics
+) -> IvsTokenBudget:
+    """The CreateParticipantToken budget: in Redis when configured, shared by replicas."""
+    rate = BudgetRate.of(settings.ivs_token_rate)
+    warning = quota_warning(rate)
+    if warning is not None and settings.mode is not Mode.LOCAL:
+        log.warning(warning)
+    slots: SlotStore
+    if redis_client is not None:
+        slots = RedisSlots(
+            redis_client,
+            rate,
+            scope=f"{settings.aws_account_id or 'account'}:{settings.aws_region}",
+            on_error=settings.ivs_token_on_redis_error.value,
+            timeout_seconds=settings.redis_timeout_seconds,
+            on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
+        )
+    else:
+        slots = MemorySlots(rate)
+
+    def record(outcome: str, waited: float) -> None:
+        metrics.ivs_budget_decisions.labels(outcome).inc()
+        if outcome != "refused":
+            metrics.ivs_budget_wait_seconds.observe(waited)
+
+    return IvsTokenBudget(
+        slots, max_wait_seconds=settings.ivs_token_max_wait_ms / 1000, on_decision=record
+    )
+
+
+def build_issuer(
+    settings: Settings,
+    ring: KeyRing,
+    stages: StageDirectory,
+    ivs: Ivs,
+    clock: Callable[[], datetime] | None,
+) -> Issuer:
+    local = LocalIssuer(ring, stages) if clock is None else LocalIssuer(ring, stages, clock)
+    if settings.mode is Mode.LOCAL:
+        return local
+    remote = IvsIssuer(ivs, stages) if clock is None else IvsIssuer(ivs, stages, clock)
+    if settings.mode is Mode.AUTO:
+        return AutoIssuer(local, remote, ring)
+    if settings.ivs_fallback_to_local:
+        return IvsWithLocalFallback(remote, local, ring)
+    return remote
 
 
 def build_policy(settings: Settings) -> Policy:
@@ -233,7 +298,7 @@ def create_app(
     """
     owned_http = http_client is None
     http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
-    ivs = Ivs(ivs_client or build_ivs(settings))
+    metrics = Metrics()
     owned_redis = redis_client is None and settings.redis_url is not None
     if redis_client is None and settings.redis_url is not None:
         redis_client = build_redis(settings.redis_url.reveal(), timeout_seconds=0.5)
@@ -242,6 +307,15 @@ def create_app(
             "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
             "not shared between replicas"
         )
+    ivs = Ivs(
+        ivs_client or build_ivs(settings),
+        IVS_WORKERS,
+        retry=RetryPolicy(
+            max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
+        ),
+        pacers={"CreateParticipantToken": build_ivs_budget(settings, redis_client, metrics)},
+        on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
+    )
     cache: Cache = (
         TieredCache(RedisCache(redis_client)) if redis_client is not None else MemoryCache()
     )
@@ -255,16 +329,11 @@ def create_app(
         ttl_seconds=settings.stage_cache_seconds,
         not_found_ttl_seconds=settings.stage_not_found_cache_seconds,
     )
-    issuer: Issuer
-    if settings.mode is Mode.IVS:
-        issuer = IvsIssuer(ivs, stages) if clock is None else IvsIssuer(ivs, stages, clock)
-    else:
-        issuer = LocalIssuer(ring, stages) if clock is None else LocalIssuer(ring, stages, clock)
+    issuer = build_issuer(settings, ring, stages, ivs, clock)
     authentication = _build_authentication(settings, http)
     admin = (
         AdminTokens([t.reveal() for t in settings.admin_tokens]) if settings.admin_tokens else None
     )
-    metrics = Metrics()
     limiter: RateLimiter
     if redis_client is not None:
         limiter = RedisRateLimiter(

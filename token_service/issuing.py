@@ -3,7 +3,11 @@
 Both implement `Issuer`. The local issuer signs the JWT that IVS documents for
 self-signed tokens (see shared/docs/ivs-tokens.md), with the ring's active key and
 the stage endpoints from the stage directory. The IVS issuer calls
-CreateParticipantToken; its token is opaque.
+CreateParticipantToken (paced by the IVS budget inside `Ivs`); its token is opaque.
+
+Two compositions choose between them per request: `AutoIssuer` (local while the
+ring has an active key, IVS otherwise) and `IvsWithLocalFallback` (IVS, and local
+signing when IVS's capacity is exhausted and a key exists).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import jwt
 
 from token_service.domain import Capability, Grant, IssuedToken, Signer
 from token_service.errors import ServiceUnavailable
-from token_service.ivs import Ivs, StageInfo
+from token_service.ivs import Ivs, IvsThrottled, StageInfo
+from token_service.ivs_budget import BudgetExhausted
 
 # Only [A-Za-z0-9]: the current model also allows `_` and `-`, older ones not `_`.
 _JTI_ALPHABET = string.ascii_letters + string.digits
@@ -32,7 +37,10 @@ def new_participant_id() -> str:
 
 
 class Issuer(Protocol):
-    signer: Signer
+    @property
+    def signer(self) -> Signer:
+        """Who signs the next token (as far as known before issuing it)."""
+        ...
 
     async def issue(self, grant: Grant) -> IssuedToken: ...
 
@@ -173,3 +181,53 @@ class IvsIssuer:
             signer=Signer.IVS,
             key_arn=None,
         )
+
+
+#: IVS cannot take another CreateParticipantToken now: our budget or IVS's own throttle.
+CAPACITY_ERRORS = (BudgetExhausted, IvsThrottled)
+
+
+class AutoIssuer:
+    """`TOKEN_SERVICE_MODE=auto`: local signing while an active key exists, IVS otherwise.
+
+    Decided per request, so a key rotated in (or deleted) while serving takes effect
+    at once, with no restart.
+    """
+
+    def __init__(self, local: Issuer, ivs: Issuer, keys: ActiveKeySource) -> None:
+        self._local = local
+        self._ivs = ivs
+        self._keys = keys
+
+    @property
+    def signer(self) -> Signer:
+        return Signer.LOCAL if self._keys.active() is not None else Signer.IVS
+
+    async def issue(self, grant: Grant) -> IssuedToken:
+        if self._keys.active() is not None:
+            return await self._local.issue(grant)
+        return await self._ivs.issue(grant)
+
+
+class IvsWithLocalFallback:
+    """IVS first; once IVS's capacity is exhausted, local signing if a key is active.
+
+    Without an active key the capacity error (503 with Retry-After) stands. Other
+    IVS errors never fall back: a stage that does not exist or an IAM problem must
+    not be papered over by a token that would then fail at join.
+    """
+
+    signer = Signer.IVS
+
+    def __init__(self, ivs: Issuer, local: Issuer, keys: ActiveKeySource) -> None:
+        self._ivs = ivs
+        self._local = local
+        self._keys = keys
+
+    async def issue(self, grant: Grant) -> IssuedToken:
+        try:
+            return await self._ivs.issue(grant)
+        except CAPACITY_ERRORS:
+            if self._keys.active() is None:
+                raise
+        return await self._local.issue(grant)

@@ -2,19 +2,22 @@
 
 Every SDK error is turned into a domain error here, so nothing above this module
 knows botocore exists. The client is built once (boto3 clients are thread-safe,
-sessions are not) with explicit timeouts and a bounded retry budget, and its
-connection pool is sized to the worker threads that call it.
+sessions are not) with explicit connect and read timeouts, and its connection pool
+is sized to the worker threads that call it. Retries are this module's: a bounded
+number of attempts under one deadline per call (`RetryPolicy`), each attempt of a
+paced operation (CreateParticipantToken) taking a slot of the IVS budget first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import random
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -23,8 +26,10 @@ from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     ReadTimeoutError,
 )
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from token_service.errors import (
     Conflict,
@@ -45,6 +50,8 @@ _T = TypeVar("_T")
 
 #: Worker threads for IVS calls; the HTTP connection pool gets the same size.
 DEFAULT_WORKERS = 16
+#: Readiness probes are frequent and must answer quickly.
+PING_DEADLINE_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -74,22 +81,55 @@ class IvsToken:
     attributes: Mapping[str, str]
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one IVS call tries: total attempts, and one deadline over all of them.
+
+    Retries happen here, not in botocore (whose client makes exactly one attempt):
+    so every CreateParticipantToken attempt takes a slot of the IVS budget first, the
+    backoff sleeps on the event loop instead of holding a worker thread, and the
+    deadline bounds attempts, backoff and budget waits together.
+    """
+
+    max_attempts: int = 3
+    deadline_seconds: float = 8.0
+    backoff_base_seconds: float = 0.05
+    backoff_max_seconds: float = 1.0
+
+    def backoff(self, attempt: int, *, throttled: bool) -> float:
+        """Full-jitter exponential backoff before attempt `attempt + 1`."""
+        base = self.backoff_base_seconds * (4 if throttled else 1)
+        cap = min(self.backoff_max_seconds, base * 2 ** (attempt - 1))
+        # Not for security: only spreads retries of concurrent callers apart.
+        return random.uniform(0, cap)  # noqa: S311
+
+
+class Pacer(Protocol):
+    """Paces calls of one operation (the IVS token budget): waits, or raises a DomainError."""
+
+    async def acquire(self, limit: float | None = None) -> None: ...
+
+
 def build_client(
     *,
     region: str,
     endpoint_url: str | None,
     connect_timeout: float,
     read_timeout: float,
-    max_attempts: int,
     pool_size: int = DEFAULT_WORKERS,
 ) -> IvsrealtimeClient:
-    """The one boto3 client of the process (credentials from boto3's normal chain)."""
+    """The one boto3 client of the process (credentials from boto3's normal chain).
+
+    One attempt per botocore call: `Ivs` owns the retries (see `RetryPolicy`).
+    """
     config = Config(
         region_name=region,
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
-        retries={"max_attempts": max_attempts, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=pool_size,
+        # Every request is small and answered at once; keep-alive reuses connections.
+        tcp_keepalive=True,
     )
     session = boto3.session.Session()
     return session.client("ivs-realtime", endpoint_url=endpoint_url, config=config)
@@ -106,8 +146,75 @@ def _error_message(exc: ClientError) -> str:
     return str(error.get("Message") or _error_code(exc))
 
 
+def _status(exc: ClientError) -> int:
+    metadata: Mapping[str, Any] = exc.response.get("ResponseMetadata", {})
+    return int(metadata.get("HTTPStatusCode") or 0)
+
+
+_THROTTLING = frozenset({"ThrottlingException", "TooManyRequestsException"})
+_DENIED_HINTS = {
+    "AccessDeniedException": (
+        "the service's AWS credentials may not call it: grant ivs:{op} on the stage "
+        "(see the README, 'IVS mode against real AWS')"
+    ),
+    "PendingVerification": (
+        "the AWS account is pending verification for IVS: contact AWS Support; "
+        "nothing this service does will fix it"
+    ),
+}
+
+
+class IvsThrottled(ServiceUnavailable):
+    """IVS throttled (or refused on quota) even after the retries: 503, try again later."""
+
+    code = "ivs-throttled"
+    title = "IVS is at capacity"
+
+
+def outcome_of(exc: Exception) -> str:
+    """A bounded metric label for a failed attempt."""
+    if isinstance(exc, ClientError):
+        code = _error_code(exc)
+        if code in _THROTTLING:
+            return "throttled"
+        return {
+            "ServiceQuotaExceededException": "quota_exceeded",
+            "ResourceNotFoundException": "not_found",
+            "ValidationException": "invalid",
+            "ConflictException": "conflict",
+            "AccessDeniedException": "denied",
+            "PendingVerification": "denied",
+        }.get(code, "server_error" if _status(exc) >= 500 else "client_error")
+    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
+        return "timeout"
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return "unreachable"
+    return "failed"
+
+
+def _retryable(exc: Exception, operation: str, *, repeatable: bool) -> bool:
+    """Whether another attempt may succeed (and may be made at all)."""
+    if isinstance(exc, ClientError):
+        code = _error_code(exc)
+        # Not executed: safe to repeat whatever the operation.
+        if code in _THROTTLING:
+            return True
+        if code == "ServiceQuotaExceededException":
+            # For token creation it is the request rate; elsewhere a count no wait fixes.
+            return operation == "CreateParticipantToken"
+        return repeatable and _status(exc) >= 500
+    if isinstance(exc, ConnectTimeoutError | EndpointConnectionError):
+        return True  # the request never left
+    # Sent, answer lost: it may have taken effect.
+    return repeatable and isinstance(exc, ReadTimeoutError | HTTPClientError)
+
+
 def translate(exc: Exception, operation: str) -> DomainError:  # noqa: PLR0911 - one table
-    """Map an SDK exception to the domain error the HTTP edge knows how to report."""
+    """Map an SDK exception to the domain error the HTTP edge knows how to report.
+
+    Only IVS's message of a ValidationException or a not-found reaches the client
+    (it describes the request); every other answer body stays in the log.
+    """
     if isinstance(exc, ClientError):
         code = _error_code(exc)
         message = _error_message(exc)
@@ -117,18 +224,26 @@ def translate(exc: Exception, operation: str) -> DomainError:  # noqa: PLR0911 -
             return InvalidRequest(f"IVS rejected the request: {message}")
         if code == "ConflictException":
             return Conflict(f"IVS {operation}: {message}")
-        if code in {"ThrottlingException", "TooManyRequestsException"}:
-            return ServiceUnavailable(f"IVS is throttling {operation}", retry_after=1)
+        if code in _THROTTLING:
+            return IvsThrottled(f"IVS is throttling {operation}; retry shortly", retry_after=1)
         if code == "ServiceQuotaExceededException":
-            return ServiceUnavailable(f"IVS quota exceeded for {operation}: {message}", 5)
-        if code in {"AccessDeniedException", "PendingVerification"}:
+            return IvsThrottled(f"IVS quota exceeded for {operation}; retry later", retry_after=5)
+        if code in _DENIED_HINTS:
             log.error(
-                "IVS denied %s (%s): check the IAM policy and account verification",
+                "IVS refused %s with %s: %s",
                 operation,
                 code,
+                _DENIED_HINTS[code].format(op=operation),
+                extra={"event": "ivs_denied", "operation": operation, "awsError": code},
             )
-            return UpstreamFailed(f"IVS refused {operation} ({code})")
-        log.warning("IVS %s failed with %s", operation, code)
+            return UpstreamFailed(f"IVS refused {operation} ({code}); the operator has been told")
+        log.warning(
+            "IVS %s failed with %s (HTTP %s)",
+            operation,
+            code,
+            _status(exc),
+            extra={"event": "ivs_failed", "operation": operation, "awsError": code},
+        )
         return UpstreamFailed(f"IVS {operation} failed ({code})")
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError):
         return UpstreamTimeout(f"IVS did not answer {operation} in time", retry_after=1)
@@ -141,26 +256,87 @@ def translate(exc: Exception, operation: str) -> DomainError:  # noqa: PLR0911 -
 
 
 class Ivs:
-    """Async facade over the shared client; each call runs in the adapter's thread pool."""
+    """Async facade over the shared client; each attempt runs in the adapter's thread pool.
 
-    def __init__(self, client: IvsrealtimeClient, workers: int = DEFAULT_WORKERS) -> None:
+    `pacers` pace operations by name (the CreateParticipantToken budget): each attempt
+    of such an operation first takes a slot. `on_call(operation, outcome)` is told of
+    every attempt, for metrics.
+    """
+
+    def __init__(
+        self,
+        client: IvsrealtimeClient,
+        workers: int = DEFAULT_WORKERS,
+        *,
+        retry: RetryPolicy | None = None,
+        pacers: Mapping[str, Pacer] | None = None,
+        on_call: Callable[[str, str], None] | None = None,
+    ) -> None:
         self._client = client
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ivs")
+        self._retry = retry or RetryPolicy()
+        self._pacers = dict(pacers or {})
+        self._on_call = on_call
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._client.close()
 
-    async def _call(self, operation: str, fn: Callable[[], _T]) -> _T:
+    def _record(self, operation: str, outcome: str) -> None:
+        if self._on_call is not None:
+            self._on_call(operation, outcome)
+
+    def _deadline_passed(self, operation: str) -> UpstreamTimeout:
+        self._record(operation, "deadline")
+        return UpstreamTimeout(f"IVS did not answer {operation} in time", retry_after=1)
+
+    async def _call(
+        self,
+        operation: str,
+        fn: Callable[[], _T],
+        *,
+        repeatable: bool = True,
+        max_attempts: int | None = None,
+        deadline_seconds: float | None = None,
+    ) -> _T:
         loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._pool, fn)
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, operation) from None
+        policy = self._retry
+        attempts = max_attempts or policy.max_attempts
+        deadline = loop.time() + (deadline_seconds or policy.deadline_seconds)
+        pacer = self._pacers.get(operation)
+        attempt = 0
+        while True:
+            attempt += 1
+            if pacer is not None:
+                await pacer.acquire(deadline - loop.time())
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise self._deadline_passed(operation)
+            try:
+                result = await asyncio.wait_for(loop.run_in_executor(self._pool, fn), remaining)
+            except TimeoutError:
+                # The worker thread finishes on its own, bounded by the read timeout.
+                raise self._deadline_passed(operation) from None
+            except (ClientError, BotoCoreError) as exc:
+                self._record(operation, outcome_of(exc))
+                if attempt < attempts and _retryable(exc, operation, repeatable=repeatable):
+                    delay = policy.backoff(attempt, throttled=outcome_of(exc) == "throttled")
+                    if loop.time() + delay < deadline:
+                        await asyncio.sleep(delay)
+                        continue
+                raise translate(exc, operation) from None
+            self._record(operation, "ok")
+            return result
 
     async def ping(self) -> None:
         """A cheap authenticated call, for readiness: proves endpoint and credentials work."""
-        await self._call("ListStages", lambda: self._client.list_stages(maxResults=1))
+        # One attempt, briefly: a probe that retries would hide the failure it looks for.
+        await self._call(
+            "ListStages",
+            lambda: self._client.list_stages(maxResults=1),
+            max_attempts=1,
+            deadline_seconds=PING_DEADLINE_SECONDS,
+        )
 
     async def get_stage(self, arn: str) -> StageInfo:
         try:
@@ -187,7 +363,8 @@ class Ivs:
                 raise
 
         try:
-            response = await self._call("ImportPublicKey", call)
+            # Not repeated once sent: a second import of the same key is a conflict.
+            response = await self._call("ImportPublicKey", call, repeatable=False)
         except _KeyQuotaFullError:
             raise Conflict(
                 "IVS already holds 3 public keys in this region (its fixed limit); delete one "
@@ -220,7 +397,9 @@ class Ivs:
                 return keys
 
     async def delete_public_key(self, arn: str) -> None:
-        await self._call("DeletePublicKey", lambda: self._client.delete_public_key(arn=arn))
+        await self._call(
+            "DeletePublicKey", lambda: self._client.delete_public_key(arn=arn), repeatable=False
+        )
 
     async def create_participant_token(
         self,
@@ -263,6 +442,7 @@ class Ivs:
             lambda: self._client.disconnect_participant(
                 stageArn=stage_arn, participantId=participant_id, reason=reason
             ),
+            repeatable=False,
         )
 
 

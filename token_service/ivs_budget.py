@@ -1,0 +1,307 @@
+"""The global budget for CreateParticipantToken: every replica's calls, under IVS's quota.
+
+IVS allows 50 CreateParticipantToken calls per second per account and region, not
+adjustable. Every replica of the service takes a slot from one shared budget before
+each call (each retry too), so the account never sees more than the budget's rate.
+
+The budget is GCRA (see `ratelimit.py`) used as a *reservation*: instead of only
+answering "does a call conform now", it answers "when does the next slot conform".
+If that moment is within the caller's maximum wait, the slot is taken and the
+caller sleeps until it; otherwise nothing is taken and the caller gets a 503 with
+`Retry-After`. Calls are thereby spread evenly (one every `period / count`), which is
+what a per-second quota counted over any sliding second needs: with a burst of B,
+any one second holds at most `count + B - 1` calls.
+
+In Redis, one Lua script per call decides with Redis's own clock (replicas' clocks
+do not matter) and records this replica as alive, so each replica knows how many
+share the budget. When Redis fails, a replica waits a bounded time, then either
+refuses (`deny`) or runs a local budget of `rate / replicas last seen` (`local`),
+so that all replicas together still stay near the shared rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from redis.exceptions import RedisError
+
+from token_service.errors import ServiceUnavailable
+from token_service.redis_client import RedisClient
+
+log = logging.getLogger(__name__)
+
+#: CreateParticipantToken's quota per account and region (not adjustable).
+IVS_TOKEN_QUOTA_PER_SECOND = 50
+#: Both keys of the script share this hash tag: one slot in Redis Cluster.
+HASH_TAG = "{ts-ivs}"
+#: A replica that took no slot for this long no longer counts as sharing the budget.
+REPLICA_TTL_SECONDS = 60.0
+
+
+class BudgetExhausted(ServiceUnavailable):
+    """No slot of the IVS budget within the maximum wait: the caller should come back."""
+
+    code = "ivs-budget-exhausted"
+    title = "IVS token capacity exhausted"
+
+
+class RateLike(Protocol):
+    @property
+    def count(self) -> int: ...
+
+    @property
+    def period_seconds(self) -> int: ...
+
+    @property
+    def burst(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class BudgetRate:
+    """`count` calls per `period_seconds`, `burst` at once; intervals in microseconds."""
+
+    count: int
+    period_seconds: float
+    burst: int = 1
+
+    @classmethod
+    def of(cls, rate: RateLike) -> BudgetRate:
+        # Burst defaults to 1, not to `count`: a burst adds to any one second's calls.
+        return cls(count=rate.count, period_seconds=rate.period_seconds, burst=rate.burst or 1)
+
+    @property
+    def interval_us(self) -> int:
+        return max(1, round(self.period_seconds * 1_000_000 / self.count))
+
+    @property
+    def worst_second(self) -> float:
+        """The most calls this budget can let through within any one second."""
+        return self.burst - 1 + 1_000_000 / self.interval_us
+
+    def shared_by(self, replicas: int) -> BudgetRate:
+        """This rate divided between `replicas` processes (each gets a burst of 1)."""
+        return BudgetRate(self.count, self.period_seconds * max(1, replicas), 1)
+
+    def describe(self) -> str:
+        return f"{self.count}/{self.period_seconds:g}s;burst={self.burst}"
+
+
+def quota_warning(rate: BudgetRate) -> str | None:
+    """A start-up warning when the budget could exceed IVS's quota in some second."""
+    if rate.worst_second <= IVS_TOKEN_QUOTA_PER_SECOND:
+        return None
+    return (
+        f"TOKEN_SERVICE_IVS_TOKEN_RATE {rate.describe()} allows up to "
+        f"{rate.worst_second:.0f} CreateParticipantToken calls in one second, over IVS's "
+        f"fixed {IVS_TOKEN_QUOTA_PER_SECOND}/s: expect upstream throttling (answered as 503)"
+    )
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """A budget answer: a slot `wait_seconds` from now, or none within the wait allowed."""
+
+    granted: bool
+    #: Granted: how long until the slot. Refused: how long until the next slot.
+    wait_seconds: float
+    #: Refused: when a new request would find a slot within the same wait.
+    retry_after: float = 0.0
+    #: Decided without Redis.
+    degraded: bool = False
+
+
+def reserve(tat: int, now: int, rate: BudgetRate, max_wait_us: int) -> tuple[Reservation, int]:
+    """The reservation step of GCRA (times in µs): `(answer, new TAT)`.
+
+    The Lua script below mirrors this function line by line.
+    """
+    interval = rate.interval_us
+    tat = max(tat, now)
+    slot = max(now, tat - (rate.burst - 1) * interval)
+    wait = slot - now
+    if wait > max_wait_us:
+        return Reservation(False, wait / 1e6, (wait - max_wait_us) / 1e6), tat
+    return Reservation(True, wait / 1e6), tat + interval
+
+
+class SlotStore(Protocol):
+    async def reserve(self, max_wait_seconds: float) -> Reservation: ...
+
+
+class MemorySlots:
+    """The budget of one process (no Redis configured, or while Redis fails)."""
+
+    def __init__(self, rate: BudgetRate, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._tat = 0
+
+    async def reserve(self, max_wait_seconds: float) -> Reservation:
+        now = int(self._clock() * 1_000_000)
+        answer, self._tat = reserve(self._tat, now, self.rate, int(max_wait_seconds * 1e6))
+        return answer
+
+
+# KEYS[1]: the budget's TAT; KEYS[2]: the replicas (sorted set, score = last seen, µs).
+# ARGV: interval µs, burst, max wait µs, this replica's id, replica TTL µs.
+# Returns {granted (0/1), wait µs, replicas}.
+_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local max_wait = tonumber(ARGV[3])
+local replica_ttl = tonumber(ARGV[5])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local slot = tat - (burst - 1) * interval
+if slot < now then slot = now end
+local wait = slot - now
+local granted = 0
+if wait <= max_wait then
+  granted = 1
+  local new_tat = tat + interval
+  -- The key expires when it stops carrying information (its TAT has passed).
+  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',
+             math.ceil((new_tat - now) / 1000) + 1)
+end
+redis.call('ZADD', KEYS[2], string.format('%d', now), ARGV[4])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now - replica_ttl))
+redis.call('PEXPIRE', KEYS[2], math.ceil(replica_ttl / 1000))
+local replicas = redis.call('ZCARD', KEYS[2])
+return {granted, string.format('%d', wait), replicas}
+"""
+
+
+class RedisSlots:
+    """The budget shared by every replica through Redis; bounded time when Redis fails.
+
+    After a Redis failure, Redis is left alone for `breaker_seconds`: a dead Redis
+    then costs no call any time at all. Meanwhile `on_error` decides: `local` runs
+    this replica's share of the rate in memory, `deny` refuses every call.
+    """
+
+    def __init__(
+        self,
+        client: RedisClient,
+        rate: BudgetRate,
+        *,
+        scope: str,
+        on_error: str = "local",
+        timeout_seconds: float = 0.1,
+        breaker_seconds: float = 1.0,
+        on_degraded: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if on_error not in {"local", "deny"}:
+            raise ValueError("on_error must be 'local' or 'deny'")
+        self.rate = rate
+        self._client = client
+        self._script = client.register_script(_SCRIPT)
+        self._keys = [
+            f"ts:ivs:{HASH_TAG}:budget:{scope}",
+            f"ts:ivs:{HASH_TAG}:replicas:{scope}",
+        ]
+        # Random, so that restarts and several workers of one host count separately.
+        self._replica_id = secrets.token_hex(8)
+        self._on_error = on_error
+        self._timeout = timeout_seconds
+        self._breaker_seconds = breaker_seconds
+        self._on_degraded = on_degraded
+        self._clock = clock
+        self._open_until = 0.0
+        #: How many replicas shared the budget when Redis last answered.
+        self.replicas = 1
+        self._fallback: MemorySlots | None = None
+
+    async def reserve(self, max_wait_seconds: float) -> Reservation:
+        if self._clock() >= self._open_until:
+            try:
+                return await asyncio.wait_for(self._reserve_redis(max_wait_seconds), self._timeout)
+            except (RedisError, OSError, TimeoutError) as exc:
+                self._open_until = self._clock() + self._breaker_seconds
+                log.warning(
+                    "IVS token budget: Redis failed (%s); %s for %.1fs",
+                    exc.__class__.__name__,
+                    self._degraded_behaviour(),
+                    self._breaker_seconds,
+                )
+        return await self._degraded(max_wait_seconds)
+
+    def _degraded_behaviour(self) -> str:
+        if self._on_error == "deny":
+            return "refusing CreateParticipantToken"
+        return f"using this replica's share (1/{self.replicas}) of the budget"
+
+    async def _reserve_redis(self, max_wait_seconds: float) -> Reservation:
+        raw = await self._script(
+            keys=self._keys,
+            args=[
+                self.rate.interval_us,
+                self.rate.burst,
+                int(max_wait_seconds * 1_000_000),
+                self._replica_id,
+                int(REPLICA_TTL_SECONDS * 1_000_000),
+            ],
+        )
+        granted, wait_us, replicas = int(raw[0]), int(raw[1]), int(raw[2])
+        self.replicas = max(1, replicas)
+        wait = wait_us / 1e6
+        if granted:
+            return Reservation(True, wait)
+        return Reservation(False, wait, max(0.0, wait - max_wait_seconds))
+
+    async def _degraded(self, max_wait_seconds: float) -> Reservation:
+        if self._on_degraded is not None:
+            self._on_degraded(self._on_error)
+        if self._on_error == "deny":
+            return Reservation(False, self._breaker_seconds, self._breaker_seconds, degraded=True)
+        share = self.rate.shared_by(self.replicas)
+        if self._fallback is None or self._fallback.rate != share:
+            self._fallback = MemorySlots(share, self._clock)
+        answer = await self._fallback.reserve(max_wait_seconds)
+        return Reservation(answer.granted, answer.wait_seconds, answer.retry_after, degraded=True)
+
+
+class IvsTokenBudget:
+    """Takes a slot before each CreateParticipantToken call: waits for it, or refuses.
+
+    `acquire(limit)` returns once the caller may call IVS, after sleeping at most
+    `min(max_wait, limit)`; or raises `BudgetExhausted` (503 with Retry-After).
+    """
+
+    def __init__(
+        self,
+        slots: SlotStore,
+        *,
+        max_wait_seconds: float,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_decision: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self._slots = slots
+        self.max_wait_seconds = max_wait_seconds
+        self._sleep = sleep
+        self._on_decision = on_decision
+
+    async def acquire(self, limit: float | None = None) -> None:
+        max_wait = self.max_wait_seconds if limit is None else min(self.max_wait_seconds, limit)
+        answer = await self._slots.reserve(max(0.0, max_wait))
+        if not answer.granted:
+            self._record("refused", 0.0)
+            raise BudgetExhausted(
+                "IVS's CreateParticipantToken capacity is in use; retry shortly",
+                retry_after=max(answer.retry_after, 0.001),
+            )
+        self._record("waited" if answer.wait_seconds > 0 else "immediate", answer.wait_seconds)
+        if answer.wait_seconds > 0:
+            await self._sleep(answer.wait_seconds)
+
+    def _record(self, outcome: str, wait: float) -> None:
+        if self._on_decision is not None:
+            self._on_decision(outcome, wait)
