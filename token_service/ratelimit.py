@@ -36,8 +36,9 @@ from token_service.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 
-#: Every rate-limit key shares this hash tag: one slot in Redis Cluster (see module doc).
-HASH_TAG = "{ts-rl}"
+#: Every key of a token request (limits, bans, the mapping record) shares this hash
+#: tag, so one script may touch them all: one slot in Redis Cluster (see module doc).
+HASH_TAG = "{ts}"
 
 
 class RateSpec(Protocol):
@@ -82,7 +83,7 @@ class Limit:
 
     @property
     def key(self) -> str:
-        return f"ts:rl:{HASH_TAG}:{self.name}:{self.subject}"
+        return f"ts:{HASH_TAG}:rl:{self.name}:{self.subject}"
 
 
 @dataclass(frozen=True)
@@ -198,13 +199,13 @@ class MemoryRateLimiter:
         return len(self._tats)
 
 
-# KEYS: one per limit. ARGV: for each limit, its interval (µs) then its burst.
-# Returns {now, allowed(0/1), tat_1, ..., tat_n} where tat_i is the TAT before this
-# request (so the client computes remaining/reset exactly like the memory twin).
-_SCRIPT = """
+# Lua fragments shared by every script that decides limits (this module's and the
+# admission gate's). Limit i uses KEYS[i] and ARGV[2i-1] (interval, µs), ARGV[2i]
+# (burst); `n` is the number of limits. GCRA_CHECK sets `now`, `tats` (each limit's
+# TAT before this request, raised to now) and `allowed`; GCRA_COMMIT moves each TAT.
+GCRA_CHECK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local n = #KEYS
 local tats = {}
 local allowed = 1
 for i = 1, n do
@@ -215,18 +216,42 @@ for i = 1, n do
   tats[i] = tat
   if tat + interval - burst * interval > now then allowed = 0 end
 end
-if allowed == 1 then
-  for i = 1, n do
-    local interval = tonumber(ARGV[2 * i - 1])
-    local new_tat = tats[i] + interval
-    -- The key expires exactly when it stops carrying information.
-    redis.call('SET', KEYS[i], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
-  end
-end
-local result = {now, allowed}
-for i = 1, n do result[#result + 1] = tats[i] end
-return result
 """
+
+GCRA_COMMIT = """
+for i = 1, n do
+  local new_tat = tats[i] + tonumber(ARGV[2 * i - 1])
+  -- The key expires exactly when it stops carrying information.
+  redis.call('SET', KEYS[i], new_tat, 'PX', math.ceil((new_tat - now) / 1000))
+end
+"""
+
+# KEYS: one per limit; ARGV: each limit's interval and burst. Returns
+# {now, allowed(0/1), tat_1, ..., tat_n}, so the client computes remaining and reset
+# exactly like the memory twin.
+_SCRIPT = (
+    "local n = #KEYS\n"
+    + GCRA_CHECK
+    + "if allowed == 1 then\n"
+    + GCRA_COMMIT
+    + "end\n"
+    + "local result = {now, allowed}\n"
+    + "for i = 1, n do result[#result + 1] = tats[i] end\n"
+    + "return result\n"
+)
+
+
+def limit_args(limits: Sequence[Limit]) -> list[int]:
+    args: list[int] = []
+    for limit in limits:
+        args += [limit.interval_us, limit.burst]
+    return args
+
+
+def decision_from_tats(limits: Sequence[Limit], now: int, tats: Sequence[int]) -> Decision:
+    """The decision the script made, with remaining counts, from its raw TATs."""
+    decision, _ = _gcra(limits, tats, now)
+    return decision
 
 
 class RedisRateLimiter:
@@ -273,13 +298,8 @@ class RedisRateLimiter:
         return await self._degraded(limits)
 
     async def _check_redis(self, limits: Sequence[Limit]) -> Decision:
-        args: list[int] = []
-        for limit in limits:
-            args += [limit.interval_us, limit.burst]
-        raw = await self._script(keys=[limit.key for limit in limits], args=args)
-        now, tats = int(raw[0]), [int(v) for v in raw[2:]]
-        decision, _ = _gcra(limits, tats, now)
-        return decision
+        raw = await self._script(keys=[limit.key for limit in limits], args=limit_args(limits))
+        return decision_from_tats(limits, int(raw[0]), [int(v) for v in raw[2:]])
 
     async def _degraded(self, limits: Sequence[Limit]) -> Decision:
         if self._on_degraded is not None:
