@@ -148,6 +148,14 @@ class Settings:
     aws_account_id: str | None = None
     auth: AuthSettings = field(default_factory=AuthSettings)
     admin_tokens: tuple[Secret, ...] = ()
+    #: Browser origins (`scheme://host[:port]`) allowed to call the API cross-origin.
+    cors_origins: tuple[str, ...] = ()
+    #: The demo page `GET /demo`: None means on with `serve --dev` and off otherwise.
+    demo_page: bool | None = None
+    #: The stage the demo page offers first (`serve --dev` sets its demo stage).
+    demo_stage_arn: str | None = None
+    #: Where `make web-sdk` installs the IVS web broadcast SDK that the demo page loads.
+    web_sdk_dir: Path = Path(".web-sdk")
     keys_dir: Path = Path("keys")
     policy_file: Path | None = None
     user_id_mode: UserIdMode = UserIdMode.APP
@@ -180,6 +188,10 @@ class Settings:
     @property
     def redis_configured(self) -> bool:
         return self.redis_url is not None
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.dev if self.demo_page is None else self.demo_page
 
 
 class _Reader:
@@ -306,6 +318,25 @@ def _networks(text: str) -> tuple[IPv4Network | IPv6Network, ...]:
     return tuple(networks)
 
 
+_ORIGIN_RE = re.compile(r"^https?://([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:\d{1,5})?$")
+
+
+def _origins(text: str) -> tuple[str, ...]:
+    # Exact origins only: a wildcard would let any site's scripts spend users' tokens.
+    origins = tuple(o.strip().rstrip("/") for o in text.split(",") if o.strip())
+    for origin in origins:
+        if not _ORIGIN_RE.fullmatch(origin):
+            raise ValueError(
+                f"{origin!r} is not an origin: expected scheme://host[:port] such as "
+                "https://app.example.com, without a path or wildcard"
+            )
+    return origins
+
+
+def _optional_boolean(text: str) -> bool | None:
+    return _boolean(text)
+
+
 def _boolean(text: str) -> bool:
     value = text.lower()
     if value in {"1", "true", "yes", "on"}:
@@ -386,6 +417,10 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         aws_account_id=r.convert("AWS_ACCOUNT_ID", None, _account),
         auth=_read_auth(r),
         admin_tokens=admin_tokens,
+        cors_origins=r.convert("CORS_ORIGINS", (), _origins),
+        demo_page=r.convert("DEMO_PAGE", None, _optional_boolean),
+        demo_stage_arn=r.raw("DEMO_STAGE_ARN"),
+        web_sdk_dir=r.convert("WEB_SDK_DIR", Path(".web-sdk"), Path),
         keys_dir=r.convert("KEYS_DIR", Path("keys"), Path),
         policy_file=policy_file,
         user_id_mode=user_id_mode,
