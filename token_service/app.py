@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -59,7 +59,10 @@ from token_service.ivs_budget import (
     SlotStore,
     quota_warning,
 )
-from token_service.keys import KeyFiles, KeyRing, KeyStatus
+from token_service.keys import KeyRing
+from token_service.keys.usage import CountingIssuer
+from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: PLC0414 - re-export
+from token_service.keys.wiring import build_key_runtime, check_key_ring
 from token_service.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import MemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter
@@ -128,7 +131,10 @@ def build_issuer(
     ivs: Ivs,
     clock: Callable[[], datetime] | None,
 ) -> Issuer:
-    local = LocalIssuer(ring, stages) if clock is None else LocalIssuer(ring, stages, clock)
+    local: Issuer = CountingIssuer(
+        LocalIssuer(ring, stages) if clock is None else LocalIssuer(ring, stages, clock),
+        ring.usage,
+    )
     if settings.mode is Mode.LOCAL:
         return local
     remote = IvsIssuer(ivs, stages) if clock is None else IvsIssuer(ivs, stages, clock)
@@ -151,28 +157,10 @@ def build_policy(settings: Settings) -> Policy:
     )
 
 
-def build_key_ring(settings: Settings, ivs: Ivs, policy: Policy) -> KeyRing:
-    ring = KeyRing(
-        KeyFiles(settings.keys_dir),
-        ivs,
-        max_token_lifetime=timedelta(minutes=policy.max_duration_minutes),
-    )
-    ring.load()
-    return ring
-
-
 def check_signing_key(settings: Settings) -> None:
-    """In local mode, refuse to serve without an active key: every request would fail."""
-    if settings.mode is not Mode.LOCAL:
-        return
-    keys = KeyFiles(settings.keys_dir).load_all()
-    if not any(k.status is KeyStatus.ACTIVE for k in keys):
-        raise ConfigurationError(
-            [
-                f"TOKEN_SERVICE_KEYS_DIR: no active signing key in {str(settings.keys_dir)!r}; "
-                "create one with `token-service keys rotate` (or use TOKEN_SERVICE_MODE=ivs)"
-            ]
-        )
+    """In local mode, refuse to serve without an active key (every request would fail), or
+    with a key that is unreadable, not P-384, or unknown to IVS (`keys.wiring`)."""
+    check_key_ring(settings)
 
 
 @dataclass
@@ -320,7 +308,8 @@ def create_app(
         TieredCache(RedisCache(redis_client)) if redis_client is not None else MemoryCache()
     )
     policy = build_policy(settings)
-    ring = build_key_ring(settings, ivs, policy)
+    ring = build_key_ring(settings, ivs, policy, redis_client=redis_client, clock=clock)
+    key_runtime = build_key_runtime(settings, ring)
     stages = StageDirectory(
         ivs,
         cache,
@@ -370,9 +359,11 @@ def create_app(
                 log.warning("Redis unreachable at start-up (%s)", exc.__class__.__name__)
         if authentication.jwks is not None:
             await authentication.jwks.start()
+        await key_runtime.start()
         try:
             yield
         finally:
+            await key_runtime.close()
             if authentication.jwks is not None:
                 await authentication.jwks.close()
             if owned_redis and redis_client is not None:

@@ -1,6 +1,6 @@
 """`token-service ...`: the entry point. Reads the environment, then calls the factories.
 
-Commands: `serve`, `emulator`, `keys rotate|list|delete`, `user-token`.
+Commands: `serve`, `emulator`, `keys list|rotate|prepare|delete|revoke`, `user-token`.
 """
 
 from __future__ import annotations
@@ -165,6 +165,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also the active key, or a retiring key whose tokens may be unexpired",
     )
+    key_commands.add_parser(
+        "prepare", help="import the next key ahead of time (status next); rotate promotes it"
+    )
+    revoke = key_commands.add_parser(
+        "revoke",
+        help="compromised key: DeletePublicKey now, a new key active; prints tokens invalidated",
+    )
+    revoke.add_argument("name")
     keys.set_defaults(handler=_keys)
 
     user_token = commands.add_parser(

@@ -58,6 +58,13 @@ class Mode(enum.StrEnum):
     AUTO = "auto"
 
 
+class KeyStoreKind(enum.StrEnum):
+    """Where private signing keys live."""
+
+    FILES = "files"
+    SECRETSMANAGER = "secretsmanager"
+
+
 class UserIdMode(enum.StrEnum):
     APP = "app"
     PSEUDONYM = "pseudonym"
@@ -167,6 +174,12 @@ class Settings:
     #: Peers whose X-Forwarded-For / Forwarded headers are believed.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     redis_timeout_seconds: float = 0.05
+    #: How long mapping records are kept after their token expires.
+    mapping_retention_seconds: int = 30 * 86400
+    #: While Redis fails: refuse tokens (`deny`) or keep records in an outbox (`outbox`).
+    mapping_on_redis_error: str = "deny"
+    #: Authenticates EventBridge deliveries to POST /v1/ivs-events; unset: route off.
+    events_secret: Secret | None = None
     stage_cache_seconds: int = 6 * 3600
     stage_not_found_cache_seconds: int = 60
     ivs_connect_timeout_seconds: float = 2.0
@@ -182,6 +195,16 @@ class Settings:
     ivs_fallback_to_local: bool = False
     log_level: str = "INFO"
     log_format: LogFormat = LogFormat.AUTO
+    #: Signing keys: where they live, how changes spread, when they rotate (issue 7).
+    key_store: KeyStoreKind = KeyStoreKind.FILES
+    keys_read_only: bool = False
+    key_secrets_prefix: str = "token-service/signing-keys/"
+    key_secrets_kms_key_id: str | None = None
+    secretsmanager_endpoint_url: str | None = None
+    #: None: scheduled rotation off.
+    key_rotation_interval_seconds: int | None = None
+    key_refresh_seconds: float = 2.0
+    key_delete_margin_seconds: int = 300
     #: Set by `serve --dev` only, never from the environment.
     dev: bool = False
 
@@ -346,6 +369,49 @@ def _boolean(text: str) -> bool:
     raise ValueError(f"expected true or false, got {text!r}")
 
 
+_DURATION_RE = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _interval(text: str) -> int | None:
+    """`30d`, `12h`, `90m` or `45s` in seconds; `off` (or `0`) for none."""
+    if text.lower() in {"off", "0", "none"}:
+        return None
+    match = _DURATION_RE.match(text.lower())
+    if match is None:
+        raise ValueError(f"expected a duration such as 30d, 12h, 90m or 45s, or off; got {text!r}")
+    seconds = int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    if seconds < 1:
+        raise ValueError("must be at least 1s")
+    return seconds
+
+
+def _retention(text: str) -> int:
+    seconds = _interval(text)
+    if seconds is None:
+        raise ValueError("records must be kept for some time, e.g. 30d")
+    return seconds
+
+
+def _mapping_error(text: str) -> str:
+    if text.lower() not in {"deny", "outbox"}:
+        raise ValueError(f"expected deny or outbox, got {text!r}")
+    return text.lower()
+
+
+def _events_secret(r: _Reader) -> Secret | None:
+    secret = r.secret("EVENTS_SECRET")
+    if secret is not None and len(secret.reveal_bytes()) < 32:
+        r.problems.append(f"{PREFIX}EVENTS_SECRET: must be at least 32 bytes")
+    return secret
+
+
+def _secret_prefix(text: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9/_+=.@-]{1,400}", text):
+        raise ValueError("a Secrets Manager name prefix uses only A-Z a-z 0-9 / _ + = . @ -")
+    return text
+
+
 def _log_level(text: str) -> str:
     level = text.upper()
     if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
@@ -433,6 +499,9 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         ),
         trusted_proxies=r.convert("TRUSTED_PROXIES", (), _networks),
         redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 0.05, 0.005, 10),
+        mapping_retention_seconds=r.convert("MAPPING_RETENTION", 30 * 86400, _retention),
+        mapping_on_redis_error=r.convert("MAPPING_ON_REDIS_ERROR", "deny", _mapping_error),
+        events_secret=_events_secret(r),
         stage_cache_seconds=r.integer("STAGE_CACHE_SECONDS", 6 * 3600, 1, FOURTEEN_DAYS_SECONDS),
         stage_not_found_cache_seconds=r.integer("STAGE_NOT_FOUND_CACHE_SECONDS", 60, 0, 3600),
         ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),
@@ -447,6 +516,18 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         ivs_fallback_to_local=r.convert("IVS_FALLBACK_TO_LOCAL", False, _boolean),
         log_level=r.convert("LOG_LEVEL", "INFO", _log_level),
         log_format=r.choice("LOG_FORMAT", LogFormat.AUTO, LogFormat),
+        key_store=r.choice("KEY_STORE", KeyStoreKind.FILES, KeyStoreKind),
+        keys_read_only=r.convert("KEYS_READ_ONLY", False, _boolean),
+        key_secrets_prefix=r.convert(
+            "KEY_SECRETS_PREFIX", "token-service/signing-keys/", _secret_prefix
+        ),
+        key_secrets_kms_key_id=r.raw("KEY_SECRETS_KMS_KEY_ID"),
+        secretsmanager_endpoint_url=r.convert(
+            "SECRETSMANAGER_ENDPOINT_URL", None, _url(("http", "https"))
+        ),
+        key_rotation_interval_seconds=r.convert("KEY_ROTATION_INTERVAL", None, _interval),
+        key_refresh_seconds=r.number("KEY_REFRESH_SECONDS", 2.0, 0.1, 300),
+        key_delete_margin_seconds=r.integer("KEY_DELETE_MARGIN_SECONDS", 300, 0, 86400),
         dev=dev,
     )
     if r.problems:

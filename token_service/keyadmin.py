@@ -1,4 +1,4 @@
-"""`token-service keys ...`: the same key ring operations as the admin API, from a shell."""
+"""`token-service keys ...`: the same audited key operations as the admin API, from a shell."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import json
 
 import msgspec
 
-from token_service.api.admin_keys import key_view
-from token_service.app import build_ivs, build_key_ring, build_policy
+from token_service.api.admin_keys import key_view, revocation_view
 from token_service.config import Settings
-from token_service.ivs import Ivs
+from token_service.keys.admin import cli_actor
+from token_service.keys.wiring import operator_key_admin
 
 
 def _dump(value: object) -> None:
@@ -18,16 +18,19 @@ def _dump(value: object) -> None:
 
 
 async def run_keys_command(settings: Settings, args: argparse.Namespace) -> int:
-    ivs = Ivs(build_ivs(settings), workers=2)
-    try:
-        ring = build_key_ring(settings, ivs, build_policy(settings))
-        if args.keys_command == "list":
-            _dump({"keys": [key_view(k) for k in ring.list_keys()]})
-        elif args.keys_command == "rotate":
-            _dump(key_view(await ring.rotate()))
-        elif args.keys_command == "delete":
-            result = await ring.delete(args.name, force=args.force)
+    actor = cli_actor()
+    async with operator_key_admin(settings) as admin:
+        command = args.keys_command
+        if command == "list":
+            _dump({"keys": [key_view(k) for k in await admin.list(actor)]})
+        elif command == "rotate":
+            rotation = await admin.rotate(actor)
+            _dump(key_view(rotation.active))
+        elif command == "prepare":
+            _dump(key_view(await admin.prepare(actor)))
+        elif command == "delete":
+            result = await admin.delete(actor, args.name, force=args.force)
             _dump({"deleted": key_view(result.key), "forced": result.forced})
+        elif command == "revoke":
+            _dump(revocation_view(await admin.revoke(actor, args.name)))
         return 0
-    finally:
-        ivs.close()

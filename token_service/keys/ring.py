@@ -1,0 +1,618 @@
+"""The signing key ring: load, generate, rotate, retire, delete, revoke, within IVS's three keys.
+
+Lifecycle: `next` (imported, not yet signing) -> `active` (signing) -> `retiring`
+(no longer signing, but tokens it signed may still be unused until its safe-delete
+time) -> deleted (DeletePublicKey, private half forgotten). IVS checks a token's
+signature when the participant joins, so deleting a key kills every unused token it
+signed: a retiring key is kept until the longest lifetime it could have issued has
+passed, unless the operator forces it (compromise).
+
+Private keys come from a `KeyStore` (a directory or Secrets Manager). With Redis, the
+lifecycle is shared (`state.RedisKeyState`) and every change is made under one lock
+across replicas, so two replicas never rotate at once; without Redis the store's
+metadata is the lifecycle and the lock excludes within this process only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import redis
+
+from token_service.errors import ConfigurationError, Conflict, DomainError, NotFound, UpstreamFailed
+from token_service.ivs import PublicKeyInfo
+from token_service.keys.model import (
+    DELETED,
+    IVS_KEY_LIMIT,
+    SAFETY_MARGIN,
+    KeyStatus,
+    SigningKey,
+    generate_private_key,
+    iso,
+    key_from_metadata,
+    public_pem,
+    same_public_key,
+)
+from token_service.keys.state import LOCK_KEY, RedisKeyState, tombstone
+from token_service.keys.store import KeyStore
+from token_service.keys.usage import KeyUsage, MemoryKeyUsage
+from token_service.locks import Lease, Lock, MemoryLock
+
+log = logging.getLogger(__name__)
+
+#: How long one key operation may hold the lock: import, verify and delete at IVS's
+#: pace with retries fit well inside; the state write is fenced should it not.
+LEASE_SECONDS = 120.0
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+class PublicKeyRegistry(Protocol):
+    """The IVS public-key operations the ring needs (implemented by `ivs.Ivs`)."""
+
+    async def import_public_key(self, pem: str, name: str) -> PublicKeyInfo: ...
+
+    async def get_public_key(self, arn: str) -> PublicKeyInfo: ...
+
+    async def list_public_keys(self) -> list[PublicKeyInfo]: ...
+
+    async def delete_public_key(self, arn: str) -> None: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    key: SigningKey
+    forced: bool
+
+
+@dataclass(frozen=True)
+class Rotation:
+    #: The key that signs from now on.
+    active: SigningKey
+    #: The previous active key, now retiring (None when there was none).
+    retired: SigningKey | None
+    #: True when a prepared `next` key was promoted (no ImportPublicKey needed).
+    promoted: bool
+    #: Retiring keys deleted (once safe) to free an IVS slot for the new key.
+    deleted: tuple[SigningKey, ...] = ()
+
+
+@dataclass(frozen=True)
+class Revocation:
+    revoked: SigningKey
+    #: Tokens signed with the key that had not expired: DeletePublicKey invalidated them.
+    invalidated_tokens: int
+    #: What `invalidated_tokens` counts, in words.
+    count_meaning: str
+    #: The key signing now, if the revoked one was active and a successor could be made.
+    active: SigningKey | None
+    #: Why no successor is active, when the revoked key was active and none could be made.
+    problem: str | None = None
+
+
+class KeyRing:
+    """The keys this service signs with, and the operations that change them."""
+
+    def __init__(
+        self,
+        store: KeyStore,
+        registry: PublicKeyRegistry,
+        *,
+        max_token_lifetime: timedelta,
+        clock: Callable[[], datetime] = _now,
+        shared: RedisKeyState | None = None,
+        lock: Lock | None = None,
+        usage: KeyUsage | None = None,
+        delete_margin: timedelta = SAFETY_MARGIN,
+        lock_wait_seconds: float = 15.0,
+        flush_wait_seconds: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._max_token_lifetime = max_token_lifetime
+        self._clock = clock
+        self._shared = shared
+        self._lock: Lock = lock or MemoryLock()
+        self.usage: KeyUsage = usage or MemoryKeyUsage()
+        self._margin = delete_margin
+        self._lock_wait = lock_wait_seconds
+        self._flush_wait = flush_wait_seconds
+        self._keys: dict[str, SigningKey] = {}
+        self._generation: int | None = None
+        self._store_version: str | None = None
+        self._warned: set[str] = set()
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def store(self) -> KeyStore:
+        return self._store
+
+    @property
+    def shared(self) -> RedisKeyState | None:
+        return self._shared
+
+    @property
+    def max_token_lifetime(self) -> timedelta:
+        return self._max_token_lifetime
+
+    @property
+    def delete_margin(self) -> timedelta:
+        return self._margin
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    def waiting_for_material(self) -> bool:
+        """Whether the shared state names a key whose private half this store lacks."""
+        return any(not k.loaded for k in self._keys.values())
+
+    def load(self) -> None:
+        """Read the store (synchronously, at start-up); the shared state comes with `refresh`."""
+        version = self._store.version()
+        self._install(self._merge(self._store.load_all(), {}), None, version)
+
+    def list_keys(self) -> list[SigningKey]:
+        order = {KeyStatus.ACTIVE: 0, KeyStatus.NEXT: 1, KeyStatus.RETIRING: 2}
+        keys = sorted(self._keys.values(), key=lambda k: (order[k.status], k.created_at))
+        return [replace(k, safe_to_delete_at=self.safe_to_delete_at(k)) for k in keys]
+
+    def active(self) -> SigningKey | None:
+        """The key to sign with now."""
+        active = self._state_active()
+        if active is not None and active.loaded:
+            return active
+        # The shared state names a key whose private half has not reached this replica
+        # (a Secret mount updates within a minute or so): keep signing with the newest
+        # retiring key held here. IVS still has it and its tokens are counted, so its
+        # safe-delete time stays honest.
+        held = [k for k in self._keys.values() if k.loaded and k.status is KeyStatus.RETIRING]
+        if not held:
+            return None
+        return max(held, key=lambda k: k.retired_at or k.created_at)
+
+    def get(self, name: str) -> SigningKey:
+        try:
+            return self._keys[name]
+        except KeyError:
+            raise NotFound(f"no signing key named {name!r}") from None
+
+    def safe_to_delete_at(self, key: SigningKey) -> datetime | None:
+        """When a retiring key's tokens have all expired, by the longest lifetime it issued.
+
+        The lifetime is the larger of the one recorded when the key was activated and
+        the current policy's: a later, shorter policy never shortens it.
+        """
+        if key.status is not KeyStatus.RETIRING:
+            return None
+        bounds = [key.safe_to_delete_at] if key.safe_to_delete_at else []
+        if key.retired_at is not None:
+            lifetime = max(key.max_token_lifetime or timedelta(0), self._max_token_lifetime)
+            bounds.append(key.retired_at + lifetime + self._margin)
+        return max(bounds) if bounds else None
+
+    # ------------------------------------------------------------------ refreshing
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Reload when the store or the shared state changed; True when it reloaded."""
+        version = await asyncio.to_thread(self._store.version)
+        if self._shared is None:
+            if not force and version == self._store_version:
+                return False
+            stored = await asyncio.to_thread(self._store.load_all)
+            self._install(self._merge(stored, {}), None, version)
+            return True
+        generation = await self._shared.generation()
+        if not force and generation == self._generation and version == self._store_version:
+            return False
+        stored = await asyncio.to_thread(self._store.load_all)
+        generation, states = await self._shared.read()
+        unknown = {k.name: k.metadata() for k in stored if k.name not in states}
+        if unknown:
+            # First start with Redis (or Redis lost its data): the store's metadata seeds it.
+            await self._shared.seed(unknown)
+            generation, states = await self._shared.read()
+        self._install(self._merge(stored, states), generation, version)
+        return True
+
+    async def refresh_if_store_changed(self) -> bool:
+        """Reload when the store changed; touches Redis only then (a cheap poll)."""
+        version = await asyncio.to_thread(self._store.version)
+        if version == self._store_version:
+            return False
+        return await self.refresh(force=True)
+
+    def _merge(
+        self, stored: list[SigningKey], states: Mapping[str, Mapping[str, Any]]
+    ) -> dict[str, SigningKey]:
+        keys: dict[str, SigningKey] = {}
+        for key in stored:
+            state = states.get(key.name)
+            if state is None:
+                keys[key.name] = key
+                continue
+            if state.get("status") == DELETED:
+                continue  # deleted from IVS; a read-only store may still hold its files
+            problems: list[str] = []
+            shared = key_from_metadata(dict(state), f"shared state of {key.name}", problems)
+            if shared is None or shared.arn != key.arn:
+                log.error(
+                    "shared key state for %s disagrees with %s; using the stored metadata",
+                    key.name,
+                    self._store.where(key.name),
+                )
+                keys[key.name] = key
+                continue
+            keys[key.name] = replace(shared, private_key=key.private_key)
+        for name, state in states.items():
+            if name in keys or state.get("status") == DELETED:
+                continue
+            problems = []
+            known = key_from_metadata(dict(state), f"shared state of {name}", problems)
+            if known is not None and not any(k.name == name for k in stored):
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning(
+                        "key %s (%s) is in the shared state but not in %s yet",
+                        name,
+                        known.status.value,
+                        self._store.description,
+                    )
+                keys[name] = known
+        return keys
+
+    def _install(
+        self, keys: dict[str, SigningKey], generation: int | None, version: str | None
+    ) -> None:
+        active = sorted(k.name for k in keys.values() if k.status is KeyStatus.ACTIVE)
+        if len(active) > 1:
+            raise ConfigurationError(
+                [f"{self._store.description}: more than one active key: {', '.join(active)}"]
+            )
+        self._keys = keys
+        self._generation = generation
+        self._store_version = version
+
+    async def check_registered(self) -> None:
+        """Every key held here must be known to IVS; otherwise name its file (start-up)."""
+        registered = {k.arn for k in await self._registry.list_public_keys()}
+        problems = [
+            f"{self._store.where(k.name)}: IVS does not know the public key {k.arn} "
+            "(deleted, or imported in another region or account); remove the key's files"
+            for k in sorted(self._keys.values(), key=lambda k: k.name)
+            if k.loaded and k.arn not in registered
+        ]
+        if problems:
+            raise ConfigurationError(problems)
+
+    # ------------------------------------------------------------------ changing
+
+    @asynccontextmanager
+    async def _mutating(self) -> AsyncIterator[Lease]:
+        lease = await self._lock.acquire(
+            LOCK_KEY, ttl_seconds=LEASE_SECONDS, wait_seconds=self._lock_wait
+        )
+        if lease is None:
+            raise Conflict(
+                "another key operation is in progress (on this or another replica); "
+                "retry in a few seconds"
+            )
+        try:
+            await self.refresh(force=True)
+            self._require_mutable()
+            yield lease
+        finally:
+            await self._release(lease)
+
+    async def _release(self, lease: Lease) -> None:
+        try:
+            await lease.release()
+        except (redis.RedisError, OSError) as exc:
+            # The lease runs out on its own.
+            log.warning("could not release the key lock (%s)", type(exc).__name__)
+
+    def _require_mutable(self) -> None:
+        if self._shared is None and not self._store.writable():
+            raise Conflict(
+                f"{self._store.description} is read-only and no Redis holds the shared key "
+                "state: change the keys where they are written (token-service keys ... "
+                "with a writable TOKEN_SERVICE_KEYS_DIR), or configure TOKEN_SERVICE_REDIS_URL"
+            )
+
+    def _require_writable(self, action: str) -> None:
+        if not self._store.writable():
+            raise Conflict(
+                f"cannot {action}: a new private key is needed and {self._store.description} "
+                "is read-only (a mounted Secret?). Create it where the store is writable with "
+                "`token-service keys prepare`, publish it to every replica, then rotate: the "
+                "prepared `next` key is promoted without a new import"
+            )
+
+    def _state_active(self) -> SigningKey | None:
+        return next((k for k in self._keys.values() if k.status is KeyStatus.ACTIVE), None)
+
+    def _next_key(self) -> SigningKey | None:
+        candidates = [k for k in self._keys.values() if k.status is KeyStatus.NEXT]
+        return min(candidates, key=lambda k: k.created_at) if candidates else None
+
+    def _retiring(self) -> list[SigningKey]:
+        return sorted(
+            (k for k in self._keys.values() if k.status is KeyStatus.RETIRING),
+            key=lambda k: k.retired_at or k.created_at,
+        )
+
+    def _activate(self, key: SigningKey, now: datetime) -> SigningKey:
+        return replace(
+            key,
+            status=KeyStatus.ACTIVE,
+            activated_at=now,
+            max_token_lifetime=self._max_token_lifetime,
+        )
+
+    def _retire(self, key: SigningKey, now: datetime) -> SigningKey:
+        retired = replace(key, status=KeyStatus.RETIRING, retired_at=now, safe_to_delete_at=None)
+        return replace(retired, safe_to_delete_at=self.safe_to_delete_at(retired))
+
+    async def _commit(
+        self,
+        lease: Lease,
+        *,
+        save: tuple[SigningKey, ...] = (),
+        remove: tuple[SigningKey, ...] = (),
+    ) -> None:
+        writable = self._store.writable()
+        if writable:
+            # In order: a new active key is saved before the old one is demoted, so a crash
+            # in between leaves two active keys (reported at start) rather than none.
+            for key in save:
+                if key.loaded:
+                    await asyncio.to_thread(self._store.save, key)
+        if self._shared is not None:
+            deleted_at = iso(self._clock())
+            changes: dict[str, Mapping[str, Any]] = {k.name: k.metadata() for k in save}
+            changes.update({k.name: tombstone(k.metadata(), deleted_at) for k in remove})
+            self._generation = await self._shared.commit(lease, changes)
+        if writable:
+            for key in remove:
+                await asyncio.to_thread(self._store.remove, key.name)
+            self._store_version = await asyncio.to_thread(self._store.version)
+        keys = dict(self._keys)
+        for key in save:
+            held = keys.get(key.name)
+            private_key = key.private_key or (held.private_key if held else None)
+            keys[key.name] = replace(key, private_key=private_key)
+        for key in remove:
+            keys.pop(key.name, None)
+        self._keys = keys
+
+    async def _import_key(self, now: datetime, status: KeyStatus) -> SigningKey:
+        private_key = generate_private_key()
+        name = f"ts-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        pem = public_pem(private_key)
+        info = await self._registry.import_public_key(pem, name)
+        await self._verify_registered(info, pem)
+        return SigningKey(
+            name=name,
+            arn=info.arn,
+            fingerprint=info.fingerprint,
+            status=status,
+            created_at=now,
+            private_key=private_key,
+        )
+
+    async def _verify_registered(self, info: PublicKeyInfo, pem: str) -> None:
+        registered = await self._registry.get_public_key(info.arn)
+        if registered.material is None or not same_public_key(registered.material, pem):
+            await self._registry.delete_public_key(info.arn)
+            raise UpstreamFailed(
+                f"IVS holds different key material for {info.arn} than was imported; "
+                "the key was deleted again"
+            )
+
+    async def _collect_usage(self) -> None:
+        """Ask every replica to write its token counts, and give them a moment to."""
+        if self._shared is not None:
+            try:
+                await self._shared.announce("flush")
+            except (redis.RedisError, OSError) as exc:
+                log.warning("could not ask replicas to flush usage (%s)", type(exc).__name__)
+            else:
+                await asyncio.sleep(self._flush_wait)
+        await self.usage.flush()
+
+    async def _safe_bound(self, key: SigningKey) -> datetime:
+        bound = self.safe_to_delete_at(key) or _EPOCH
+        latest = await self.usage.max_expiry(key.arn)
+        if latest is not None:
+            bound = max(bound, latest + self._margin)
+        return bound
+
+    async def _remove(self, lease: Lease, key: SigningKey) -> None:
+        # Already gone from IVS: forgetting the private key finishes the job.
+        with contextlib.suppress(NotFound):
+            await self._registry.delete_public_key(key.arn)
+        await self._commit(lease, remove=(key,))
+
+    async def _free_slot(self, lease: Lease, now: datetime) -> tuple[SigningKey, ...]:
+        if len(self._keys) < IVS_KEY_LIMIT:
+            return ()
+        retiring = self._retiring()
+        if retiring:
+            await self._collect_usage()
+        waits: list[str] = []
+        for key in retiring:
+            bound = await self._safe_bound(key)
+            if bound <= now:
+                await self._remove(lease, key)
+                return (key,)
+            waits.append(f"{key.name} (safe to delete at {iso(bound)})")
+        in_use = ", ".join(f"{k.name} ({k.status.value})" for k in self.list_keys())
+        if not waits:
+            raise Conflict(
+                f"IVS allows {IVS_KEY_LIMIT} public keys per region and all are in use "
+                f"({in_use}) with none retiring: delete the `next` key, or rotate to promote it"
+            )
+        raise Conflict(
+            f"IVS allows {IVS_KEY_LIMIT} public keys per region and all are in use ({in_use}); "
+            f"the retiring keys may still have unexpired tokens: {'; '.join(waits)}. Wait "
+            "until then, or delete one now with force (DELETE /admin/keys/NAME?force=true, "
+            "token-service keys delete NAME --force), which invalidates its unexpired tokens"
+        )
+
+    async def _rotate_locked(self, lease: Lease, now: datetime) -> Rotation:
+        deleted: tuple[SigningKey, ...] = ()
+        candidate = self._next_key()
+        promoted = candidate is not None
+        if candidate is None:
+            self._require_writable("rotate")
+            deleted = await self._free_slot(lease, now)
+            candidate = await self._import_key(now, KeyStatus.NEXT)
+        new_active = self._activate(candidate, now)
+        previous = self._state_active()
+        retired = self._retire(previous, now) if previous is not None else None
+        await self._commit(lease, save=(new_active,) + ((retired,) if retired else ()))
+        return Rotation(active=new_active, retired=retired, promoted=promoted, deleted=deleted)
+
+    async def rotate(self) -> SigningKey:
+        """`rotate_keys`, returning the new active key."""
+        return (await self.rotate_keys()).active
+
+    async def rotate_keys(self) -> Rotation:
+        """Make a new key active; the previous active key retires.
+
+        A prepared `next` key is promoted (no import). Otherwise a key is generated and
+        imported; with three keys in IVS, the oldest retiring key is deleted first if it
+        is safe, else this is a Conflict naming the ways out.
+        """
+        async with self._mutating() as lease:
+            return await self._rotate_locked(lease, self._clock())
+
+    async def prepare(self) -> SigningKey:
+        """Import the next key ahead of time (idempotent: an existing `next` key is returned)."""
+        async with self._mutating() as lease:
+            existing = self._next_key()
+            if existing is not None:
+                return existing
+            self._require_writable("prepare a key")
+            now = self._clock()
+            await self._free_slot(lease, now)
+            key = await self._import_key(now, KeyStatus.NEXT)
+            await self._commit(lease, save=(key,))
+            return key
+
+    async def delete(self, name: str, *, force: bool = False) -> DeleteResult:
+        async with self._mutating() as lease:
+            key = self.get(name)
+            now = self._clock()
+            if key.status is KeyStatus.ACTIVE and not force:
+                raise Conflict(
+                    f"key {name} is the active signing key; rotate first (or revoke it if it "
+                    "is compromised)"
+                )
+            unsafe = False
+            if key.status is KeyStatus.RETIRING:
+                await self._collect_usage()
+                bound = await self._safe_bound(key)
+                unsafe = bound > now
+                if unsafe and not force:
+                    raise Conflict(
+                        f"tokens signed with {name} may be unexpired until {iso(bound)}; "
+                        "deleting now invalidates them (use force=true for a compromised key)"
+                    )
+            await self._remove(lease, key)
+            return DeleteResult(
+                key=key, forced=force and (unsafe or key.status is KeyStatus.ACTIVE)
+            )
+
+    async def revoke(self, name: str) -> Revocation:
+        """A compromised key: DeletePublicKey at once; a successor signs if it was active."""
+        async with self._mutating() as lease:
+            key = self.get(name)
+            now = self._clock()
+            await self._collect_usage()
+            invalidated = await self.usage.unexpired(key.arn, now)
+            # The compromised key goes first: while it is registered, its tokens still join.
+            await self._remove(lease, key)
+            if key.status is not KeyStatus.ACTIVE:
+                return Revocation(key, invalidated, self.usage.meaning, self._state_active())
+            try:
+                candidate = self._next_key()
+                if candidate is None:
+                    self._require_writable("replace the revoked key")
+                    candidate = await self._import_key(now, KeyStatus.NEXT)
+                successor = self._activate(candidate, now)
+                await self._commit(lease, save=(successor,))
+            except DomainError as exc:
+                log.error("no key replaced the revoked key %s: %s", name, exc.detail)  # noqa: TRY400 - the detail says it all
+                return Revocation(key, invalidated, self.usage.meaning, None, exc.detail)
+            return Revocation(key, invalidated, self.usage.meaning, successor)
+
+    async def scheduled_step(
+        self, interval: timedelta, lead: timedelta
+    ) -> list[tuple[str, SigningKey]]:
+        """One pass of scheduled rotation, by whichever replica gets the lock first.
+
+        Deletes retiring keys once safe, imports the next key `lead` before the active
+        key is `interval` old, and promotes it when due. Every decision is made from the
+        state read under the lock, so another replica's pass right after finds nothing due.
+        """
+        lease = await self._lock.acquire(LOCK_KEY, ttl_seconds=LEASE_SECONDS, wait_seconds=0)
+        if lease is None:
+            return []
+        try:
+            await self.refresh(force=True)
+            if self._shared is None and not self._store.writable():
+                return []
+            return await self._scheduled_locked(lease, interval, lead)
+        finally:
+            await self._release(lease)
+
+    async def _scheduled_locked(
+        self, lease: Lease, interval: timedelta, lead: timedelta
+    ) -> list[tuple[str, SigningKey]]:
+        actions: list[tuple[str, SigningKey]] = []
+        now = self._clock()
+        retiring = self._retiring()
+        if retiring:
+            await self._collect_usage()
+        for key in retiring:
+            if await self._safe_bound(key) <= now:
+                await self._remove(lease, key)
+                actions.append(("deleted", key))
+        active = self._state_active()
+        if active is None:
+            return actions
+        due = (active.activated_at or active.created_at) + interval
+        writable = self._store.writable()
+        if (
+            now >= due - lead
+            and self._next_key() is None
+            and writable
+            and len(self._keys) < IVS_KEY_LIMIT
+        ):
+            prepared = await self._import_key(now, KeyStatus.NEXT)
+            await self._commit(lease, save=(prepared,))
+            actions.append(("prepared", prepared))
+        if now >= due:
+            if self._next_key() is None and (not writable or len(self._keys) >= IVS_KEY_LIMIT):
+                log.warning(
+                    "scheduled key rotation is due but %s",
+                    "the store is read-only and no `next` key was prepared"
+                    if not writable
+                    else "all three IVS keys are in use until a retiring key is safe to delete",
+                )
+                return actions
+            rotation = await self._rotate_locked(lease, now)
+            actions.append(("rotated", rotation.active))
+        return actions

@@ -1,0 +1,145 @@
+"""The key ring's background work in a serving process: follow changes, count, schedule.
+
+- Changes made by another replica arrive as a Redis pub/sub message and the ring
+  reloads at once; a quiet minute triggers a check of the generation counter anyway,
+  and after a lost subscription the ring reloads before listening again.
+- The store is polled every TOKEN_SERVICE_KEY_REFRESH_SECONDS for changes written
+  by an operator (a directory's files, a Secret mount's update); Secrets Manager is
+  polled only without Redis or while waiting for a key's private half.
+- Token counts per key are written to Redis every minute, and at once when an
+  operator's delete or revoke asks every replica to.
+- Scheduled rotation, when configured.
+
+Nothing here touches Redis on the request path or between events, so an issued
+token still costs exactly one Redis round trip.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from datetime import timedelta
+from typing import Any
+
+from token_service.keys.ring import KeyRing
+from token_service.keys.state import CHANNEL
+from token_service.keys.usage import FLUSH_INTERVAL_SECONDS
+from token_service.scheduler import RotationScheduler
+
+log = logging.getLogger(__name__)
+
+#: Without any message for this long, compare the generation counter anyway.
+QUIET_CHECK_SECONDS = 60.0
+_RECONNECT_SECONDS = 1.0
+
+
+class KeyRuntime:
+    def __init__(
+        self,
+        ring: KeyRing,
+        *,
+        refresh_seconds: float = 2.0,
+        poll_store: bool = True,
+        rotation_interval: timedelta | None = None,
+        flush_seconds: float = FLUSH_INTERVAL_SECONDS,
+    ) -> None:
+        self.ring = ring
+        self._refresh_seconds = refresh_seconds
+        self._poll_store = poll_store
+        self._flush_seconds = flush_seconds
+        self._scheduler = (
+            RotationScheduler(ring, rotation_interval, min_sleep_seconds=refresh_seconds)
+            if rotation_interval is not None
+            else None
+        )
+        self._pubsub: Any = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        shared = self.ring.shared
+        if shared is not None:
+            try:
+                # Subscribe before the first load: a change in between is then not missed.
+                await self._subscribe()
+                await self.ring.refresh(force=True)
+            except Exception as exc:  # noqa: BLE001 - Redis down at start must not stop serving
+                log.warning(
+                    "shared key state unavailable at start (%s); signing with %s until Redis "
+                    "answers",
+                    type(exc).__name__,
+                    self.ring.store.description,
+                )
+            self._spawn(self._follow_events())
+            self._spawn(self._flush_usage())
+        self._spawn(self._follow_store())
+        if self._scheduler is not None:
+            self._spawn(self._scheduler.run())
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self._tasks.append(asyncio.create_task(coroutine))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.ring.usage.flush()
+        await self._unsubscribe()
+
+    async def _subscribe(self) -> None:
+        shared = self.ring.shared
+        assert shared is not None  # noqa: S101 - only called with shared state
+        pubsub = shared.client.pubsub()
+        await pubsub.subscribe(CHANNEL)
+        self._pubsub = pubsub
+
+    async def _unsubscribe(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _follow_events(self) -> None:
+        while True:
+            try:
+                if self._pubsub is None:
+                    await self._subscribe()
+                    await self.ring.refresh(force=True)
+                message = await self._pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=QUIET_CHECK_SECONDS
+                )
+                if message is None:
+                    await self.ring.refresh()
+                    continue
+                data = message.get("data")
+                text = data.decode() if isinstance(data, bytes) else str(data)
+                if text == "flush":
+                    await self.ring.usage.flush()
+                elif text.startswith("changed"):
+                    await self.ring.refresh()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - keep following; the last ring keeps signing
+                log.warning("following key changes failed (%s); retrying", type(exc).__name__)
+                await self._unsubscribe()
+                await asyncio.sleep(_RECONNECT_SECONDS)
+
+    async def _follow_store(self) -> None:
+        while True:
+            await asyncio.sleep(self._refresh_seconds)
+            if not self._poll_store and not self.ring.waiting_for_material():
+                continue
+            try:
+                await self.ring.refresh_if_store_changed()
+            except Exception as exc:  # noqa: BLE001 - keep the last good ring
+                log.warning("reloading the signing keys failed: %s", exc)
+
+    async def _flush_usage(self) -> None:
+        while True:
+            await asyncio.sleep(self._flush_seconds)
+            await self.ring.usage.flush()

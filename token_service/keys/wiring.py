@@ -1,0 +1,183 @@
+"""The key ring's part of the composition root: store, shared state, lock, counts, checks.
+
+`app.create_app`, the `token-service keys` commands and `serve`'s start-up check
+build the ring here from `Settings`, so all three see the same keys the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+import redis
+from botocore.config import Config
+
+from token_service.config import KeyStoreKind, Mode, Settings
+from token_service.errors import ConfigurationError, DomainError
+from token_service.ivs import Ivs
+from token_service.keys.admin import KeyAdministration
+from token_service.keys.files import KeyFiles
+from token_service.keys.ring import KeyRing
+from token_service.keys.runtime import KeyRuntime
+from token_service.keys.secretsmanager import SecretsManagerKeyStore
+from token_service.keys.state import RedisKeyState
+from token_service.keys.store import KeyStore
+from token_service.keys.usage import KeyUsage, MemoryKeyUsage, RedisKeyUsage
+from token_service.locks import Lock, MemoryLock, RedisLock
+from token_service.policy import Policy
+from token_service.redis_client import RedisClient, build_redis, connect
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+
+def build_secretsmanager(settings: Settings) -> SecretsManagerClient:
+    config = Config(
+        region_name=settings.aws_region,
+        connect_timeout=settings.ivs_connect_timeout_seconds,
+        read_timeout=settings.ivs_read_timeout_seconds,
+        retries={"max_attempts": 3, "mode": "standard"},
+    )
+    return boto3.session.Session().client(
+        "secretsmanager", endpoint_url=settings.secretsmanager_endpoint_url, config=config
+    )
+
+
+def build_key_store(
+    settings: Settings, secretsmanager_client: SecretsManagerClient | None = None
+) -> KeyStore:
+    if settings.key_store is KeyStoreKind.SECRETSMANAGER:
+        return SecretsManagerKeyStore(
+            secretsmanager_client or build_secretsmanager(settings),
+            prefix=settings.key_secrets_prefix,
+            kms_key_id=settings.key_secrets_kms_key_id,
+            read_only=settings.keys_read_only,
+        )
+    return KeyFiles(settings.keys_dir, read_only=settings.keys_read_only)
+
+
+def build_key_ring(
+    settings: Settings,
+    ivs: Ivs,
+    policy: Policy,
+    *,
+    redis_client: RedisClient | None = None,
+    clock: Callable[[], datetime] | None = None,
+    secretsmanager_client: SecretsManagerClient | None = None,
+) -> KeyRing:
+    """The ring, loaded from its store (a bad key there is a `ConfigurationError` here)."""
+    lock: Lock = RedisLock(redis_client) if redis_client is not None else MemoryLock()
+    usage: KeyUsage = RedisKeyUsage(redis_client) if redis_client is not None else MemoryKeyUsage()
+    extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+    ring = KeyRing(
+        build_key_store(settings, secretsmanager_client),
+        ivs,
+        max_token_lifetime=timedelta(minutes=policy.max_duration_minutes),
+        shared=RedisKeyState(redis_client) if redis_client is not None else None,
+        lock=lock,
+        usage=usage,
+        delete_margin=timedelta(seconds=settings.key_delete_margin_seconds),
+        **extra,
+    )
+    ring.load()
+    return ring
+
+
+def build_key_runtime(settings: Settings, ring: KeyRing) -> KeyRuntime:
+    interval = settings.key_rotation_interval_seconds
+    return KeyRuntime(
+        ring,
+        refresh_seconds=settings.key_refresh_seconds,
+        # Polling a directory is a few stat() calls; Secrets Manager calls cost money, so
+        # with Redis announcing every change it is polled only while a key is awaited.
+        poll_store=settings.key_store is KeyStoreKind.FILES or ring.shared is None,
+        rotation_interval=timedelta(seconds=interval) if interval else None,
+    )
+
+
+@asynccontextmanager
+async def operator_key_admin(settings: Settings) -> AsyncIterator[KeyAdministration]:
+    """The ring as `token-service keys ...` sees it: the same store, Redis and IVS."""
+    from token_service.app import build_ivs, build_policy  # noqa: PLC0415 - app imports this module
+
+    ivs = Ivs(build_ivs(settings), workers=2)
+    redis_client = (
+        build_redis(settings.redis_url.reveal(), timeout_seconds=2.0)
+        if (settings.redis_url is not None)
+        else None
+    )
+    try:
+        if redis_client is not None:
+            await connect(redis_client)
+        ring = build_key_ring(settings, ivs, build_policy(settings), redis_client=redis_client)
+        await ring.refresh(force=True)
+        yield KeyAdministration(ring)
+        await ring.usage.flush()
+    finally:
+        if redis_client is not None:
+            await redis_client.aclose()
+        ivs.close()
+
+
+async def _check(settings: Settings) -> None:
+    from token_service.app import build_ivs, build_policy  # noqa: PLC0415 - app imports this module
+
+    ivs = Ivs(build_ivs(settings), workers=2)
+    redis_client = (
+        build_redis(settings.redis_url.reveal(), timeout_seconds=2.0)
+        if (settings.redis_url is not None)
+        else None
+    )
+    try:
+        ring = build_key_ring(settings, ivs, build_policy(settings), redis_client=redis_client)
+        if redis_client is not None:
+            try:
+                await connect(redis_client)
+                await ring.refresh(force=True)
+            except (redis.RedisError, OSError) as exc:
+                log.warning("Redis unavailable for the key check (%s)", type(exc).__name__)
+        if ring.active() is None:
+            raise ConfigurationError(
+                [
+                    f"TOKEN_SERVICE_KEYS_DIR: no active signing key in {ring.store.description}; "
+                    "create one with `token-service keys rotate` (or use TOKEN_SERVICE_MODE=ivs)"
+                ]
+            )
+        try:
+            await ring.check_registered()
+        except ConfigurationError:
+            raise
+        except DomainError as exc:
+            # IVS being briefly unreachable must not stop a restart; readiness reports it.
+            log.warning("could not check the signing keys with IVS: %s", exc.detail)
+    finally:
+        if redis_client is not None:
+            await redis_client.aclose()
+        ivs.close()
+
+
+def _run(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make())
+    # Called from inside a running loop (an ASGI server's app factory): use a fresh one.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def check_key_ring(settings: Settings) -> None:
+    """`serve`'s start-up check: the keys load (P-384, readable), one is active, and IVS
+    knows every key held; each problem names its file or secret."""
+    if settings.mode is not Mode.LOCAL:
+        return
+    _run(lambda: _check(settings))
