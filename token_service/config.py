@@ -146,6 +146,21 @@ class AuthSettings:
 
 
 @dataclass(frozen=True)
+class ServerSettings:
+    """How `serve` listens: defaults for its flags, and the shutdown bound."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Worker processes (each a whole app; Prometheus multiprocess mode above one).
+    workers: int = 1
+    #: When set, `/admin` and `/metrics` move to this port and the public one stops
+    #: serving them, so the public port can be exposed alone.
+    admin_port: int | None = None
+    #: On SIGTERM, in-flight requests get this long to finish before they are cancelled.
+    shutdown_timeout_seconds: int = 20
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: Mode = Mode.LOCAL
     redis_url: Secret | None = None
@@ -205,6 +220,7 @@ class Settings:
     key_rotation_interval_seconds: int | None = None
     key_refresh_seconds: float = 2.0
     key_delete_margin_seconds: int = 300
+    server: ServerSettings = field(default_factory=ServerSettings)
     #: Set by `serve --dev` only, never from the environment.
     dev: bool = False
 
@@ -528,11 +544,32 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         key_rotation_interval_seconds=r.convert("KEY_ROTATION_INTERVAL", None, _interval),
         key_refresh_seconds=r.number("KEY_REFRESH_SECONDS", 2.0, 0.1, 300),
         key_delete_margin_seconds=r.integer("KEY_DELETE_MARGIN_SECONDS", 300, 0, 86400),
+        server=_read_server(r),
         dev=dev,
     )
     if r.problems:
         raise ConfigurationError(r.problems)
     return settings
+
+
+def _read_server(r: _Reader) -> ServerSettings:
+    port = r.integer("PORT", 8080, 1, 65535)
+    admin_port = r.convert("ADMIN_PORT", None, _port)
+    if admin_port is not None and admin_port == port:
+        r.problems.append(f"{PREFIX}ADMIN_PORT: must differ from {PREFIX}PORT ({port})")
+    return ServerSettings(
+        host=r.raw("HOST") or "127.0.0.1",
+        port=port,
+        workers=r.integer("WORKERS", 1, 1, 64),
+        admin_port=admin_port,
+        shutdown_timeout_seconds=r.integer("SHUTDOWN_TIMEOUT_SECONDS", 20, 1, 3600),
+    )
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise ValueError(f"expected a port from 1 to 65535, got {text!r}")
+    return int(text)
 
 
 def _redis_url(r: _Reader) -> Secret | None:
