@@ -31,6 +31,7 @@ from token_service.api.metrics_route import metrics as metrics_route
 from token_service.api.problems import exception_handlers
 from token_service.api.request_id import request_id_middleware
 from token_service.api.services import ReadinessCheck, Services
+from token_service.api.listeners import listener_guard
 from token_service.api.tokens import create_participant_token
 from token_service.auth import (
     AdminTokens,
@@ -371,6 +372,7 @@ def create_app(
             if owned_http:
                 await http.aclose()
             ivs.close()
+            log.info("clients closed", extra={"event": "clients_closed"})
 
     lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [lifespan]
 
@@ -387,6 +389,8 @@ def create_app(
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
+        # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
+        guards=listener_guard(settings.server.admin_port),
         middleware=[request_id_middleware, _prometheus().middleware],
         lifespan=lifespans,
         state=State({"services": services, "settings": settings, "metrics": metrics}),

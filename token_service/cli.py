@@ -51,33 +51,28 @@ def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         from token_service.devserver import run_dev
 
-        return run_dev(host=args.host, port=args.port, env=environment())
-    import uvicorn
-
+        return run_dev(host=args.host or "127.0.0.1", port=args.port or 8080, env=environment())
+    from token_service import server
     from token_service.app import check_signing_key
     from token_service.logging_setup import configure_logging
 
-    # Validate once in the parent so a bad configuration fails before workers fork.
+    # Validate once in the parent so a bad configuration fails before workers start.
     settings = load_settings(environment())
     check_can_serve(settings)
     check_signing_key(settings)
+    listen = server.Listen.of(settings, host=args.host, port=args.port, workers=args.workers)
+    if listen.admin_port == listen.port:
+        raise ConfigurationError(
+            [f"TOKEN_SERVICE_ADMIN_PORT: must differ from the public port {listen.port}"]
+        )
     configure_logging(settings.log_level, settings.log_format)
-    if args.workers == 1:
+    # Before any app exists: prometheus_client picks its value store at import.
+    server.prepare_multiprocess_metrics(listen.workers)
+    if listen.workers == 1:
         from token_service.app import create_app
 
-        app = create_app(settings)
-        uvicorn.run(app, host=args.host, port=args.port, log_config=None, proxy_headers=False)
-        return 0
-    uvicorn.run(
-        "token_service.cli:app_from_environment",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_config=None,
-        proxy_headers=False,
-    )
-    return 0
+        return server.run(listen, create_app(settings))
+    return server.run(listen)
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -138,9 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=_positive, default=1)
+    # Unset flags fall back to TOKEN_SERVICE_HOST, _PORT and _WORKERS (a container's CMD
+    # stays the same while the environment changes), then to 127.0.0.1:8080, one worker.
+    serve.add_argument("--host", default=None, help="default: TOKEN_SERVICE_HOST or 127.0.0.1")
+    serve.add_argument("--port", type=int, default=None, help="default: TOKEN_SERVICE_PORT or 8080")
+    serve.add_argument(
+        "--workers", type=_positive, default=None, help="default: TOKEN_SERVICE_WORKERS or 1"
+    )
     serve.add_argument(
         "--dev",
         action="store_true",

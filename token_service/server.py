@@ -1,0 +1,148 @@
+"""Running the HTTP service under uvicorn: its listeners, worker processes and stop.
+
+- One listening socket, or two when `TOKEN_SERVICE_ADMIN_PORT` is set. Both run the same
+  app in the same process (one set of clients, one lifespan, one metrics registry);
+  the app tells them apart by the local port (`api/listeners.py`).
+- One worker runs in this process; more run as uvicorn's spawned workers sharing the
+  sockets bound here, each building its own app from the environment. Above one
+  worker, Prometheus multiprocess mode is switched on so `/metrics` sums every worker.
+- SIGTERM (or Ctrl-C): the listeners close at once (new connections are refused),
+  requests in flight get `TOKEN_SERVICE_SHUTDOWN_TIMEOUT_SECONDS` to finish, then the
+  app's lifespan closes Redis, httpx and boto3.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from uvicorn.supervisors import Multiprocess
+
+from token_service.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: The variable prometheus_client reads at import time to store values in shared files.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Where multi-worker processes build their app: from the environment, like the parent.
+APP_FACTORY = "token_service.cli:app_from_environment"
+#: Pending connections the kernel queues per listener while workers are busy.
+BACKLOG = 2048
+
+
+@dataclass(frozen=True)
+class Listen:
+    """Where and how to listen: the settings, with the command line's overrides applied."""
+
+    host: str
+    port: int
+    workers: int
+    admin_port: int | None
+    shutdown_timeout_seconds: int
+
+    @classmethod
+    def of(
+        cls,
+        settings: Settings,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        workers: int | None = None,
+    ) -> Listen:
+        server = settings.server
+        return cls(
+            host=host if host is not None else server.host,
+            port=port if port is not None else server.port,
+            workers=workers if workers is not None else server.workers,
+            admin_port=server.admin_port,
+            shutdown_timeout_seconds=server.shutdown_timeout_seconds,
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A bound TCP socket; uvicorn starts listening on it (in each worker)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # A restarted server must not wait for the old one's TIME_WAIT connections.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def prepare_multiprocess_metrics(workers: int) -> Path | None:
+    """Above one worker, point prometheus_client at a clean directory shared by workers.
+
+    Must run before any worker starts: prometheus_client picks its value store at
+    import. An operator's `PROMETHEUS_MULTIPROC_DIR` is used (and emptied: files of an
+    earlier run would count twice); otherwise a fresh temporary directory.
+    """
+    configured = os.environ.get(MULTIPROC_ENV)
+    if workers == 1 and not configured:
+        return None
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="token-service-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory
+
+
+def uvicorn_config(app: Any, listen: Listen) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        factory=isinstance(app, str),
+        host=listen.host,
+        port=listen.port,
+        workers=listen.workers,
+        backlog=BACKLOG,
+        # Our logging is configured by the entry point; uvicorn's would replace it.
+        log_config=None,
+        # Request lines would duplicate ours; client IPs come from trusted proxies only.
+        access_log=False,
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=listen.shutdown_timeout_seconds,
+    )
+
+
+def run(listen: Listen, app: Any | None = None) -> int:
+    """Serve until SIGTERM or SIGINT. `app`: the built app for one worker; None: workers
+    build their own from the environment (required above one worker)."""
+    sockets = [bind(listen.host, listen.port)]
+    if listen.admin_port is not None:
+        sockets.append(bind(listen.host, listen.admin_port))
+    log.info(
+        "listening",
+        extra={
+            "event": "listening",
+            "host": listen.host,
+            "port": listen.port,
+            "adminPort": listen.admin_port,
+            "workers": listen.workers,
+        },
+    )
+    config = uvicorn_config(app if app is not None else APP_FACTORY, listen)
+    try:
+        if listen.workers == 1:
+            uvicorn.Server(config).run(sockets=sockets)
+        else:
+            Multiprocess(config, sockets=sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
+    log.info("stopped", extra={"event": "stopped"})
+    return 0
