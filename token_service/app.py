@@ -27,11 +27,11 @@ from litestar.plugins.prometheus import PrometheusConfig
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
 from token_service.api.health import healthz, readyz
+from token_service.api.listeners import listener_guard
 from token_service.api.metrics_route import metrics as metrics_route
 from token_service.api.problems import exception_handlers
 from token_service.api.request_id import request_id_middleware
 from token_service.api.services import ReadinessCheck, Services
-from token_service.api.listeners import listener_guard
 from token_service.api.tokens import create_participant_token
 from token_service.auth import (
     AdminTokens,
