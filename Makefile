@@ -4,7 +4,27 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check emulator bench clean
+.PHONY: run test lint typecheck check emulator bench clean web-sdk
+
+# The real IVS web broadcast SDK for the demo page (GET /demo), from the npm registry into a
+# git-ignored folder, pinned by version and by the tarball's integrity hash. Only its browser
+# bundle (self-contained UMD) is used, so the package's own dependencies are not installed.
+WEB_SDK_VERSION   := 1.41.0
+WEB_SDK_INTEGRITY := sha512-/RaBcdeBTBS8T4kVnNrHG/0jZFOeiJuglNDBtPlhLiKYw2kq7LOKNiL/aWYuKhHhBG6tBmHNK5AL04JFl7a+lw==
+WEB_SDK_DIR       := .web-sdk
+WEB_SDK_PACKAGE   := $(WEB_SDK_DIR)/node_modules/amazon-ivs-web-broadcast
+WEB_SDK_BUNDLE    := $(WEB_SDK_PACKAGE)/dist/amazon-ivs-web-broadcast.js
+
+web-sdk: $(WEB_SDK_BUNDLE)
+
+$(WEB_SDK_BUNDLE):
+	rm -rf $(WEB_SDK_DIR) && mkdir -p $(WEB_SDK_PACKAGE)
+	cd $(WEB_SDK_DIR) && npm pack --silent amazon-ivs-web-broadcast@$(WEB_SDK_VERSION) >/dev/null
+	test "sha512-$$(openssl dgst -sha512 -binary $(WEB_SDK_DIR)/amazon-ivs-web-broadcast-$(WEB_SDK_VERSION).tgz | base64 -w0)" = "$(WEB_SDK_INTEGRITY)" \
+	  || { echo "amazon-ivs-web-broadcast $(WEB_SDK_VERSION): integrity mismatch" >&2; rm -rf $(WEB_SDK_DIR); exit 1; }
+	tar -xzf $(WEB_SDK_DIR)/amazon-ivs-web-broadcast-$(WEB_SDK_VERSION).tgz -C $(WEB_SDK_PACKAGE) --strip-components=1
+	rm $(WEB_SDK_DIR)/amazon-ivs-web-broadcast-$(WEB_SDK_VERSION).tgz
+	touch $@
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -13,6 +33,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@$(MAKE) --no-print-directory web-sdk || echo "(no IVS web SDK: the demo page works without its verdict)"
 	$(BIN)/token-service serve --dev
 
 emulator: $(STAMP)
@@ -23,7 +44,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check token_service tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint $(WEB_SDK_BUNDLE)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: $(STAMP)

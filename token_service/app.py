@@ -26,6 +26,8 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
+from token_service.api.cors import cors_config
+from token_service.api.demo import demo_route_handlers
 from token_service.api.health import healthz, readyz
 from token_service.api.listeners import listener_guard
 from token_service.api.metrics_route import metrics as metrics_route
@@ -386,6 +388,7 @@ def create_app(
             readyz,
             metrics_route,
             AdminKeysController,
+            *demo_route_handlers(settings),
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
@@ -395,6 +398,7 @@ def create_app(
         lifespan=lifespans,
         state=State({"services": services, "settings": settings, "metrics": metrics}),
         request_max_body_size=MAX_BODY_BYTES,
+        cors_config=cors_config(settings),
         openapi_config=_openapi(),
         debug=False,
         logging_config=None,

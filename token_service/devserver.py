@@ -9,6 +9,7 @@ DEVELOPMENT ONLY: the secret and admin token are printed to the terminal.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import secrets
 import shlex
@@ -68,7 +69,14 @@ async def _import_key(settings: Settings) -> str:
 
 
 def _print_banner(
-    *, base: str, emulator_url: str, stage_arn: str, user_token: str, admin_token: str, key: str
+    *,
+    base: str,
+    emulator_url: str,
+    stage_arn: str,
+    user_token: str,
+    admin_token: str,
+    key: str,
+    demo_page: bool = False,
 ) -> None:
     body = f'{{"stageArn": "{stage_arn}", "capabilities": ["PUBLISH", "SUBSCRIBE"]}}'
     curl = (
@@ -86,6 +94,11 @@ def _print_banner(
         f" IVS emulator   {emulator_url}   (boto3 endpoint_url; POST /_emulator/join)",
         f" demo stage     {stage_arn}",
         f" signing key    {key}",
+        *(
+            [f" demo page      {base}/demo   (a token in the browser, read by the IVS web SDK)"]
+            if demo_page
+            else []
+        ),
         "",
         " Fetch a participant token (the user 'demo-user' has the publisher role):",
         "",
@@ -118,6 +131,10 @@ def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
                 log_format = LogFormat.TEXT
             configure_logging(settings.log_level, log_format)
             stage_arn = _create_demo_stage(settings)
+            # The demo page offers the demo stage unless one was configured.
+            settings = dataclasses.replace(
+                settings, demo_stage_arn=settings.demo_stage_arn or stage_arn
+            )
             key_arn = asyncio.run(_import_key(settings))
             assert settings.auth.shared_secret is not None  # noqa: S101 - set just above
             user_token = mint_user_token(
@@ -137,6 +154,7 @@ def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
                 user_token=user_token,
                 admin_token=settings.admin_tokens[0].reveal(),
                 key=key_arn,
+                demo_page=settings.demo_enabled,
             )
             uvicorn.run(app, host=host, port=port, log_config=None)
     finally:

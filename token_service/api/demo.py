@@ -1,0 +1,224 @@
+"""The demo page: `GET /demo`, where a frontend developer tries the service in a browser.
+
+The page (plain HTML and JavaScript in `token_service/web/`, no build step) asks for a
+participant token through the real `POST /v1/participant-tokens`, exactly as a
+frontend would, shows what came back, and lets the real IVS web broadcast SDK
+(`amazon-ivs-web-broadcast`, installed by `make web-sdk`) construct a `Stage` from it.
+
+Routes exist only when the demo is on (`TOKEN_SERVICE_DEMO_PAGE`, on by default with
+`serve --dev`). `POST /demo/user-token`, which mints app-user JWTs for demo users, is
+DEVELOPMENT ONLY: it exists only under `serve --dev` with a shared secret, answers
+loopback callers only, and is never part of the API's contract or OpenAPI document.
+Elsewhere the page asks the developer to paste an app-user JWT instead.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.handlers import HTTPRouteHandler
+from litestar.params import JSONBody
+from litestar.response import File
+
+from token_service.api.strict_body import strict_json
+from token_service.auth import mint_user_token
+from token_service.config import Settings
+from token_service.errors import NotFound, PermissionDenied
+
+#: Where `npm` puts the SDK's browser bundle (UMD, global `IVSBroadcastClient`) under
+#: `TOKEN_SERVICE_WEB_SDK_DIR`.
+SDK_BUNDLE = Path("node_modules/amazon-ivs-web-broadcast/dist/amazon-ivs-web-broadcast.js")
+SDK_URL = "/demo/sdk/amazon-ivs-web-broadcast.js"
+#: The page calls the real endpoint, the one a frontend calls.
+PARTICIPANT_TOKENS_PATH = "/v1/participant-tokens"
+#: Demo app-user JWTs live one hour: long enough to try things, short if one leaks.
+USER_TOKEN_TTL_SECONDS = 3600
+#: The page's static files, by the name it asks for and its media type.
+ASSETS = {"demo.js": "text/javascript", "demo.css": "text/css"}
+#: The SDK needs its own script and may call AWS for analytics and configuration.
+_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self' http: https: ws: wss:; frame-ancestors 'none'; base-uri 'none'; "
+    "form-action 'none'"
+)
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": _CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+ROLE = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+class DemoUserBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Which demo user to mint an app-user JWT for."""
+
+    sub: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    roles: Annotated[list[ROLE], msgspec.Meta(max_length=16)] = msgspec.field(default_factory=list)
+
+
+class DemoUserToken(msgspec.Struct, rename="camel", kw_only=True):
+    token: str
+    sub: str
+    roles: list[str]
+    expires_in: int
+
+
+class DemoPreset(msgspec.Struct, kw_only=True):
+    label: str
+    sub: str
+    roles: list[str]
+    capabilities: list[str]
+
+
+class DemoSdk(msgspec.Struct, kw_only=True):
+    available: bool
+    url: str | None
+    hint: str | None
+
+
+class DemoConfig(msgspec.Struct, rename="camel", kw_only=True):
+    dev: bool
+    stage_arn: str | None
+    mint_user_tokens: bool
+    token_endpoint: str
+    presets: list[DemoPreset]
+    sdk: DemoSdk
+
+
+#: Users of the default policy: `publisher` may publish, everyone may subscribe.
+PRESETS = [
+    DemoPreset(
+        label="Publisher",
+        sub="demo-user",
+        roles=["publisher"],
+        capabilities=["PUBLISH", "SUBSCRIBE"],
+    ),
+    DemoPreset(label="Viewer", sub="demo-viewer", roles=[], capabilities=["SUBSCRIBE"]),
+    DemoPreset(
+        label="Viewer asking to publish (403)",
+        sub="demo-viewer",
+        roles=[],
+        capabilities=["PUBLISH", "SUBSCRIBE"],
+    ),
+]
+
+
+def _settings(request: Request[Any, Any, Any]) -> Settings:
+    settings: Settings = request.app.state["settings"]
+    return settings
+
+
+def can_mint_user_tokens(settings: Settings) -> bool:
+    """Only a development server with a shared secret hands out demo app-user JWTs."""
+    return settings.demo_enabled and settings.dev and settings.auth.shared_secret is not None
+
+
+def sdk_bundle(settings: Settings) -> Path | None:
+    path = settings.web_sdk_dir / SDK_BUNDLE
+    return path if path.is_file() else None
+
+
+def _asset(name: str) -> bytes:
+    return (resources.files("token_service") / "web" / name).read_bytes()
+
+
+@get("/demo", include_in_schema=False, media_type="text/html")
+async def demo_page() -> Response[bytes]:
+    return Response(_asset("demo.html"), headers=_PAGE_HEADERS)
+
+
+@get("/demo/assets/{name:str}", include_in_schema=False)
+async def demo_asset(name: str) -> Response[bytes]:
+    media_type = ASSETS.get(name)
+    if media_type is None:
+        raise NotFound(f"no demo asset named {name!r}")
+    return Response(_asset(name), media_type=media_type, headers=_PAGE_HEADERS)
+
+
+@get("/demo/config.json", include_in_schema=False)
+async def demo_config(request: Request[Any, Any, Any]) -> Response[DemoConfig]:
+    settings = _settings(request)
+    bundle = sdk_bundle(settings)
+    sdk = DemoSdk(
+        available=bundle is not None,
+        url=SDK_URL if bundle is not None else None,
+        hint=None if bundle is not None else "run `make web-sdk`, then reload this page",
+    )
+    config = DemoConfig(
+        dev=settings.dev,
+        stage_arn=settings.demo_stage_arn,
+        mint_user_tokens=can_mint_user_tokens(settings),
+        token_endpoint=PARTICIPANT_TOKENS_PATH,
+        presets=PRESETS,
+        sdk=sdk,
+    )
+    return Response(config, headers={"Cache-Control": "no-store"})
+
+
+@get(SDK_URL, include_in_schema=False)
+async def demo_sdk(request: Request[Any, Any, Any]) -> File:
+    bundle = sdk_bundle(_settings(request))
+    if bundle is None:
+        raise NotFound("the IVS web broadcast SDK is not installed here: run `make web-sdk`")
+    return File(
+        bundle,
+        content_disposition_type="inline",
+        media_type="text/javascript",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@post(
+    "/demo/user-token",
+    include_in_schema=False,
+    status_code=201,
+    before_request=strict_json(DemoUserBody),
+)
+async def demo_user_token(
+    request: Request[Any, Any, Any], data: JSONBody[DemoUserBody]
+) -> Response[DemoUserToken]:
+    """DEVELOPMENT ONLY: an app-user JWT for a demo user, as the app's own login would give."""
+    if not _is_loopback(request.client.host if request.client else None):
+        # Minting JWTs is the shared secret's power: never offer it beyond this machine.
+        raise PermissionDenied("demo user tokens are minted for loopback callers only")
+    settings = _settings(request)
+    secret = settings.auth.shared_secret
+    if secret is None:  # the route is only registered with one; kept for the type checker
+        raise NotFound("no shared secret configured")
+    only_shared = settings.auth.jwks_url is None
+    token = mint_user_token(
+        secret.reveal_bytes(),
+        sub=data.sub,
+        roles=data.roles,
+        ttl_seconds=USER_TOKEN_TTL_SECONDS,
+        issuer=settings.auth.issuer if only_shared else None,
+        audience=settings.auth.audience if only_shared else None,
+    )
+    body = DemoUserToken(
+        token=token, sub=data.sub, roles=list(data.roles), expires_in=USER_TOKEN_TTL_SECONDS
+    )
+    return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+def demo_route_handlers(settings: Settings) -> list[HTTPRouteHandler]:
+    """The demo's routes for this configuration: none when the demo is off."""
+    if not settings.demo_enabled:
+        return []
+    handlers = [demo_page, demo_asset, demo_config, demo_sdk]
+    if can_mint_user_tokens(settings):
+        handlers.append(demo_user_token)
+    return handlers
