@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.handlers import HTTPRouteHandler
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
 from token_service.api.strict_body import strict_json
@@ -135,7 +135,7 @@ async def demo_page() -> Response[bytes]:
 
 
 @get("/demo/assets/{name:str}", include_in_schema=False)
-async def demo_asset(name: str) -> Response[bytes]:
+async def demo_asset(name: FromPath[str]) -> Response[bytes]:
     media_type = ASSETS.get(name)
     if media_type is None:
         raise NotFound(f"no demo asset named {name!r}")
