@@ -62,6 +62,7 @@ from token_service.ivs_budget import (
     SlotStore,
     quota_warning,
 )
+from token_service.key_metrics import KeyRingCollector
 from token_service.keys import KeyRing
 from token_service.keys.usage import CountingIssuer
 from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: PLC0414 - re-export
@@ -312,6 +313,7 @@ def create_app(
     )
     policy = build_policy(settings)
     ring = build_key_ring(settings, ivs, policy, redis_client=redis_client, clock=clock)
+    metrics.add_collector(KeyRingCollector(ring))
     key_runtime = build_key_runtime(settings, ring)
     stages = StageDirectory(
         ivs,

@@ -4,11 +4,26 @@ Each app owns its registry (several apps may live in one test process); HTTP req
 metrics come from Litestar's Prometheus middleware in the default registry, grouped
 by route template so participant ids never become label values. Labels hold only
 bounded, non-secret values: signer, error code, IVS operation.
+
+With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set, see `server.py`),
+values live in files shared by the workers and a scrape of any worker sums them all;
+scrape-time collectors (`add_collector`, e.g. the key gauges) answer from the worker
+that serves the scrape.
 """
 
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
+import os
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client.registry import Collector
 
 # Local signing is sub-millisecond; IVS calls take tens of milliseconds.
 _ISSUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -73,5 +88,25 @@ class Metrics:
             registry=self.registry,
         )
 
+        # The mapping log's writes: a hook for mapping.py (outcome: written, outbox, failed).
+        self.mapping_writes = Counter(
+            "token_service_mapping_writes",
+            "Participant mapping records written, by outcome",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self._collectors: list[Collector] = []
+
+    def add_collector(self, collector: Collector) -> None:
+        """Values computed at scrape time (gauges read from live state)."""
+        self._collectors.append(collector)
+        self.registry.register(collector)
+
     def render(self) -> bytes:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            for collector in self._collectors:
+                registry.register(collector)
+            return generate_latest(registry)
         return generate_latest(REGISTRY) + generate_latest(self.registry)

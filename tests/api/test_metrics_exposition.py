@@ -1,0 +1,129 @@
+"""GET /metrics: the text exposition parses, and carries what operators alert on.
+
+Parsed with prometheus_client's own parser, as Prometheus would read it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
+
+from tests.api.conftest import ADMIN_TOKEN, MintUserToken, bearer
+from token_service.keys import SigningKey
+
+USER = "metrics-user-4711"
+
+
+@pytest.fixture
+async def scraped(
+    signing_key: SigningKey,
+    make_app: Callable[..., Litestar],
+    stage_arn: str,
+    user_token: MintUserToken,
+) -> dict[str, Any]:
+    """One issued token, one refused request, an admin call; then the exposition."""
+    async with AsyncTestClient(app=make_app()) as client:
+        user_jwt = user_token(sub=USER)
+        issued = await client.post(
+            "/v1/participant-tokens", json={"stageArn": stage_arn}, headers=bearer(user_jwt)
+        )
+        assert issued.status_code == 201
+        assert (await client.post("/v1/participant-tokens", json={})).status_code == 401
+        admin = await client.get("/admin/keys", headers=bearer(ADMIN_TOKEN))
+        assert admin.status_code == 200
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    return {
+        "text": response.text,
+        "content_type": response.headers["content-type"],
+        "families": {f.name: f for f in text_string_to_metric_families(response.text)},
+        "secrets": [user_jwt, issued.json()["token"], issued.json()["participantId"], USER],
+    }
+
+
+def samples(scraped: dict[str, Any], family: str) -> list[Sample]:
+    assert family in scraped["families"], sorted(scraped["families"])
+    return list(scraped["families"][family].samples)
+
+
+def test_content_type_is_the_classic_text_format(scraped: dict[str, Any]) -> None:
+    assert scraped["content_type"] == "text/plain; version=0.0.4; charset=utf-8"
+
+
+def test_tokens_issued_by_signer(scraped: dict[str, Any]) -> None:
+    family = samples(scraped, "token_service_tokens_issued")
+    issued = [s for s in family if s.name.endswith("_total")]
+    assert [(s.labels["signer"], s.value) for s in issued] == [("local", 1.0)]
+
+
+def test_request_latency_is_a_histogram_by_route_template(scraped: dict[str, Any]) -> None:
+    family = scraped["families"]["token_service_http_request_duration_seconds"]
+    assert family.type == "histogram"
+    paths = {s.labels["path"] for s in family.samples}
+    assert "/v1/participant-tokens" in paths
+    assert "/admin/keys" in paths
+
+
+def test_rate_limit_decisions_by_limit_and_outcome(scraped: dict[str, Any]) -> None:
+    decided = {
+        (s.labels["limit"], s.labels["outcome"])
+        for s in samples(scraped, "token_service_rate_limit_decisions")
+        if s.name.endswith("_total")
+    }
+    assert {("user", "allowed"), ("ip", "allowed"), ("stage", "allowed")} <= decided
+
+
+def test_refusals_by_problem_code(scraped: dict[str, Any]) -> None:
+    codes = {s.labels["code"] for s in samples(scraped, "token_service_request_errors")}
+    assert codes
+
+
+def test_ivs_calls_by_operation_and_outcome(scraped: dict[str, Any]) -> None:
+    calls = {
+        (s.labels["operation"], s.labels["outcome"])
+        for s in samples(scraped, "token_service_ivs_calls")
+        if s.name.endswith("_total")
+    }
+    assert ("GetStage", "ok") in calls
+
+
+def test_signing_keys_by_status_from_the_ring(scraped: dict[str, Any]) -> None:
+    family = samples(scraped, "token_service_signing_keys")
+    by_status = {s.labels["status"]: s.value for s in family}
+    assert by_status == {"active": 1.0, "next": 0.0, "retiring": 0.0}
+
+
+def test_active_key_age_is_reported(scraped: dict[str, Any]) -> None:
+    (active,) = samples(scraped, "token_service_signing_key_active_seconds")
+    assert active.value >= 0
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        "token_service_rate_limit_degraded",
+        "token_service_issue_seconds",
+        "token_service_mapping_writes",
+        "token_service_signing_key_age_seconds",
+    ],
+)
+def test_family_is_exposed(scraped: dict[str, Any], family: str) -> None:
+    assert family in scraped["families"]
+
+
+def test_no_user_id_token_or_participant_id_in_any_label(scraped: dict[str, Any]) -> None:
+    values = {
+        value
+        for family in scraped["families"].values()
+        for sample in family.samples
+        for value in sample.labels.values()
+    }
+    for secret in scraped["secrets"]:
+        assert not any(secret in value for value in values)
+        assert secret not in scraped["text"]
