@@ -112,7 +112,11 @@ def build_ivs_budget(
             rate,
             scope=f"{settings.aws_account_id or 'account'}:{settings.aws_region}",
             on_error=settings.ivs_token_on_redis_error.value,
-            timeout_seconds=settings.redis_timeout_seconds,
+            # A false "Redis failed" splits the shared budget, and the caller is ready to
+            # wait up to the maximum wait for a slot anyway: so not less than that.
+            timeout_seconds=min(
+                1.0, max(settings.redis_timeout_seconds, settings.ivs_token_max_wait_ms / 1000)
+            ),
             on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
         )
     else:
@@ -299,13 +303,14 @@ def create_app(
             "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
             "not shared between replicas"
         )
+    ivs_budget = build_ivs_budget(settings, redis_client, metrics)
     ivs = Ivs(
         ivs_client or build_ivs(settings),
         IVS_WORKERS,
         retry=RetryPolicy(
             max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
         ),
-        pacers={"CreateParticipantToken": build_ivs_budget(settings, redis_client, metrics)},
+        pacers={"CreateParticipantToken": ivs_budget},
         on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
     )
     cache: Cache = (
@@ -365,10 +370,14 @@ def create_app(
         if authentication.jwks is not None:
             await authentication.jwks.start()
         await key_runtime.start()
+        if settings.mode is not Mode.LOCAL:
+            # Joins the replicas sharing the budget, so each knows its share at once.
+            await ivs_budget.start()
         try:
             yield
         finally:
             await key_runtime.close()
+            await ivs_budget.close()
             if authentication.jwks is not None:
                 await authentication.jwks.close()
             if owned_redis and redis_client is not None:
