@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -105,9 +106,22 @@ class RetryPolicy:
 
 
 class Pacer(Protocol):
-    """Paces calls of one operation (the IVS token budget): waits, or raises a DomainError."""
+    """Paces calls of one operation (the IVS token budget): waits, or raises a DomainError.
 
-    async def acquire(self, limit: float | None = None) -> None: ...
+    `acquire` returns once the call may go out, with the `time.monotonic()` moment
+    by which it must have gone out (None: no such moment): a call sent later than
+    its slot bunches up against the calls sent on time after it.
+    """
+
+    async def acquire(self, limit: float | None = None) -> float | None: ...
+
+
+class _MissedSlot(Exception):
+    """The worker thread started the call too long after its slot: take a new one."""
+
+
+#: How often one call may give back a slot it missed before it gives up (503).
+MAX_MISSED_SLOTS = 3
 
 
 def build_client(
@@ -255,6 +269,26 @@ def translate(exc: Exception, operation: str) -> DomainError:  # noqa: PLR0911 -
     raise exc
 
 
+class IvsOverloaded(ServiceUnavailable):
+    """This process could not send a paced call in its turn, repeatedly (503)."""
+
+    code = "overloaded"
+    title = "Service overloaded"
+
+
+def _on_time(fn: Callable[[], _T], send_by: float | None) -> Callable[[], _T]:
+    if send_by is None:
+        return fn
+
+    def call() -> _T:
+        # Checked in the worker thread, right before the request is built and sent.
+        if time.monotonic() > send_by:
+            raise _MissedSlot
+        return fn()
+
+    return call
+
+
 class Ivs:
     """Async facade over the shared client; each attempt runs in the adapter's thread pool.
 
@@ -304,16 +338,28 @@ class Ivs:
         attempts = max_attempts or policy.max_attempts
         deadline = loop.time() + (deadline_seconds or policy.deadline_seconds)
         pacer = self._pacers.get(operation)
-        attempt = 0
+        attempt = missed = 0
         while True:
             attempt += 1
-            if pacer is not None:
-                await pacer.acquire(deadline - loop.time())
+            send_by = None if pacer is None else await pacer.acquire(deadline - loop.time())
             remaining = deadline - loop.time()
             if remaining <= 0:
                 raise self._deadline_passed(operation)
             try:
-                result = await asyncio.wait_for(loop.run_in_executor(self._pool, fn), remaining)
+                result = await asyncio.wait_for(
+                    loop.run_in_executor(self._pool, _on_time(fn, send_by)), remaining
+                )
+            except _MissedSlot:
+                # Busy event loop or thread pool: the slot passed unused, which only
+                # leaves the budget more room. Not an attempt: nothing was sent.
+                self._record(operation, "missed_slot")
+                missed += 1
+                if missed > MAX_MISSED_SLOTS:
+                    raise IvsOverloaded(
+                        f"too busy to send {operation} in its turn; retry shortly", retry_after=1
+                    ) from None
+                attempt -= 1
+                continue
             except TimeoutError:
                 # The worker thread finishes on its own, bounded by the read timeout.
                 raise self._deadline_passed(operation) from None

@@ -22,6 +22,7 @@ so that all replicas together still stay near the shared rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -88,6 +89,17 @@ class BudgetRate:
         """This rate divided between `replicas` processes (each gets a burst of 1)."""
         return BudgetRate(self.count, self.period_seconds * max(1, replicas), 1)
 
+    def late_tolerance(self) -> float:
+        """How late (seconds) a call may leave after its slot and still fit the quota.
+
+        Calls each at most L late fit in windows holding `worst_second + L / interval`
+        calls; half of the quota's headroom goes to that, half is left for the network
+        and IVS's own clock. At least 5 ms: a budget with no headroom is warned about.
+        """
+        headroom = IVS_TOKEN_QUOTA_PER_SECOND - 1 - self.worst_second
+        tolerance = headroom / 2 * self.interval_us / 1e6
+        return min(1.0, max(0.005, tolerance))
+
     def describe(self) -> str:
         return f"{self.count}/{self.period_seconds:g}s;burst={self.burst}"
 
@@ -131,7 +143,14 @@ def reserve(tat: int, now: int, rate: BudgetRate, max_wait_us: int) -> tuple[Res
 
 
 class SlotStore(Protocol):
+    @property
+    def rate(self) -> BudgetRate: ...
+
     async def reserve(self, max_wait_seconds: float) -> Reservation: ...
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 class MemorySlots:
@@ -141,6 +160,12 @@ class MemorySlots:
         self.rate = rate
         self._clock = clock
         self._tat = 0
+
+    async def start(self) -> None:
+        """Nothing to join: this budget is the process's own."""
+
+    async def close(self) -> None:
+        """Nothing to leave."""
 
     async def reserve(self, max_wait_seconds: float) -> Reservation:
         now = int(self._clock() * 1_000_000)
@@ -178,6 +203,21 @@ local replicas = redis.call('ZCARD', KEYS[2])
 return {granted, string.format('%d', wait), replicas}
 """
 
+# KEYS[2] only: ARGV: this replica's id, replica TTL µs, 1 to join / 0 to leave.
+_HEARTBEAT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local replica_ttl = tonumber(ARGV[2])
+if ARGV[3] == '1' then
+  redis.call('ZADD', KEYS[1], string.format('%d', now), ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(replica_ttl / 1000))
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%d', now - replica_ttl))
+return redis.call('ZCARD', KEYS[1])
+"""
+
 
 class RedisSlots:
     """The budget shared by every replica through Redis; bounded time when Redis fails.
@@ -185,6 +225,9 @@ class RedisSlots:
     After a Redis failure, Redis is left alone for `breaker_seconds`: a dead Redis
     then costs no call any time at all. Meanwhile `on_error` decides: `local` runs
     this replica's share of the rate in memory, `deny` refuses every call.
+
+    `start()` joins the replicas (and keeps a heartbeat) before the first request,
+    so the share is known even if Redis fails at once; `close()` leaves.
     """
 
     def __init__(
@@ -204,6 +247,8 @@ class RedisSlots:
         self.rate = rate
         self._client = client
         self._script = client.register_script(_SCRIPT)
+        self._heartbeat = client.register_script(_HEARTBEAT)
+        self._heartbeat_task: asyncio.Task[None] | None = None
         self._keys = [
             f"ts:ivs:{HASH_TAG}:budget:{scope}",
             f"ts:ivs:{HASH_TAG}:replicas:{scope}",
@@ -219,6 +264,40 @@ class RedisSlots:
         #: How many replicas shared the budget when Redis last answered.
         self.replicas = 1
         self._fallback: MemorySlots | None = None
+
+    async def start(self) -> None:
+        await self._beat(join=True)
+        self._heartbeat_task = asyncio.create_task(self._keep_beating())
+
+    async def close(self) -> None:
+        if self._heartbeat_task is None:
+            return
+        self._heartbeat_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._heartbeat_task
+        self._heartbeat_task = None
+        await self._beat(join=False)
+
+    async def _keep_beating(self) -> None:
+        while True:
+            await asyncio.sleep(REPLICA_TTL_SECONDS / 4)
+            await self._beat(join=True)
+
+    async def _beat(self, *, join: bool) -> None:
+        args = [self._replica_id, int(REPLICA_TTL_SECONDS * 1_000_000), 1 if join else 0]
+        try:
+            replicas = await asyncio.wait_for(
+                self._heartbeat(keys=self._keys[1:], args=args), self._timeout
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning(
+                "IVS token budget: Redis heartbeat failed (%s); %d replica(s) assumed",
+                exc.__class__.__name__,
+                self.replicas,
+            )
+            return
+        if join:
+            self.replicas = max(1, int(replicas))
 
     async def reserve(self, max_wait_seconds: float) -> Reservation:
         if self._clock() >= self._open_until:
@@ -273,7 +352,9 @@ class IvsTokenBudget:
     """Takes a slot before each CreateParticipantToken call: waits for it, or refuses.
 
     `acquire(limit)` returns once the caller may call IVS, after sleeping at most
-    `min(max_wait, limit)`; or raises `BudgetExhausted` (503 with Retry-After).
+    `min(max_wait, limit)`, with the `clock()` moment by which the call must have
+    left (its slot plus the rate's late tolerance); or raises `BudgetExhausted`
+    (503 with Retry-After).
     """
 
     def __init__(
@@ -282,16 +363,26 @@ class IvsTokenBudget:
         *,
         max_wait_seconds: float,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
         on_decision: Callable[[str, float], None] | None = None,
     ) -> None:
         self._slots = slots
         self.max_wait_seconds = max_wait_seconds
         self._sleep = sleep
+        self._clock = clock
         self._on_decision = on_decision
 
-    async def acquire(self, limit: float | None = None) -> None:
+    async def start(self) -> None:
+        await self._slots.start()
+
+    async def close(self) -> None:
+        await self._slots.close()
+
+    async def acquire(self, limit: float | None = None) -> float:
         max_wait = self.max_wait_seconds if limit is None else min(self.max_wait_seconds, limit)
         answer = await self._slots.reserve(max(0.0, max_wait))
+        # From when the answer arrived: the slot can only be later than this says.
+        send_by = self._clock() + answer.wait_seconds + self._slots.rate.late_tolerance()
         if not answer.granted:
             self._record("refused", 0.0)
             raise BudgetExhausted(
@@ -301,6 +392,7 @@ class IvsTokenBudget:
         self._record("waited" if answer.wait_seconds > 0 else "immediate", answer.wait_seconds)
         if answer.wait_seconds > 0:
             await self._sleep(answer.wait_seconds)
+        return send_by
 
     def _record(self, outcome: str, wait: float) -> None:
         if self._on_decision is not None:
