@@ -284,7 +284,11 @@ class RedisSlots:
             await self._beat(join=True)
 
     async def _beat(self, *, join: bool) -> None:
-        args = [self._replica_id, int(REPLICA_TTL_SECONDS * 1_000_000), 1 if join else 0]
+        args: list[str | int] = [
+            self._replica_id,
+            int(REPLICA_TTL_SECONDS * 1_000_000),
+            1 if join else 0,
+        ]
         try:
             replicas = await asyncio.wait_for(
                 self._heartbeat(keys=self._keys[1:], args=args), self._timeout
