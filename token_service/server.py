@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -138,11 +140,31 @@ def run(listen: Listen, app: Any | None = None) -> int:
     config = uvicorn_config(app if app is not None else APP_FACTORY, listen)
     try:
         if listen.workers == 1:
-            uvicorn.Server(config).run(sockets=sockets)
+            _run_one(uvicorn.Server(config), sockets)
         else:
+            # The supervisor passes SIGTERM on to every worker and waits for them.
             Multiprocess(config, sockets=sockets).run()
     finally:
         for sock in sockets:
             sock.close()
     log.info("stopped", extra={"event": "stopped"})
     return 0
+
+
+def _run_one(server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+    """Run one server; a stop signal ends it gracefully and the process then exits 0.
+
+    uvicorn handles SIGTERM/SIGINT itself while it runs, and afterwards re-raises the
+    signal to the handler it found: this one, so the process does not die of the signal
+    it already handled (an orchestrator sees exit status 0, not 143).
+    """
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run(sockets=sockets)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
