@@ -9,6 +9,8 @@
   let config = null;
   let countdown = null;
   let sdkState = "loading"; // loading | ready | absent | failed
+  let sdkMissing = ""; // why there is no SDK verdict, when there is none
+  let lastIssued = null; // the latest token response, for an SDK that loads after it
 
   // ------------------------------------------------------------------ helpers
 
@@ -66,8 +68,9 @@
       sdkState = "absent";
       show("sdk-status", "IVS web SDK: not installed (" + config.sdk.hint + ")");
       $("sdk-status").className = "badge warn";
-      setOutcome("sdk-verdict", "idle", "The SDK is not installed on this server: " + config.sdk.hint +
-        ". Everything else on this page works without it.");
+      sdkMissing = "The SDK is not installed on this server: " + config.sdk.hint +
+        ". Everything else on this page works without it.";
+      setOutcome("sdk-verdict", "idle", sdkMissing);
       return;
     }
     const script = document.createElement("script");
@@ -77,6 +80,7 @@
         sdkState = "ready";
         show("sdk-status", "IVS web SDK " + (window.IVSBroadcastClient.__version || "") + " loaded");
         $("sdk-status").className = "badge ok";
+        if (lastIssued) showSdkVerdict(lastIssued.token, lastIssued);
       } else {
         sdkFailed("the script loaded but defines no IVSBroadcastClient.Stage");
       }
@@ -89,7 +93,8 @@
     sdkState = "failed";
     show("sdk-status", "IVS web SDK: " + why);
     $("sdk-status").className = "badge warn";
-    setOutcome("sdk-verdict", "idle", "No SDK verdict: " + why + ".");
+    sdkMissing = "No SDK verdict: " + why + ".";
+    setOutcome("sdk-verdict", "idle", sdkMissing);
   }
 
   // What the SDK reads when constructing a Stage. The Stage exposes no public accessor
@@ -124,7 +129,7 @@
     $("sdk-read").hidden = true;
     $("sdk-error").hidden = true;
     if (sdkState !== "ready") {
-      if (sdkState === "loading") setOutcome("sdk-verdict", "idle", "The SDK is still loading.");
+      setOutcome("sdk-verdict", "idle", sdkState === "loading" ? "The SDK is still loading." : sdkMissing);
       return;
     }
     const verdict = sdkVerdict(token);
@@ -166,7 +171,7 @@
     countdown = null;
     $("sdk-read").hidden = true;
     $("sdk-error").hidden = true;
-    setOutcome("sdk-verdict", "idle", "No token yet.");
+    setOutcome("sdk-verdict", "idle", sdkMissing || "No token yet.");
   }
 
   function showProblem(step, response, body) {
@@ -259,6 +264,7 @@
     const button = $("request-token");
     button.disabled = true;
     resetResult();
+    lastIssued = null;
     setOutcome("outcome", "idle", "Requesting…");
     try {
       const user = await appUserJwt();
@@ -287,6 +293,7 @@
       }
       setOutcome("outcome", "good", "201 Created: participant " + answer.participantId +
         " for user " + answer.userId + " (" + answer.capabilities.join(", ") + ")");
+      lastIssued = answer;
       showToken(answer);
       showSdkVerdict(answer.token, answer);
     } finally {
