@@ -26,9 +26,11 @@ from litestar.plugins.prometheus import PrometheusConfig
 
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
+from token_service.api.admin_participants import AdminParticipantsController
 from token_service.api.cors import cors_config
 from token_service.api.demo import demo_route_handlers
 from token_service.api.health import healthz, readyz
+from token_service.api.ivs_events import ivs_events
 from token_service.api.listeners import listener_guard
 from token_service.api.metrics_route import metrics as metrics_route
 from token_service.api.problems import exception_handlers
@@ -46,6 +48,7 @@ from token_service.auth import (
 from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
+from token_service.issuance import TokenDesk
 from token_service.issuing import (
     AutoIssuer,
     Issuer,
@@ -67,9 +70,12 @@ from token_service.keys import KeyRing
 from token_service.keys.usage import CountingIssuer
 from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: PLC0414 - re-export
 from token_service.keys.wiring import build_key_runtime, check_key_ring
+from token_service.mapping_runtime import IssuanceMetrics as _IssuanceMetrics
+from token_service.mapping_runtime import build_mapping
 from token_service.metrics import Metrics
+from token_service.moderation import Moderation
 from token_service.policy import Policy, load_policy
-from token_service.ratelimit import MemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter
+from token_service.ratelimit import RateLimits
 from token_service.redis_client import RedisClient, build_redis, connect
 from token_service.stages import StageDirectory
 
@@ -297,7 +303,9 @@ def create_app(
     metrics = Metrics()
     owned_redis = redis_client is None and settings.redis_url is not None
     if redis_client is None and settings.redis_url is not None:
-        redis_client = build_redis(settings.redis_url.reveal(), timeout_seconds=0.5)
+        redis_client = build_redis(
+            settings.redis_url.reveal(), timeout_seconds=settings.redis_timeout_seconds
+        )
     if redis_client is None:
         log.warning(
             "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
@@ -333,29 +341,27 @@ def create_app(
     admin = (
         AdminTokens([t.reveal() for t in settings.admin_tokens]) if settings.admin_tokens else None
     )
-    limiter: RateLimiter
-    if redis_client is not None:
-        limiter = RedisRateLimiter(
-            redis_client,
-            on_error=settings.rate_limit_on_redis_error,
-            timeout_seconds=settings.redis_timeout_seconds,
-            on_degraded=lambda fallback: metrics.rate_limit_degraded.labels(fallback).inc(),
-        )
-    else:
-        limiter = MemoryRateLimiter()
-    services = Services(
-        authenticator=authentication.authenticator,
+    mapping = build_mapping(settings, redis_client, metrics)
+    desk = TokenDesk(
         policy=policy,
         issuer=issuer,
-        key_ring=ring,
-        admin=admin,
-        limiter=limiter,
+        gate=mapping.gate,
         rate_limits=RateLimits(
             user=settings.rate_limit_user,
             ip=settings.rate_limit_ip,
             stage=settings.rate_limit_stage,
         ),
+        hooks=_IssuanceMetrics(metrics),
+    )
+    services = Services(
+        authenticator=authentication.authenticator,
+        desk=desk,
+        key_ring=ring,
+        admin=admin,
+        mapping=mapping.store,
+        moderation=Moderation(mapping.store, ivs, on_bans_changed=mapping.bans_changed),
         trusted_proxies=settings.trusted_proxies,
+        events_secret=settings.events_secret.reveal() if settings.events_secret else None,
         readiness=_readiness(settings, ring, ivs, redis_client, authentication.jwks),
     )
 
@@ -373,9 +379,11 @@ def create_app(
         if settings.mode is not Mode.LOCAL:
             # Joins the replicas sharing the budget, so each knows its share at once.
             await ivs_budget.start()
+        await mapping.start()
         try:
             yield
         finally:
+            await mapping.close()
             await key_runtime.close()
             await ivs_budget.close()
             if authentication.jwks is not None:
@@ -398,7 +406,9 @@ def create_app(
             healthz,
             readyz,
             metrics_route,
+            ivs_events,
             AdminKeysController,
+            AdminParticipantsController,
             *demo_route_handlers(settings),
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -188,7 +188,7 @@ class Settings:
     rate_limit_on_redis_error: OnRedisError = OnRedisError.LOCAL
     #: Peers whose X-Forwarded-For / Forwarded headers are believed.
     trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
-    redis_timeout_seconds: float = 0.05
+    redis_timeout_seconds: float = 1.0
     #: How long mapping records are kept after their token expires.
     mapping_retention_seconds: int = 30 * 86400
     #: While Redis fails: refuse tokens (`deny`) or keep records in an outbox (`outbox`).
@@ -514,7 +514,7 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
             "RATE_LIMIT_ON_REDIS_ERROR", OnRedisError.LOCAL, OnRedisError
         ),
         trusted_proxies=r.convert("TRUSTED_PROXIES", (), _networks),
-        redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 0.05, 0.005, 10),
+        redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 1.0, 0.005, 10),
         mapping_retention_seconds=r.convert("MAPPING_RETENTION", 30 * 86400, _retention),
         mapping_on_redis_error=r.convert("MAPPING_ON_REDIS_ERROR", "deny", _mapping_error),
         events_secret=_events_secret(r),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -40,6 +41,10 @@ class Issuer(Protocol):
     @property
     def signer(self) -> Signer:
         """Who signs the next token (as far as known before issuing it)."""
+        ...
+
+    async def prepare(self, grant: Grant) -> PreparedToken | None:
+        """A local token ready to record then sign, or None when only `issue` can tell."""
         ...
 
     async def issue(self, grant: Grant) -> IssuedToken: ...
@@ -107,7 +112,8 @@ class LocalIssuer:
         self._stages = stages
         self._clock = clock
 
-    async def issue(self, grant: Grant) -> IssuedToken:
+    async def prepare(self, grant: Grant) -> PreparedToken:
+        """Everything but the signature: the caller records it first, then signs."""
         stage = await self._stages.resolve(grant.stage_arn)
         key = self._keys.active()
         if key is None:
@@ -123,14 +129,8 @@ class LocalIssuer:
             issued_at=int(now.timestamp()),
             expires_at=int(expires.timestamp()),
         )
-        # PyJWT writes compact JSON with ensure_ascii (non-ASCII as \uXXXX, which the web
-        # client's atob() needs) and base64url without padding (a valid WebSocket
-        # subprotocol), and ES384 signatures as raw R||S, as IVS expects.
-        token = jwt.encode(
-            claims, key.private_key, algorithm="ES384", headers={"kid": key.arn, "typ": "JWT"}
-        )
-        return IssuedToken(
-            token=token,
+        facts = IssuedToken(
+            token="",
             participant_id=participant_id,
             user_id=grant.token_user_id,
             stage_arn=stage.arn,
@@ -142,10 +142,40 @@ class LocalIssuer:
             signer=Signer.LOCAL,
             key_arn=key.arn,
         )
+        return PreparedToken(facts=facts, claims=claims, private_key=key.private_key)
+
+    async def issue(self, grant: Grant) -> IssuedToken:
+        return (await self.prepare(grant)).sign()
+
+
+@dataclass(frozen=True)
+class PreparedToken:
+    """A self-signed token decided in full, not yet signed."""
+
+    #: The token's facts (everything but `token`, which is empty until signed).
+    facts: IssuedToken
+    claims: dict[str, Any]
+    private_key: Any = field(repr=False)
+
+    def sign(self) -> IssuedToken:
+        # PyJWT writes compact JSON with ensure_ascii (non-ASCII as \uXXXX, which the web
+        # client's atob() needs) and base64url without padding (a valid WebSocket
+        # subprotocol), and ES384 signatures as raw R||S, as IVS expects.
+        token = jwt.encode(
+            self.claims,
+            self.private_key,
+            algorithm="ES384",
+            headers={"kid": self.facts.key_arn, "typ": "JWT"},
+        )
+        return replace(self.facts, token=token)
 
 
 class IvsIssuer:
     """Asks IVS for the token with CreateParticipantToken (50 TPS per account and region)."""
+
+    async def prepare(self, grant: Grant) -> PreparedToken | None:
+        """IVS chooses the participant id: nothing can be prepared before calling it."""
+        return None
 
     signer = Signer.IVS
 
@@ -203,6 +233,11 @@ class AutoIssuer:
     def signer(self) -> Signer:
         return Signer.LOCAL if self._keys.active() is not None else Signer.IVS
 
+    async def prepare(self, grant: Grant) -> PreparedToken | None:
+        if self._keys.active() is not None:
+            return await self._local.prepare(grant)
+        return None
+
     async def issue(self, grant: Grant) -> IssuedToken:
         if self._keys.active() is not None:
             return await self._local.issue(grant)
@@ -223,6 +258,9 @@ class IvsWithLocalFallback:
         self._ivs = ivs
         self._local = local
         self._keys = keys
+
+    async def prepare(self, grant: Grant) -> PreparedToken | None:
+        return None
 
     async def issue(self, grant: Grant) -> IssuedToken:
         try:

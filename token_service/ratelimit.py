@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
-from token_service.redis_client import RedisClient
+from token_service.redis_client import Breaker, RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -277,24 +277,25 @@ class RedisRateLimiter:
         self._on_error = on_error
         self._fallback = fallback or MemoryRateLimiter()
         self._timeout = timeout_seconds
-        self._breaker_seconds = breaker_seconds
-        self._open_until = 0.0
+        self._breaker = Breaker(breaker_seconds)
         self._on_degraded = on_degraded
 
     async def check(self, limits: Sequence[Limit]) -> Decision:
         if not limits:
             return Decision(allowed=True, states=())
-        if time.monotonic() >= self._open_until:
+        if self._breaker.closed:
             try:
-                return await asyncio.wait_for(self._check_redis(limits), self._timeout)
+                decision = await asyncio.wait_for(self._check_redis(limits), self._timeout)
             except (RedisError, OSError, TimeoutError) as exc:
-                self._open_until = time.monotonic() + self._breaker_seconds
-                log.warning(
-                    "rate limiter: Redis failed (%s); %s for %.1fs",
-                    exc.__class__.__name__,
-                    self._on_error.value,
-                    self._breaker_seconds,
-                )
+                if self._breaker.failure(exc):
+                    log.warning(
+                        "rate limiter: Redis failed (%s); %s for a while",
+                        exc.__class__.__name__,
+                        self._on_error.value,
+                    )
+            else:
+                self._breaker.success()
+                return decision
         return await self._degraded(limits)
 
     async def _check_redis(self, limits: Sequence[Limit]) -> Decision:

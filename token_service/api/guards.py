@@ -3,6 +3,7 @@ learns nothing about the request schema and costs no JSON decoding."""
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -13,6 +14,7 @@ from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed
 
 USER_STATE_KEY = "app_user"
+ADMIN_STATE_KEY = "admin_id"
 
 
 def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
@@ -37,3 +39,5 @@ async def require_admin(
     token = parse_bearer(connection.headers.get("authorization"))
     if not admin.verify(token):
         raise AuthenticationFailed("invalid admin token")
+    # Audit lines and records name the admin by a fingerprint of its token, never the token.
+    connection.state[ADMIN_STATE_KEY] = "admin:" + hashlib.sha256(token.encode()).hexdigest()[:12]

@@ -89,3 +89,85 @@ class Problem(msgspec.Struct, kw_only=True, rename="camel"):
 class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class DisconnectView(msgspec.Struct, kw_only=True, rename="camel"):
+    at: str
+    by: str
+    reason: str
+
+
+class EventView(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    name: str
+    at: str
+    session_id: str | None = None
+
+
+class ParticipantRecordBody(msgspec.Struct, kw_only=True, rename="camel"):
+    """A mapping record: which app user got this participant id, and what became of it."""
+
+    participant_id: str
+    app_user_id: str
+    token_user_id: str
+    issuer: str | None
+    stage_arn: str
+    capabilities: list[str]
+    attributes: dict[str, str]
+    issued_at: str
+    expiration_time: str
+    signer: str
+    key_arn: str | None
+    request_id: str | None
+    client_ip: str | None
+    user_agent: str | None
+    disconnected: DisconnectView | None
+    events: list[EventView]
+
+
+class ParticipantPage(msgspec.Struct, kw_only=True, rename="camel"):
+    participants: list[ParticipantRecordBody]
+    #: Pass as `cursor` for the next (older) page; null on the last page.
+    next_cursor: str | None
+
+
+class DisconnectBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=128)] = "disconnected by operator"
+
+
+class DisconnectResultBody(msgspec.Struct, kw_only=True, rename="camel"):
+    participant: ParticipantRecordBody
+    #: `disconnected`, or `not-connected`: then the token can still join until it expires.
+    ivs_result: str
+
+
+class BanRequestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, rename="camel"):
+    user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    stage_arn: STAGE_ARN | None = None
+    #: ISO 8601 time the ban ends; omitted: until lifted.
+    until: str | None = None
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
+
+
+class BanBody(msgspec.Struct, kw_only=True, rename="camel"):
+    id: str
+    user_id: str
+    stage_arn: str | None
+    until: str | None
+    reason: str
+    created_at: str
+    created_by: str
+
+
+class BanCreatedBody(msgspec.Struct, kw_only=True, rename="camel"):
+    ban: BanBody
+    disconnected: list[DisconnectResultBody]
+
+
+class BanList(msgspec.Struct, kw_only=True):
+    bans: list[BanBody]
+
+
+class EventAccepted(msgspec.Struct, kw_only=True):
+    #: attached, duplicate, unknown-participant, or ignored (not an IVS stage update).
+    result: str

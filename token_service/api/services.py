@@ -11,30 +11,13 @@ from typing import Protocol
 
 from token_service.auth import Authenticator
 from token_service.client_ip import Network
-from token_service.domain import AppUser, Grant, TokenRequest
-from token_service.issuing import Issuer
+from token_service.issuance import TokenDesk
 from token_service.keys import KeyRing
-from token_service.ratelimit import RateLimiter, RateLimits, RateSpec
+from token_service.mapping import MappingStore
+from token_service.moderation import Moderation
 
 #: A readiness check: returns None when healthy, else a short reason (no secrets).
 ReadinessCheck = Callable[[], Awaitable[str | None]]
-
-
-class RateOverrides(Protocol):
-    @property
-    def user(self) -> RateSpec | None: ...
-
-    @property
-    def ip(self) -> RateSpec | None: ...
-
-    @property
-    def stage(self) -> RateSpec | None: ...
-
-
-class Decider(Protocol):
-    def decide(self, user: AppUser, request: TokenRequest) -> Grant: ...
-
-    def rate_limits_for(self, user: AppUser, stage_arn: str) -> RateOverrides: ...
 
 
 class AdminVerifier(Protocol):
@@ -48,21 +31,21 @@ class Services:
         self,
         *,
         authenticator: Authenticator,
-        policy: Decider,
-        issuer: Issuer,
+        desk: TokenDesk,
         key_ring: KeyRing,
         admin: AdminVerifier | None,
-        limiter: RateLimiter,
-        rate_limits: RateLimits,
+        mapping: MappingStore,
+        moderation: Moderation,
         trusted_proxies: tuple[Network, ...] = (),
+        events_secret: str | None = None,
         readiness: Mapping[str, ReadinessCheck] | None = None,
     ) -> None:
         self.authenticator = authenticator
-        self.policy = policy
-        self.issuer = issuer
+        self.desk = desk
         self.key_ring = key_ring
         self.admin = admin
-        self.limiter = limiter
-        self.rate_limits = rate_limits
+        self.mapping = mapping
+        self.moderation = moderation
         self.trusted_proxies = trusted_proxies
+        self.events_secret = events_secret
         self.readiness: Mapping[str, ReadinessCheck] = readiness or {}

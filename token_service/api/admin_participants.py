@@ -1,0 +1,237 @@
+"""Admin routes of the mapping log: look participants up, disconnect them, ban users."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from token_service.api.guards import ADMIN_STATE_KEY, require_admin
+from token_service.api.openapi_responses import problems
+from token_service.api.schemas import (
+    BanBody,
+    BanCreatedBody,
+    BanList,
+    BanRequestBody,
+    DisconnectBody,
+    DisconnectResultBody,
+    DisconnectView,
+    EventView,
+    ParticipantPage,
+    ParticipantRecordBody,
+)
+from token_service.api.services import Services
+from token_service.errors import FieldError, InvalidRequest, NotFound
+from token_service.mapping import Ban, Page, ParticipantView
+from token_service.moderation import DisconnectResult
+from token_service.stages import parse_stage_arn
+
+PageSize = Annotated[int, QueryParameter(ge=1, le=500, description="records per page")]
+Cursor = Annotated[
+    str | None, QueryParameter(max_length=100, description="`nextCursor` of the previous page")
+]
+
+
+def _iso(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def participant_body(view: ParticipantView) -> ParticipantRecordBody:
+    record = view.record
+    disconnect = view.disconnect
+    return ParticipantRecordBody(
+        participant_id=record.participant_id,
+        app_user_id=record.app_user_id,
+        token_user_id=record.token_user_id,
+        issuer=record.issuer,
+        stage_arn=record.stage_arn,
+        capabilities=record.capabilities,
+        attributes=record.attributes,
+        issued_at=_iso(record.issued_at),
+        expiration_time=_iso(record.expires_at),
+        signer=record.signer,
+        key_arn=record.key_arn,
+        request_id=record.request_id,
+        client_ip=record.client_ip,
+        user_agent=record.user_agent,
+        disconnected=(
+            DisconnectView(at=_iso(disconnect.at), by=disconnect.by, reason=disconnect.reason)
+            if disconnect
+            else None
+        ),
+        events=[
+            EventView(id=e.id, name=e.name, at=e.at, session_id=e.session_id) for e in view.events
+        ],
+    )
+
+
+def _page(page: Page) -> ParticipantPage:
+    return ParticipantPage(
+        participants=[participant_body(v) for v in page.items], next_cursor=page.next_cursor
+    )
+
+
+def _disconnect_body(result: DisconnectResult) -> DisconnectResultBody:
+    return DisconnectResultBody(
+        participant=participant_body(result.participant), ivs_result=result.ivs_result
+    )
+
+
+def ban_body(ban: Ban) -> BanBody:
+    return BanBody(
+        id=ban.id,
+        user_id=ban.user_id,
+        stage_arn=ban.stage_arn,
+        until=_iso(ban.until) if ban.until is not None else None,
+        reason=ban.reason,
+        created_at=_iso(ban.created_at),
+        created_by=ban.created_by,
+    )
+
+
+def _parse_time(text: str, field: str) -> int:
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidRequest(
+            f"{field} is not an ISO 8601 time",
+            [FieldError(field, "expected e.g. 2026-12-01T00:00:00Z")],
+        ) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return int(value.timestamp())
+
+
+def _admin(request: Request[Any, Any, Any]) -> str:
+    admin: str = request.state[ADMIN_STATE_KEY]
+    return admin
+
+
+class AdminParticipantsController(Controller):
+    path = "/admin"
+    guards = [require_admin]  # noqa: RUF012 - Litestar reads this class attribute
+    tags = ["admin"]  # noqa: RUF012 - Litestar reads this class attribute
+    security = [{"adminToken": []}]  # noqa: RUF012 - Litestar reads this class attribute
+
+    @get(
+        "/participants/{participant_id:str}",
+        summary="The mapping record of a participant",
+        responses=problems(401, 404),
+    )
+    async def participant(
+        self, services: NamedDependency[Services], participant_id: FromPath[str]
+    ) -> ParticipantRecordBody:
+        view = await services.mapping.get(participant_id)
+        if view is None:
+            raise NotFound(f"no mapping record for participant {participant_id}")
+        return participant_body(view)
+
+    @get(
+        "/users/{user_id:str}/participants",
+        summary="Every participant issued to an app user, newest first",
+        responses=problems(401),
+    )
+    async def of_user(
+        self,
+        services: NamedDependency[Services],
+        user_id: FromPath[str],
+        limit: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> ParticipantPage:
+        return _page(await services.mapping.by_user(user_id, limit=limit, cursor=cursor))
+
+    @get(
+        "/stages/{rest:path}",
+        summary="Participants issued for a stage, newest first",
+        operation_id="stageParticipants",
+        description=(
+            "`GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is "
+            "or URL-encoded."
+        ),
+        responses=problems(400, 401, 404),
+    )
+    async def of_stage(
+        self,
+        services: NamedDependency[Services],
+        rest: FromPath[str],
+        since: Annotated[str | None, QueryParameter(description="ISO 8601 time")] = None,
+        limit: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> ParticipantPage:
+        # The ARN holds a `/`, so it cannot be one path segment: route on the rest.
+        stage_arn = rest.lstrip("/").removesuffix("/participants")
+        if not rest.endswith("/participants"):
+            raise NotFound("expected /admin/stages/{stageArn}/participants")
+        parse_stage_arn(stage_arn)
+        since_seconds = _parse_time(since, "since") if since else None
+        page = await services.mapping.by_stage(
+            stage_arn, since=since_seconds, limit=limit, cursor=cursor
+        )
+        return _page(page)
+
+    @post(
+        "/participants/{participant_id:str}/disconnect",
+        status_code=200,
+        summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
+        responses=problems(400, 401, 404, 502, 503),
+    )
+    async def disconnect(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        participant_id: FromPath[str],
+        data: JSONBody[DisconnectBody | None] = None,
+    ) -> DisconnectResultBody:
+        reason = data.reason if data is not None else "disconnected by operator"
+        result = await services.moderation.disconnect(
+            participant_id, by=_admin(request), reason=reason
+        )
+        return _disconnect_body(result)
+
+    @post(
+        "/bans",
+        status_code=201,
+        summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
+        responses=problems(400, 401, 502, 503),
+    )
+    async def ban(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        data: JSONBody[BanRequestBody],
+    ) -> BanCreatedBody:
+        until = _parse_time(data.until, "until") if data.until else None
+        if data.stage_arn is not None:
+            parse_stage_arn(data.stage_arn)
+        result = await services.moderation.ban(
+            user_id=data.user_id,
+            stage_arn=data.stage_arn,
+            until=until,
+            reason=data.reason,
+            by=_admin(request),
+        )
+        return BanCreatedBody(
+            ban=ban_body(result.ban),
+            disconnected=[_disconnect_body(r) for r in result.disconnected],
+        )
+
+    @get("/bans", summary="Bans in force", responses=problems(401))
+    async def bans(self, services: NamedDependency[Services]) -> BanList:
+        return BanList(bans=[ban_body(b) for b in await services.moderation.bans()])
+
+    @delete(
+        "/bans/{ban_id:str}",
+        status_code=200,
+        summary="Lift a ban",
+        responses=problems(401, 404),
+    )
+    async def lift(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        ban_id: FromPath[str],
+    ) -> BanBody:
+        return ban_body(await services.moderation.lift(ban_id, by=_admin(request)))

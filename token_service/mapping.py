@@ -1,0 +1,489 @@
+"""The participant-ID mapping log: which app user got which participant, looked up later.
+
+One `MappingRecord` per token handed out, in both modes, written before the token
+is returned (the admission gate writes it in the same Redis round trip as the rate
+limits in local mode). IVS shows moderators and webhooks only a participant id;
+this record is how an operator gets from it to the app user, and acts on it.
+
+Redis layout (every key under the `{ts}` hash tag, see `ratelimit.HASH_TAG`):
+
+- `ts:{ts}:p:<participantId>`: a hash; field `r` the record (compact JSON), `d` the
+  disconnect (who, when, why), `e:<eventId>` each IVS event. Expires at the token's
+  expiry plus the retention.
+- `ts:{ts}:u:<user hash>` and `ts:{ts}:s:<stage ARN>`: indexes, sorted sets whose
+  members `<issuedAt ms, 13 digits>:<participantId>` sort by time lexically, so
+  pages are exact (no ties) and old entries are trimmed by range.
+- `ts:{ts}:bans` (hash of bans by id) and `ts:{ts}:ban:u:<user hash>` /
+  `ts:{ts}:ban:us:<user hash>:<stage ARN>` (the ban id, expiring with the ban), which
+  the admission gate checks.
+
+The memory twin keeps the same records in dicts and passes the same contract tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import msgspec
+
+from token_service.ratelimit import HASH_TAG
+from token_service.redis_client import RedisClient
+
+#: Longest lifetime a participant token can have (14 days): index entries older than
+#: the retention plus this can no longer point at a live record.
+MAX_TOKEN_SECONDS = 14 * 24 * 3600
+_ID_WIDTH = 13  # milliseconds since 1970 fit in 13 digits until the year 2286
+
+
+class MappingRecord(
+    msgspec.Struct,
+    kw_only=True,
+    rename={
+        "participant_id": "pid",
+        "app_user_id": "uid",
+        "token_user_id": "tuid",
+        "issuer": "iss",
+        "stage_arn": "stage",
+        "capabilities": "caps",
+        "attributes": "attrs",
+        "issued_at": "iat",
+        "expires_at": "exp",
+        "signer": "signer",
+        "key_arn": "key",
+        "request_id": "req",
+        "client_ip": "ip",
+        "user_agent": "ua",
+    },
+    omit_defaults=True,
+):
+    """Everything about one issued token except the token itself."""
+
+    participant_id: str
+    app_user_id: str
+    token_user_id: str
+    issuer: str | None = None
+    stage_arn: str
+    capabilities: list[str]
+    attributes: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Unix seconds.
+    issued_at: int
+    expires_at: int
+    signer: str
+    key_arn: str | None = None
+    request_id: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+
+
+class Disconnect(msgspec.Struct, kw_only=True):
+    at: int
+    by: str
+    reason: str
+
+
+class StageEvent(msgspec.Struct, kw_only=True):
+    """One IVS "Stage Update" event attached to a participant."""
+
+    id: str
+    name: str
+    at: str
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ParticipantView:
+    record: MappingRecord
+    disconnect: Disconnect | None = None
+    events: tuple[StageEvent, ...] = ()
+
+
+@dataclass(frozen=True)
+class Page:
+    items: tuple[ParticipantView, ...]
+    #: Pass back to get the next (older) page; None when this was the last.
+    next_cursor: str | None
+
+
+class Ban(msgspec.Struct, kw_only=True):
+    id: str
+    user_id: str
+    stage_arn: str | None = None
+    #: Unix seconds; None: until lifted.
+    until: int | None = None
+    reason: str
+    created_at: int
+    created_by: str
+
+    def active(self, now: float) -> bool:
+        return self.until is None or self.until > now
+
+
+_encode = msgspec.json.Encoder()
+_record_decoder = msgspec.json.Decoder(MappingRecord)
+_disconnect_decoder = msgspec.json.Decoder(Disconnect)
+_event_decoder = msgspec.json.Decoder(StageEvent)
+_ban_decoder = msgspec.json.Decoder(Ban)
+
+
+def encode_record(record: MappingRecord) -> bytes:
+    return _encode.encode(record)
+
+
+def user_hash(user_id: str) -> str:
+    """Index and ban keys name users by a hash: no personal data in Redis key names."""
+    digest = hashlib.sha256(user_id.encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def index_member(record: MappingRecord) -> str:
+    return f"{record.issued_at * 1000:0{_ID_WIDTH}d}:{record.participant_id}"
+
+
+def record_key(participant_id: str) -> str:
+    return f"ts:{HASH_TAG}:p:{participant_id}"
+
+
+def user_index_key(user_id: str) -> str:
+    return f"ts:{HASH_TAG}:u:{user_hash(user_id)}"
+
+
+def stage_index_key(stage_arn: str) -> str:
+    return f"ts:{HASH_TAG}:s:{stage_arn}"
+
+
+def ban_keys(user_id: str, stage_arn: str) -> tuple[str, str]:
+    """The two ban keys that can refuse this user on this stage: global, and per stage."""
+    uh = user_hash(user_id)
+    return f"ts:{HASH_TAG}:ban:u:{uh}", f"ts:{HASH_TAG}:ban:us:{uh}:{stage_arn}"
+
+
+BANS_KEY = f"ts:{HASH_TAG}:bans"
+
+
+def _bytes(value: bytes | str) -> bytes:
+    # The client is built without decode_responses, so these are bytes; typed loosely.
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _cursor_bound(cursor: str | None) -> str:
+    return "+" if cursor is None else "(" + cursor
+
+
+class MappingStore(Protocol):
+    """Reads and the writes that happen outside the admission gate."""
+
+    async def record(self, record: MappingRecord) -> None: ...
+
+    async def get(self, participant_id: str) -> ParticipantView | None: ...
+
+    async def by_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page: ...
+
+    async def by_stage(
+        self, stage_arn: str, *, since: int | None, limit: int, cursor: str | None
+    ) -> Page: ...
+
+    async def mark_disconnected(self, participant_id: str, disconnect: Disconnect) -> bool: ...
+
+    async def add_event(self, participant_id: str, event: StageEvent) -> bool: ...
+
+    async def add_ban(self, ban: Ban) -> None: ...
+
+    async def bans(self) -> list[Ban]: ...
+
+    async def remove_ban(self, ban_id: str) -> Ban | None: ...
+
+
+def new_ban_id() -> str:
+    return "ban_" + secrets.token_hex(8)
+
+
+# --------------------------------------------------------------------------- Redis
+
+# Writes one record and its two index entries. KEYS: record, user index, stage index.
+# ARGV: record JSON, index member, record expiry (unix s), index trim bound (member).
+# Shared with the admission gate, which runs it after the limits in the same script.
+RECORD_WRITE_LUA = """
+local function write_record(rk, uk, sk, json, member, expire_at, trim_before)
+  redis.call('HSET', rk, 'r', json)
+  redis.call('EXPIREAT', rk, expire_at)
+  for _, ik in ipairs({uk, sk}) do
+    redis.call('ZADD', ik, 0, member)
+    redis.call('ZREMRANGEBYLEX', ik, '-', '(' .. trim_before)
+    redis.call('EXPIREAT', ik, expire_at, 'NX')
+    redis.call('EXPIREAT', ik, expire_at, 'GT')
+  end
+end
+"""
+
+_RECORD_SCRIPT = (
+    RECORD_WRITE_LUA
+    + "write_record(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])\n"
+    + "return 1\n"
+)
+
+# HSET a field only while the record exists (a disconnect or event for an expired or
+# unknown participant must not resurrect a bare hash). KEYS: record; ARGV: field,
+# value, only-if-new (1/0). Returns 1 when written.
+_FIELD_SCRIPT = """
+if redis.call('HEXISTS', KEYS[1], 'r') == 0 then return 0 end
+if ARGV[3] == '1' then
+  return redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+
+def record_write_args(record: MappingRecord, retention_seconds: int) -> list[str | int]:
+    """ARGV for `write_record`: the JSON, index member, expiry and trim bound."""
+    trim_ms = (int(time.time()) - retention_seconds - MAX_TOKEN_SECONDS) * 1000
+    return [
+        encode_record(record).decode(),
+        index_member(record),
+        record.expires_at + retention_seconds,
+        f"{max(0, trim_ms):0{_ID_WIDTH}d}",
+    ]
+
+
+def record_write_keys(record: MappingRecord) -> list[str]:
+    return [
+        record_key(record.participant_id),
+        user_index_key(record.app_user_id),
+        stage_index_key(record.stage_arn),
+    ]
+
+
+def _view(participant_id: str, fields: Mapping[bytes, bytes]) -> ParticipantView | None:
+    raw = fields.get(b"r")
+    if raw is None:
+        return None
+    disconnect = fields.get(b"d")
+    events = sorted(
+        (_event_decoder.decode(v) for k, v in fields.items() if k.startswith(b"e:")),
+        key=lambda e: (e.at, e.id),
+    )
+    record = _record_decoder.decode(raw)
+    if record.participant_id != participant_id:
+        return None
+    return ParticipantView(
+        record=record,
+        disconnect=_disconnect_decoder.decode(disconnect) if disconnect else None,
+        events=tuple(events),
+    )
+
+
+class RedisMappingStore:
+    def __init__(self, client: RedisClient, *, retention_seconds: int) -> None:
+        self._client = client
+        self._retention = retention_seconds
+        self._record_script = client.register_script(_RECORD_SCRIPT)
+        self._field_script = client.register_script(_FIELD_SCRIPT)
+
+    async def record(self, record: MappingRecord) -> None:
+        await self._record_script(
+            keys=record_write_keys(record), args=record_write_args(record, self._retention)
+        )
+
+    async def get(self, participant_id: str) -> ParticipantView | None:
+        raw = await self._client.hgetall(record_key(participant_id))
+        return _view(participant_id, {_bytes(k): _bytes(v) for k, v in raw.items()})
+
+    async def _page(self, index: str, low: str, limit: int, cursor: str | None) -> Page:
+        raw = await self._client.zrevrangebylex(
+            index, _cursor_bound(cursor), low, start=0, num=limit + 1
+        )
+        members = [_bytes(m) for m in raw]
+        more = len(members) > limit
+        members = members[:limit]
+        views: list[ParticipantView] = []
+        for member in members:
+            participant_id = member.decode().split(":", 1)[1]
+            view = await self.get(participant_id)
+            if view is not None:  # expired records leave index entries until trimmed
+                views.append(view)
+        next_cursor = members[-1].decode() if more and members else None
+        return Page(items=tuple(views), next_cursor=next_cursor)
+
+    async def by_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page:
+        return await self._page(user_index_key(user_id), "-", limit, cursor)
+
+    async def by_stage(
+        self, stage_arn: str, *, since: int | None, limit: int, cursor: str | None
+    ) -> Page:
+        low = "-" if since is None else f"[{since * 1000:0{_ID_WIDTH}d}"
+        return await self._page(stage_index_key(stage_arn), low, limit, cursor)
+
+    async def mark_disconnected(self, participant_id: str, disconnect: Disconnect) -> bool:
+        written = await self._field_script(
+            keys=[record_key(participant_id)],
+            args=["d", _encode.encode(disconnect).decode(), "0"],
+        )
+        return bool(written)
+
+    async def add_event(self, participant_id: str, event: StageEvent) -> bool:
+        written = await self._field_script(
+            keys=[record_key(participant_id)],
+            args=[f"e:{event.id}", _encode.encode(event).decode(), "1"],
+        )
+        return bool(written)
+
+    async def add_ban(self, ban: Ban) -> None:
+        global_key, stage_key = ban_keys(ban.user_id, ban.stage_arn or "")
+        key = stage_key if ban.stage_arn else global_key
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hset(BANS_KEY, ban.id, _encode.encode(ban))
+            if ban.until is None:
+                pipe.set(key, ban.id)
+            else:
+                pipe.set(key, ban.id, exat=ban.until)
+            await pipe.execute()
+
+    async def bans(self) -> list[Ban]:
+        raw = await self._client.hgetall(BANS_KEY)
+        now = time.time()
+        bans = [_ban_decoder.decode(_bytes(v)) for v in raw.values()]
+        expired = [b.id for b in bans if not b.active(now)]
+        if expired:
+            await self._client.hdel(BANS_KEY, *expired)
+        return sorted((b for b in bans if b.active(now)), key=lambda b: -b.created_at)
+
+    async def remove_ban(self, ban_id: str) -> Ban | None:
+        raw = await self._client.hget(BANS_KEY, ban_id)
+        if raw is None:
+            return None
+        ban = _ban_decoder.decode(_bytes(raw))
+        global_key, stage_key = ban_keys(ban.user_id, ban.stage_arn or "")
+        key = stage_key if ban.stage_arn else global_key
+        current = await self._client.get(key)
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.hdel(BANS_KEY, ban_id)
+            if current is not None and _bytes(current).decode() == ban_id:
+                pipe.delete(key)
+            await pipe.execute()
+        return ban
+
+
+# --------------------------------------------------------------------------- memory
+
+
+@dataclass
+class _Entry:
+    record: MappingRecord
+    expires_at: float
+    disconnect: Disconnect | None = None
+    events: dict[str, StageEvent] = field(default_factory=dict)
+
+
+class MemoryMappingStore:
+    """The in-process twin: no Redis configured (development, a single replica)."""
+
+    def __init__(self, *, retention_seconds: int, max_records: int = 1_000_000) -> None:
+        self._retention = retention_seconds
+        self._max_records = max_records
+        self._entries: dict[str, _Entry] = {}
+        self._bans: dict[str, Ban] = {}
+
+    def _live(self, participant_id: str) -> _Entry | None:
+        entry = self._entries.get(participant_id)
+        if entry is not None and entry.expires_at <= time.time():
+            del self._entries[participant_id]
+            return None
+        return entry
+
+    def _evict(self) -> None:
+        now = time.time()
+        self._entries = {k: v for k, v in self._entries.items() if v.expires_at > now}
+        while len(self._entries) >= self._max_records:
+            # Bounded memory: the oldest record goes first (dicts keep insertion order).
+            self._entries.pop(next(iter(self._entries)))
+
+    async def record(self, record: MappingRecord) -> None:
+        if len(self._entries) >= self._max_records:
+            self._evict()
+        self._entries[record.participant_id] = _Entry(
+            record=record, expires_at=record.expires_at + self._retention
+        )
+
+    @staticmethod
+    def _view(entry: _Entry) -> ParticipantView:
+        events = sorted(entry.events.values(), key=lambda e: (e.at, e.id))
+        return ParticipantView(entry.record, entry.disconnect, tuple(events))
+
+    async def get(self, participant_id: str) -> ParticipantView | None:
+        entry = self._live(participant_id)
+        return None if entry is None else self._view(entry)
+
+    def _page(
+        self, entries: Iterable[_Entry], limit: int, cursor: str | None, low: str | None
+    ) -> Page:
+        members = sorted(
+            ((index_member(e.record), e) for e in entries if e.expires_at > time.time()),
+            key=lambda pair: pair[0],
+            reverse=True,
+        )
+        if cursor is not None:
+            members = [m for m in members if m[0] < cursor]
+        if low is not None:
+            members = [m for m in members if m[0] >= low]
+        chosen = members[:limit]
+        next_cursor = chosen[-1][0] if len(members) > limit and chosen else None
+        return Page(tuple(self._view(e) for _, e in chosen), next_cursor)
+
+    async def by_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page:
+        mine = (e for e in self._entries.values() if e.record.app_user_id == user_id)
+        return self._page(mine, limit, cursor, None)
+
+    async def by_stage(
+        self, stage_arn: str, *, since: int | None, limit: int, cursor: str | None
+    ) -> Page:
+        here = (e for e in self._entries.values() if e.record.stage_arn == stage_arn)
+        low = None if since is None else f"{since * 1000:0{_ID_WIDTH}d}"
+        return self._page(here, limit, cursor, low)
+
+    async def mark_disconnected(self, participant_id: str, disconnect: Disconnect) -> bool:
+        entry = self._live(participant_id)
+        if entry is None:
+            return False
+        entry.disconnect = disconnect
+        return True
+
+    async def add_event(self, participant_id: str, event: StageEvent) -> bool:
+        entry = self._live(participant_id)
+        if entry is None or event.id in entry.events:
+            return False
+        entry.events[event.id] = event
+        return True
+
+    async def add_ban(self, ban: Ban) -> None:
+        self._bans[ban.id] = ban
+
+    async def bans(self) -> list[Ban]:
+        now = time.time()
+        self._bans = {k: b for k, b in self._bans.items() if b.active(now)}
+        return sorted(self._bans.values(), key=lambda b: -b.created_at)
+
+    async def remove_ban(self, ban_id: str) -> Ban | None:
+        return self._bans.pop(ban_id, None)
+
+    def banned(self, user_id: str, stage_arn: str) -> Ban | None:
+        """For the memory admission gate: the ban refusing this user here, if any."""
+        now = time.time()
+        for ban in self._bans.values():
+            if (
+                ban.user_id == user_id
+                and ban.active(now)
+                and (ban.stage_arn is None or ban.stage_arn == stage_arn)
+            ):
+                return ban
+        return None
+
+
+def live_records(views: Sequence[ParticipantView], now: float) -> list[MappingRecord]:
+    """Records whose token may still be in use: unexpired and not disconnected."""
+    return [v.record for v in views if v.record.expires_at > now and v.disconnect is None]

@@ -1,0 +1,104 @@
+"""Builds the mapping store and admission gate for the settings, and runs their upkeep.
+
+Upkeep, with Redis: the copy of the ban list (for deciding while Redis is down) is
+refreshed every few seconds, and records deferred to the outbox are written back
+once Redis answers again. Without Redis everything lives in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from token_service.admission import Gate, MemoryGate, OnMappingError, RedisGate
+from token_service.config import Settings
+from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
+from token_service.metrics import Metrics
+from token_service.redis_client import RedisClient
+
+log = logging.getLogger(__name__)
+
+#: How often the ban copy is refreshed and the outbox flushed.
+UPKEEP_SECONDS = 2.0
+
+
+class IssuanceMetrics:
+    """`issuance.IssuanceHooks` onto the Prometheus metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def limit_decided(self, limit: str, allowed: bool) -> None:
+        outcome = "allowed" if allowed else "denied"
+        self._metrics.rate_limit_decisions.labels(limit, outcome).inc()
+
+    def issued(self, signer: str, seconds: float) -> None:
+        self._metrics.issue_seconds.labels(signer).observe(seconds)
+        self._metrics.tokens_issued.labels(signer).inc()
+
+
+@dataclass
+class MappingRuntime:
+    store: MappingStore
+    gate: Gate
+    redis_gate: RedisGate | None = None
+    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def bans_changed(self) -> None:
+        if self.redis_gate is not None:
+            # Refresh the copy soon rather than at the next tick.
+            asyncio.get_running_loop().create_task(self.redis_gate.refresh_bans())
+
+    async def start(self) -> None:
+        if self.redis_gate is not None:
+            self._task = asyncio.get_running_loop().create_task(self._upkeep(self.redis_gate))
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self.redis_gate is not None and self.redis_gate.outbox:
+            # Last chance: anything still deferred is in the audit log lines already.
+            written = await self.redis_gate.flush_outbox()
+            left = len(self.redis_gate.outbox)
+            if left:
+                log.error(
+                    "%d mapping records could not be written to Redis before shutdown "
+                    "(they are in the token_issued log lines)",
+                    left,
+                )
+            elif written:
+                log.info("wrote %d deferred mapping records at shutdown", written)
+
+    async def _upkeep(self, gate: RedisGate) -> None:
+        while True:
+            await gate.refresh_bans()
+            if gate.outbox:
+                written = await gate.flush_outbox()
+                if written:
+                    log.info("wrote %d deferred mapping records to Redis", written)
+            await asyncio.sleep(UPKEEP_SECONDS)
+
+
+def build_mapping(
+    settings: Settings, redis_client: RedisClient | None, metrics: Metrics
+) -> MappingRuntime:
+    retention = settings.mapping_retention_seconds
+    if redis_client is None:
+        store = MemoryMappingStore(retention_seconds=retention)
+        return MappingRuntime(store=store, gate=MemoryGate(store))
+    redis_store = RedisMappingStore(redis_client, retention_seconds=retention)
+    gate = RedisGate(
+        redis_client,
+        redis_store,
+        retention_seconds=retention,
+        on_limit_error=settings.rate_limit_on_redis_error,
+        on_mapping_error=OnMappingError(settings.mapping_on_redis_error),
+        timeout_seconds=settings.redis_timeout_seconds,
+        on_degraded=lambda fallback: metrics.rate_limit_degraded.labels(fallback).inc(),
+    )
+    return MappingRuntime(store=redis_store, gate=gate, redis_gate=gate)
