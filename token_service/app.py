@@ -285,6 +285,16 @@ def _readiness(
     return checks
 
 
+def _build_redis_client(settings: Settings) -> RedisClient | None:
+    if settings.redis_url is None:
+        log.warning(
+            "TOKEN_SERVICE_REDIS_URL is not set: rate limits, the mapping log and caches "
+            "are in process memory, not shared between replicas"
+        )
+        return None
+    return build_redis(settings.redis_url.reveal(), timeout_seconds=settings.redis_timeout_seconds)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -302,15 +312,7 @@ def create_app(
     http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     metrics = Metrics()
     owned_redis = redis_client is None and settings.redis_url is not None
-    if redis_client is None and settings.redis_url is not None:
-        redis_client = build_redis(
-            settings.redis_url.reveal(), timeout_seconds=settings.redis_timeout_seconds
-        )
-    if redis_client is None:
-        log.warning(
-            "TOKEN_SERVICE_REDIS_URL is not set: caches are in process memory, "
-            "not shared between replicas"
-        )
+    redis_client = redis_client or _build_redis_client(settings)
     ivs_budget = build_ivs_budget(settings, redis_client, metrics)
     ivs = Ivs(
         ivs_client or build_ivs(settings),
@@ -338,9 +340,6 @@ def create_app(
     )
     issuer = build_issuer(settings, ring, stages, ivs, clock)
     authentication = _build_authentication(settings, http)
-    admin = (
-        AdminTokens([t.reveal() for t in settings.admin_tokens]) if settings.admin_tokens else None
-    )
     mapping = build_mapping(settings, redis_client, metrics)
     desk = TokenDesk(
         policy=policy,
@@ -357,7 +356,11 @@ def create_app(
         authenticator=authentication.authenticator,
         desk=desk,
         key_ring=ring,
-        admin=admin,
+        admin=(
+            AdminTokens([t.reveal() for t in settings.admin_tokens])
+            if settings.admin_tokens
+            else None
+        ),
         mapping=mapping.store,
         moderation=Moderation(mapping.store, ivs, on_bans_changed=mapping.bans_changed),
         trusted_proxies=settings.trusted_proxies,

@@ -32,7 +32,7 @@ def _port_is_free(port: int) -> bool:
 def free_cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free and valid too."""
     for _ in range(200):
-        port = random.randint(20000, 50000)  # noqa: S311 - not for security
+        port = random.randint(20000, 50000)
         if _port_is_free(port) and _port_is_free(port + 10000):
             return port
     raise RuntimeError("no free port pair for a Redis Cluster node")
