@@ -1,0 +1,71 @@
+"""Settings of ivs and auto modes: the CreateParticipantToken budget, deadline, fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from token_service.app import check_signing_key
+from token_service.config import BudgetOnRedisError, Mode, Rate, load_settings
+from token_service.errors import ConfigurationError
+
+
+def test_budget_defaults_stay_under_the_ivs_quota_with_a_short_wait() -> None:
+    settings = load_settings({})
+
+    assert settings.ivs_token_rate == Rate(45, 1)
+    assert settings.ivs_token_max_wait_ms == 250
+    assert settings.ivs_token_on_redis_error is BudgetOnRedisError.LOCAL
+    assert settings.ivs_fallback_to_local is False
+
+
+def test_auto_mode_is_a_mode() -> None:
+    assert load_settings({"TOKEN_SERVICE_MODE": "auto"}).mode is Mode.AUTO
+
+
+def test_budget_settings_are_read() -> None:
+    settings = load_settings(
+        {
+            "TOKEN_SERVICE_IVS_TOKEN_RATE": "30/second;burst=3",
+            "TOKEN_SERVICE_IVS_TOKEN_MAX_WAIT_MS": "500",
+            "TOKEN_SERVICE_IVS_TOKEN_ON_REDIS_ERROR": "deny",
+            "TOKEN_SERVICE_IVS_FALLBACK_TO_LOCAL": "yes",
+            "TOKEN_SERVICE_IVS_DEADLINE_SECONDS": "2.5",
+        }
+    )
+
+    assert settings.ivs_token_rate == Rate(30, 1, 3)
+    assert settings.ivs_token_max_wait_ms == 500
+    assert settings.ivs_token_on_redis_error is BudgetOnRedisError.DENY
+    assert settings.ivs_fallback_to_local is True
+    assert settings.ivs_deadline_seconds == 2.5
+
+
+def test_budget_problems_are_reported_by_name() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings(
+            {
+                "TOKEN_SERVICE_IVS_TOKEN_RATE": "lots",
+                "TOKEN_SERVICE_IVS_TOKEN_MAX_WAIT_MS": "-1",
+                "TOKEN_SERVICE_IVS_FALLBACK_TO_LOCAL": "maybe",
+            }
+        )
+
+    names = " ".join(info.value.problems)
+    for name in ("IVS_TOKEN_RATE", "IVS_TOKEN_MAX_WAIT_MS", "IVS_FALLBACK_TO_LOCAL"):
+        assert f"TOKEN_SERVICE_{name}" in names
+
+
+def test_allowing_every_call_while_redis_fails_is_refused() -> None:
+    with pytest.raises(ConfigurationError) as info:
+        load_settings({"TOKEN_SERVICE_IVS_TOKEN_ON_REDIS_ERROR": "allow"})
+
+    assert "TOKEN_SERVICE_IVS_TOKEN_ON_REDIS_ERROR" in info.value.problems[0]
+
+
+@pytest.mark.parametrize("mode", ["ivs", "auto"])
+def test_modes_that_can_ask_ivs_serve_without_a_signing_key(mode: str, tmp_path) -> None:
+    settings = load_settings(
+        {"TOKEN_SERVICE_MODE": mode, "TOKEN_SERVICE_KEYS_DIR": str(tmp_path / "none")}
+    )
+
+    check_signing_key(settings)
