@@ -202,7 +202,7 @@ class RedisGate:
         record: MappingRecord | None,
     ) -> Admission:
         keys = [limit.key for limit in limits] + list(ban_keys(user_id, stage_arn))
-        args: list[str | int] = [*limit_args(limits)]
+        args: list[bytes | str | int] = [*limit_args(limits)]
         if record is not None:
             keys += record_write_keys(record)
             args += record_write_args(record, self._retention)
