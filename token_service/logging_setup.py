@@ -27,6 +27,8 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 # Attributes every LogRecord has; anything else was passed with `extra=` and is data.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+# uvicorn passes a copy of its message with terminal colour codes: not data.
+_STANDARD.add("color_message")
 
 
 class JsonFormatter(logging.Formatter):
