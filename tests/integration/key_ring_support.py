@@ -19,7 +19,8 @@ MARGIN = timedelta(minutes=5)
 
 @dataclass
 class Clock:
-    now: datetime = field(default_factory=lambda: datetime(2026, 1, 1, 12, 0, tzinfo=UTC))
+    # Starts at the real time: Redis expires the usage counts by its own clock.
+    now: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
 
     def __call__(self) -> datetime:
         return self.now

@@ -79,8 +79,9 @@ async def test_rotation_with_three_keys_deletes_the_oldest_retiring_key_once_saf
 ) -> None:
     ring = make_ring(ivs_client, keys_dir, clock)
     oldest = await ring.rotate()
-    await ring.rotate()
-    await ring.rotate()
+    for _ in range(2):
+        clock.advance(timedelta(minutes=1))
+        await ring.rotate()
     clock.advance(LIFETIME + MARGIN)
     rotation = await ring.rotate_keys()
     assert [k.name for k in rotation.deleted] == [oldest.name]
