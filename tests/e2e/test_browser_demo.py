@@ -142,6 +142,16 @@ def server() -> Iterator[DevServer]:
         yield running
 
 
+@pytest.fixture(scope="module")
+def bare_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """A `serve --dev` without the SDK, allowing each user one token an hour."""
+    no_sdk = tmp_path_factory.mktemp("no-sdk")
+    with dev_server(
+        free_port(), TOKEN_SERVICE_WEB_SDK_DIR=str(no_sdk), TOKEN_SERVICE_RATE_LIMIT_USER="1/hour"
+    ) as running:
+        yield running
+
+
 # ------------------------------------------------------------------ the browser
 
 
@@ -237,6 +247,21 @@ def test_the_page_shows_the_decoded_claims_and_the_expiry_countdown(
     expect(page.locator("#expiry")).to_contain_text("Expires in")
 
 
+def test_a_token_the_sdk_cannot_parse_shows_the_sdk_error(page: Page, server: DevServer) -> None:
+    def truncate_token(route: sync_api.Route) -> None:
+        # The service's real answer, with a token cut to two parts: no JWT at all.
+        answer = route.fetch()
+        body = answer.json()
+        body["token"] = ".".join(body["token"].split(".")[:2])
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/v1/participant-tokens", truncate_token)
+    open_demo(page, server.demo_url)
+    request_token(page)
+    expect(page.locator("#sdk-verdict")).to_have_class(re.compile(r"\bbad\b"))
+    expect(page.locator("#sdk-error")).to_contain_text("Token format incorrect")
+
+
 def test_a_viewer_asking_to_publish_sees_the_403_and_why(page: Page, server: DevServer) -> None:
     open_demo(page, server.demo_url)
     page.get_by_role("button", name="Viewer asking to publish (403)").click()
@@ -279,11 +304,20 @@ def test_the_sdk_reaches_for_aws_and_is_stopped_at_loopback(
     assert traffic.escaped == []
 
 
-def test_without_the_sdk_the_page_still_issues_a_token(page: Page, tmp_path: Path) -> None:
-    port = free_port()
-    with dev_server(port, TOKEN_SERVICE_WEB_SDK_DIR=str(tmp_path)) as bare:
-        open_demo(page, bare.demo_url, sdk=False)
-        expect(page.locator("#sdk-status")).to_contain_text("not installed")
-        issued = request_token(page).json()
-        expect(page.locator("#outcome")).to_contain_text(issued["participantId"])
-        expect(page.locator("#sdk-verdict")).to_contain_text("make web-sdk")
+def test_without_the_sdk_the_page_still_issues_a_token(page: Page, bare_server: DevServer) -> None:
+    open_demo(page, bare_server.demo_url, sdk=False)
+    expect(page.locator("#sdk-status")).to_contain_text("not installed")
+    issued = request_token(page).json()
+    expect(page.locator("#outcome")).to_contain_text(issued["participantId"])
+    expect(page.locator("#sdk-verdict")).to_contain_text("make web-sdk")
+
+
+def test_a_rate_limited_request_shows_the_429_and_when_to_retry(
+    page: Page, bare_server: DevServer
+) -> None:
+    open_demo(page, bare_server.demo_url, sdk=False)
+    page.fill("#user-id", "eager-user")  # the bare server allows one token per user an hour
+    assert request_token(page).status == 201
+    assert request_token(page).status == 429
+    expect(page.locator("#problem-status")).to_have_text("429")
+    expect(page.locator("#problem-retry")).to_contain_text(re.compile(r"^\d+ s$"))

@@ -41,7 +41,7 @@
   function decodeJwt(token) {
     const parts = token.split(".");
     if (parts.length !== 3) {
-      throw new Error("not a JWT (" + parts.length + " parts): an opaque token, as IVS issues");
+      throw new Error("not a JWT (" + parts.length + " parts instead of 3): nothing to decode");
     }
     return { header: JSON.parse(base64UrlText(parts[0])), claims: JSON.parse(base64UrlText(parts[1])) };
   }
@@ -166,6 +166,7 @@
     show("response-body", "–");
     show("token-header", "–");
     show("token-claims", "–");
+    $("expiry").className = "expiry";
     show("expiry", "–");
     if (countdown) clearInterval(countdown);
     countdown = null;
