@@ -23,7 +23,7 @@ import jwt
 
 from token_service.domain import Capability, Grant, IssuedToken, Signer
 from token_service.errors import ServiceUnavailable
-from token_service.ivs import Ivs, IvsThrottled, StageInfo
+from token_service.ivs import Ivs, IvsOverloaded, IvsThrottled, StageInfo
 from token_service.ivs_budget import BudgetExhausted
 
 # Only [A-Za-z0-9]: the current model also allows `_` and `-`, older ones not `_`.
@@ -213,8 +213,9 @@ class IvsIssuer:
         )
 
 
-#: IVS cannot take another CreateParticipantToken now: our budget or IVS's own throttle.
-CAPACITY_ERRORS = (BudgetExhausted, IvsThrottled)
+#: No CreateParticipantToken can be made now: our budget is spent, IVS throttles, or this
+#: process is too busy to send the call in its turn.
+CAPACITY_ERRORS = (BudgetExhausted, IvsThrottled, IvsOverloaded)
 
 
 class AutoIssuer:
