@@ -295,3 +295,15 @@ def test_scheduled_rotation_runs_once_across_replicas(
     assert len(rotations) == len(set(rotations)) >= 2
     imports = [line["key"] for line in lines if line["event"] == "key_scheduled_prepared"]
     assert len(imports) == len(set(imports))
+
+
+def test_serve_refuses_to_start_with_a_key_ivs_does_not_know_naming_its_file(
+    env: dict[str, str], ivs_client: Any
+) -> None:
+    bootstrap(env)
+    (meta,) = Path(env["TOKEN_SERVICE_KEYS_DIR"]).glob("*.json")
+    ivs_client.delete_public_key(arn=json.loads(meta.read_text())["arn"])
+    result = run_cli("serve", "--port", str(free_port()), env=env, timeout=60)
+    assert result.returncode == 2
+    assert str(meta) in result.stderr
+    assert "IVS does not know" in result.stderr
