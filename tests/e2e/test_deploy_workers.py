@@ -1,0 +1,122 @@
+"""`serve` as deployed at scale: two worker processes and admin routes on their own port.
+
+One service runs for the module (TOKEN_SERVICE_WORKERS=2, TOKEN_SERVICE_ADMIN_PORT set);
+the public port does not serve /admin or /metrics; a scrape of any worker counts the
+requests of every worker (Prometheus multiprocess mode); SIGTERM stops every worker.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.processes import background, run_cli, wait_for_http
+from tests.support.redis_server import free_port
+from token_service.emulator.options import EmulatorOptions
+from token_service.emulator.server import EmulatorServer
+
+SECRET = "workers-shared-secret-" + "w" * 32
+ADMIN_TOKEN = "workers-admin-token-0123456789"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    emulator = EmulatorServer(options=EmulatorOptions()).start()
+    public, admin = free_port(), free_port()
+    env = {
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator.url,
+        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+        "TOKEN_SERVICE_KEYS_DIR": str(tmp_path_factory.mktemp("keys")),
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
+        "TOKEN_SERVICE_ADMIN_TOKENS": ADMIN_TOKEN,
+        "TOKEN_SERVICE_PORT": str(public),
+        "TOKEN_SERVICE_ADMIN_PORT": str(admin),
+        "TOKEN_SERVICE_WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
+        "TOKEN_SERVICE_LOG_FORMAT": "json",
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+    }
+    try:
+        assert run_cli("keys", "rotate", env=env).returncode == 0
+        with background("serve", env=env) as proc:
+            public_url = f"http://127.0.0.1:{public}"
+            admin_url = f"http://127.0.0.1:{admin}"
+            wait_for_http(f"{public_url}/healthz", timeout=60, proc=proc)
+            wait_for_http(f"{admin_url}/healthz", timeout=60, proc=proc)
+            yield {
+                "proc": proc,
+                "public": public_url,
+                "admin": admin_url,
+                "metrics_dir": Path(env["PROMETHEUS_MULTIPROC_DIR"]),
+            }
+    finally:
+        emulator.stop(wait=False)
+
+
+def get(url: str, **kwargs: object) -> httpx.Response:
+    # A new connection per request, so the kernel hands requests to either worker.
+    with httpx.Client(timeout=10) as client:
+        return client.get(url, **kwargs)  # type: ignore[arg-type]
+
+
+def admin_requests_counted(admin_url: str) -> float:
+    text = get(f"{admin_url}/metrics").text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "token_service_http_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("path") == "/admin/keys":
+                    total += sample.value
+    return total
+
+
+def test_public_port_does_not_serve_admin_routes(service: dict[str, object]) -> None:
+    assert get(f"{service['public']}/admin/keys", headers=ADMIN).status_code == 404
+
+
+def test_public_port_does_not_serve_metrics(service: dict[str, object]) -> None:
+    assert get(f"{service['public']}/metrics").status_code == 404
+
+
+def test_admin_port_serves_admin_routes(service: dict[str, object]) -> None:
+    assert get(f"{service['admin']}/admin/keys", headers=ADMIN).status_code == 200
+
+
+def test_admin_port_does_not_serve_the_token_api(service: dict[str, object]) -> None:
+    response = httpx.post(f"{service['admin']}/v1/participant-tokens", json={}, timeout=10)
+    assert response.status_code == 404
+
+
+def test_every_scrape_counts_the_requests_of_every_worker(service: dict[str, object]) -> None:
+    admin_url = str(service["admin"])
+    before = admin_requests_counted(admin_url)
+    for _ in range(30):
+        assert get(f"{admin_url}/admin/keys", headers=ADMIN).status_code == 200
+    scrapes = {admin_requests_counted(admin_url) - before for _ in range(6)}
+    assert scrapes == {30.0}
+
+
+def test_workers_share_the_metrics_directory(service: dict[str, object]) -> None:
+    metrics_dir = service["metrics_dir"]
+    assert isinstance(metrics_dir, Path)
+    assert list(metrics_dir.glob("*.db"))
+
+
+def test_sigterm_stops_every_worker_and_the_parent(service: dict[str, object]) -> None:
+    # Last in the module: it ends the shared service.
+    proc = service["proc"]
+    assert isinstance(proc, subprocess.Popen)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    output = proc.stdout.read() if proc.stdout else ""
+    assert output.count('"event": "clients_closed"') == 2
