@@ -32,12 +32,13 @@ LABEL org.opencontainers.image.title="ivs-token-service" \
       org.opencontainers.image.licenses="Apache-2.0"
 
 # A fixed numeric uid/gid, so Kubernetes' runAsNonRoot can verify it and volumes can be
-# owned by it. The keys directory exists (owned by that user) for Docker volumes; under
-# Kubernetes a read-only Secret is mounted there instead.
+# owned by it. keys/ (signing keys) and state/ (the emulator's --state file in the local
+# compose stack) exist, owned by that user, so Docker volumes mounted there inherit it;
+# under Kubernetes a read-only Secret is mounted on keys/ instead.
 RUN groupadd --system --gid 10001 token-service \
     && useradd --system --no-log-init --uid 10001 --gid 10001 \
        --home-dir /var/lib/token-service --shell /usr/sbin/nologin token-service \
-    && mkdir -p /var/lib/token-service/keys \
+    && mkdir -p /var/lib/token-service/keys /var/lib/token-service/state \
     && chown -R 10001:10001 /var/lib/token-service
 
 COPY --from=build /opt/token-service /opt/token-service
