@@ -139,7 +139,8 @@ def _int_claim(claims: dict[str, Any], name: str) -> int:
     value = claims[name]
     if isinstance(value, bool) or not isinstance(value, int):
         raise JoinRejected("invalid_claim", f"{name} must be an integer of Unix seconds")
-    return value
+    # mypy 1.20 keeps a narrowed Any as Any; the checks above made it an int.
+    return int(value)
 
 
 def _check_lifetime(claims: dict[str, Any], now: datetime) -> None:
