@@ -19,7 +19,7 @@ from typing import Protocol
 
 from token_service.admission import Gate
 from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
-from token_service.errors import PermissionDenied, RateLimited
+from token_service.errors import DomainError, PermissionDenied, RateLimited
 from token_service.issuing import Issuer
 from token_service.mapping import MappingRecord
 from token_service.ratelimit import Decision, RateLimits, RateSpec, response_headers, user_key
@@ -70,6 +70,12 @@ class IssuanceHooks(Protocol):
     def limit_decided(self, limit: str, allowed: bool) -> None: ...
 
     def issued(self, signer: str, seconds: float) -> None: ...
+
+    def failed(self, signer: str, code: str) -> None:
+        """Issuing failed after admission (IVS, the key, the mapping write), by problem code."""
+
+    def recorded(self, deferred: bool) -> None:
+        """The token's mapping record was written (or, `deferred`, kept in the outbox)."""
 
 
 def record_for(token: IssuedToken, caller: Caller) -> MappingRecord:
@@ -144,14 +150,20 @@ class TokenDesk:
                 response_headers(decision),
             )
         deferred = admission.record_deferred
-        if prepared is not None and record is not None:
-            token = prepared.sign()
-        else:
-            token = await self._issuer.issue(grant)
-            record = record_for(token, caller)
-            deferred = await self._gate.record(record)
+        try:
+            if prepared is not None and record is not None:
+                token = prepared.sign()
+            else:
+                token = await self._issuer.issue(grant)
+                record = record_for(token, caller)
+                deferred = await self._gate.record(record)
+        except DomainError as exc:
+            if self._hooks is not None:
+                self._hooks.failed(self._issuer.signer.value, exc.code)
+            raise
         if self._hooks is not None:
             self._hooks.issued(token.signer.value, self._clock() - started)
+            self._hooks.recorded(deferred)
         _audit(record, deferred)
         return Outcome(token=token, decision=decision, record=record, record_deferred=deferred)
 

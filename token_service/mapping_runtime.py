@@ -37,6 +37,13 @@ class IssuanceMetrics:
     def issued(self, signer: str, seconds: float) -> None:
         self._metrics.issue_seconds.labels(signer).observe(seconds)
         self._metrics.tokens_issued.labels(signer).inc()
+        self._metrics.issue_outcomes.labels(signer, "issued").inc()
+
+    def failed(self, signer: str, code: str) -> None:
+        self._metrics.issue_outcomes.labels(signer, code).inc()
+
+    def recorded(self, deferred: bool) -> None:
+        self._metrics.mapping_writes.labels("deferred" if deferred else "written").inc()
 
 
 @dataclass

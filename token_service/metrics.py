@@ -88,10 +88,15 @@ class Metrics:
             registry=self.registry,
         )
 
-        # The mapping log's writes: a hook for mapping.py (outcome: written, outbox, failed).
+        self.issue_outcomes = Counter(
+            "token_service_issue_outcomes",
+            "Issuing after admission, by signer and outcome: issued, or the failure's problem code",
+            ["signer", "outcome"],
+            registry=self.registry,
+        )
         self.mapping_writes = Counter(
             "token_service_mapping_writes",
-            "Participant mapping records written, by outcome",
+            "Participant mapping records of issued tokens: written, or deferred to the outbox",
             ["outcome"],
             registry=self.registry,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from tests.api.conftest import ADMIN_TOKEN, MintUserToken, bearer
+from token_service.config import load_settings
 from token_service.keys import SigningKey
 
 USER = "metrics-user-4711"
@@ -60,6 +62,51 @@ def test_tokens_issued_by_signer(scraped: dict[str, Any]) -> None:
     family = samples(scraped, "token_service_tokens_issued")
     issued = [s for s in family if s.name.endswith("_total")]
     assert [(s.labels["signer"], s.value) for s in issued] == [("local", 1.0)]
+
+
+def test_issue_outcomes_by_signer(scraped: dict[str, Any]) -> None:
+    family = samples(scraped, "token_service_issue_outcomes")
+    outcomes = {(s.labels["signer"], s.labels["outcome"]): s.value for s in family}
+    assert outcomes[("local", "issued")] == 1.0
+
+
+def test_mapping_writes_by_outcome(scraped: dict[str, Any]) -> None:
+    family = samples(scraped, "token_service_mapping_writes")
+    written = {s.labels["outcome"]: s.value for s in family if s.name.endswith("_total")}
+    assert written == {"written": 1.0}
+
+
+@pytest.fixture
+def failing_create(emulator: Any) -> None:
+    """Every CreateParticipantToken fails at the emulator."""
+    httpx.post(
+        f"{emulator.url}/_emulator/faults",
+        json={"operation": "CreateParticipantToken", "errorRate": 1.0},
+        timeout=5,
+    ).raise_for_status()
+
+
+async def test_a_failed_ivs_issue_is_counted_by_signer_and_problem_code(
+    make_app: Callable[..., Litestar],
+    env: dict[str, str],
+    failing_create: None,
+    stage_arn: str,
+    user_token: MintUserToken,
+) -> None:
+    settings = load_settings(
+        {**env, "TOKEN_SERVICE_MODE": "ivs", "TOKEN_SERVICE_IVS_MAX_ATTEMPTS": "1"}
+    )
+    async with AsyncTestClient(app=make_app(settings=settings)) as client:
+        failed = await client.post(
+            "/v1/participant-tokens", json={"stageArn": stage_arn}, headers=bearer(user_token())
+        )
+        text = (await client.get("/metrics")).text
+    assert failed.status_code >= 500
+    family = next(
+        f for f in text_string_to_metric_families(text) if f.name == "token_service_issue_outcomes"
+    )
+    outcomes = {(s.labels["signer"], s.labels["outcome"]) for s in family.samples if s.value}
+    assert outcomes == {("ivs", failed.json()["type"].rsplit("/", 1)[-1])}
 
 
 def test_request_latency_is_a_histogram_by_route_template(scraped: dict[str, Any]) -> None:
@@ -109,7 +156,6 @@ def test_active_key_age_is_reported(scraped: dict[str, Any]) -> None:
     [
         "token_service_rate_limit_degraded",
         "token_service_issue_seconds",
-        "token_service_mapping_writes",
         "token_service_signing_key_age_seconds",
     ],
 )
