@@ -168,8 +168,8 @@ def _status(exc: ClientError) -> int:
 _THROTTLING = frozenset({"ThrottlingException", "TooManyRequestsException"})
 _DENIED_HINTS = {
     "AccessDeniedException": (
-        "the service's AWS credentials may not call it: grant ivs:{op} on the stage "
-        "(see the README, 'IVS mode against real AWS')"
+        "the service's AWS credentials may not call it: grant ivs:{op} "
+        "(the README's IVS mode section, 'The IAM policy', lists what each mode needs)"
     ),
     "PendingVerification": (
         "the AWS account is pending verification for IVS: contact AWS Support; "
