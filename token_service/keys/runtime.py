@@ -23,6 +23,7 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
+from token_service.errors import DomainError
 from token_service.keys.ring import KeyRing
 from token_service.keys.state import CHANNEL
 from token_service.keys.usage import FLUSH_INTERVAL_SECONDS
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 #: Without any message for this long, compare the generation counter anyway.
 QUIET_CHECK_SECONDS = 60.0
 _RECONNECT_SECONDS = 1.0
+CLOSE_TIMEOUT_SECONDS = 2.0
 
 
 class KeyRuntime:
@@ -87,9 +89,10 @@ class KeyRuntime:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        with contextlib.suppress(Exception):
-            await self.ring.usage.flush()
         await self._unsubscribe()
+        # Bounded: a Redis that does not answer must not hold up shutdown.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.ring.usage.flush(), CLOSE_TIMEOUT_SECONDS)
 
     async def _subscribe(self) -> None:
         shared = self.ring.shared
@@ -102,7 +105,7 @@ class KeyRuntime:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()
+                await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)
 
     async def _follow_events(self) -> None:
         while True:
@@ -124,6 +127,10 @@ class KeyRuntime:
                     await self.ring.refresh()
             except asyncio.CancelledError:
                 raise
+            except DomainError as exc:
+                # A bad key or state (e.g. two active keys): keep the last good ring and
+                # the subscription; the next change is another chance.
+                log.error("reloading the signing keys failed: %s", exc.detail)  # noqa: TRY400 - the detail is the story
             except Exception as exc:  # noqa: BLE001 - keep following; the last ring keeps signing
                 log.warning("following key changes failed (%s); retrying", type(exc).__name__)
                 await self._unsubscribe()
