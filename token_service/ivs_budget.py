@@ -22,7 +22,6 @@ so that all replicas together still stay near the shared rate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -273,8 +272,9 @@ class RedisSlots:
         if self._heartbeat_task is None:
             return
         self._heartbeat_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._heartbeat_task
+        # `wait`, not `await task`: the task's own cancellation must not be mistaken
+        # for (and swallow) a cancellation of this close.
+        await asyncio.wait({self._heartbeat_task})
         self._heartbeat_task = None
         await self._beat(join=False)
 
