@@ -13,8 +13,10 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import shutil
 import signal
 import socket
 import tempfile
@@ -99,6 +101,8 @@ def prepare_multiprocess_metrics(workers: int) -> Path | None:
             stale.unlink()
     else:
         directory = Path(tempfile.mkdtemp(prefix="token-service-metrics-"))
+        # Ours alone: gone with the process (workers are stopped before exit handlers run).
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
     os.environ[MULTIPROC_ENV] = str(directory)
     return directory
 

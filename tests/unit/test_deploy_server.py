@@ -1,0 +1,74 @@
+"""token_service/server.py: listener settings, and the Prometheus multiprocess directory."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from token_service.config import load_settings
+from token_service.server import MULTIPROC_ENV, Listen, bind, prepare_multiprocess_metrics
+
+
+def test_command_line_values_override_the_environment() -> None:
+    settings = load_settings({"TOKEN_SERVICE_PORT": "9000", "TOKEN_SERVICE_WORKERS": "3"})
+    listen = Listen.of(settings, port=9100)
+    assert (listen.host, listen.port, listen.workers) == ("127.0.0.1", 9100, 3)
+
+
+def test_environment_values_apply_without_flags() -> None:
+    settings = load_settings({"TOKEN_SERVICE_HOST": "::1", "TOKEN_SERVICE_ADMIN_PORT": "9001"})
+    listen = Listen.of(settings)
+    assert (listen.host, listen.port, listen.admin_port) == ("::1", 8080, 9001)
+
+
+@pytest.fixture
+def no_multiproc_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unset for the test, and unset again after it whatever the code under test set
+    (a leftover would switch later tests' /metrics to multiprocess mode)."""
+    monkeypatch.setenv(MULTIPROC_ENV, "placeholder")
+    monkeypatch.delenv(MULTIPROC_ENV)
+
+
+def test_one_worker_without_a_directory_needs_no_multiprocess_mode(
+    no_multiproc_env: None,
+) -> None:
+    assert prepare_multiprocess_metrics(1) is None
+
+
+def test_several_workers_get_a_fresh_directory(no_multiproc_env: None) -> None:
+    directory = prepare_multiprocess_metrics(2)
+    assert directory is not None
+    assert directory.is_dir()
+    assert not list(directory.iterdir())
+
+
+def test_an_operators_directory_is_used_and_emptied_of_earlier_values(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "counter_123.db").write_bytes(b"stale")
+    (tmp_path / "notes.txt").write_text("kept")
+    monkeypatch.setenv(MULTIPROC_ENV, str(tmp_path))
+    assert prepare_multiprocess_metrics(2) == tmp_path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_bind_returns_a_bound_socket_on_the_requested_address() -> None:
+    sock = bind("127.0.0.1", 0)
+    try:
+        assert sock.family == socket.AF_INET
+        assert sock.getsockname()[0] == "127.0.0.1"
+    finally:
+        sock.close()
+
+
+def test_bind_uses_ipv6_for_an_ipv6_host() -> None:
+    try:
+        sock = bind("::1", 0)
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    try:
+        assert sock.family == socket.AF_INET6
+    finally:
+        sock.close()
