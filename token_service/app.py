@@ -7,14 +7,16 @@ client on a private server, an httpx client) as overrides; production passes non
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import httpx
 import redis.asyncio
 from litestar import Litestar
@@ -45,6 +47,7 @@ from token_service.auth import (
     OidcAuthenticator,
     SharedSecretAuthenticator,
 )
+from token_service.background import Spawn
 from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
@@ -76,7 +79,7 @@ from token_service.metrics import Metrics
 from token_service.moderation import Moderation
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import RateLimits
-from token_service.redis_client import RedisClient, build_redis, connect
+from token_service.redis_client import RedisClient, build_redis, close_redis, connect
 from token_service.stages import StageDirectory
 
 if TYPE_CHECKING:
@@ -285,6 +288,51 @@ def _readiness(
     return checks
 
 
+async def _await(coroutine: Coroutine[Any, Any, None]) -> None:
+    await coroutine
+
+
+#: Starts a component, handing it the spawner for its background loops.
+Starter = Callable[[Spawn], Awaitable[None]]
+
+
+def _lifespan(
+    redis_client: RedisClient | None,
+    starters: list[Starter],
+    closers: list[Callable[[], Awaitable[None]]],
+    ivs: Ivs,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        if redis_client is not None:
+            try:
+                await connect(redis_client)
+            except (redis.RedisError, OSError) as exc:
+                # Not fatal: readiness reports it and the rate limiter falls back.
+                log.warning("Redis unreachable at start-up (%s)", exc.__class__.__name__)
+        try:
+            # Every background loop runs in this task group (see background.py), and
+            # has ended before the clients it uses are closed below.
+            async with anyio.create_task_group() as background:
+
+                def spawn(loop: Coroutine[Any, Any, None]) -> None:
+                    background.start_soon(_await, loop)
+
+                for start in starters:
+                    await start(spawn)
+                try:
+                    yield
+                finally:
+                    background.cancel_scope.cancel()
+        finally:
+            for close in closers:
+                await close()
+            ivs.close()
+            log.info("clients closed", extra={"event": "clients_closed"})
+
+    return lifespan
+
+
 def _build_redis_client(settings: Settings) -> RedisClient | None:
     if settings.redis_url is None:
         log.warning(
@@ -368,36 +416,26 @@ def create_app(
         readiness=_readiness(settings, ring, ivs, redis_client, authentication.jwks),
     )
 
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        if redis_client is not None:
-            try:
-                await connect(redis_client)
-            except (redis.RedisError, OSError) as exc:
-                # Not fatal: readiness reports it and the rate limiter falls back.
-                log.warning("Redis unreachable at start-up (%s)", exc.__class__.__name__)
-        if authentication.jwks is not None:
-            await authentication.jwks.start()
-        await key_runtime.start()
-        if settings.mode is not Mode.LOCAL:
-            # Joins the replicas sharing the budget, so each knows its share at once.
-            await ivs_budget.start()
-        await mapping.start()
-        try:
-            yield
-        finally:
-            await mapping.close()
-            await key_runtime.close()
-            await ivs_budget.close()
-            if authentication.jwks is not None:
-                await authentication.jwks.close()
-            if owned_redis and redis_client is not None:
-                await redis_client.aclose()
-            if owned_http:
-                await http.aclose()
-            ivs.close()
-            log.info("clients closed", extra={"event": "clients_closed"})
-
+    starters: list[Starter] = []
+    if authentication.jwks is not None:
+        starters.append(authentication.jwks.start)
+    starters.append(key_runtime.start)
+    if settings.mode is not Mode.LOCAL:
+        # Joins the replicas sharing the budget, so each knows its share at once.
+        starters.append(ivs_budget.start)
+    starters.append(mapping.start)
+    closers: list[Callable[[], Awaitable[None]]] = [
+        mapping.close,
+        key_runtime.close,
+        ivs_budget.close,
+    ]
+    if authentication.jwks is not None:
+        closers.append(authentication.jwks.close)
+    if owned_redis and redis_client is not None:
+        closers.append(functools.partial(close_redis, redis_client))
+    if owned_http:
+        closers.append(http.aclose)
+    lifespan = _lifespan(redis_client, starters, closers, ivs)
     lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [lifespan]
 
     def provide_services() -> Services:

@@ -31,6 +31,7 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import ServiceUnavailable
 from token_service.redis_client import RedisClient
 
@@ -147,7 +148,7 @@ class SlotStore(Protocol):
 
     async def reserve(self, max_wait_seconds: float) -> Reservation: ...
 
-    async def start(self) -> None: ...
+    async def start(self, spawn: Spawn | None = None) -> None: ...
 
     async def close(self) -> None: ...
 
@@ -160,7 +161,7 @@ class MemorySlots:
         self._clock = clock
         self._tat = 0
 
-    async def start(self) -> None:
+    async def start(self, spawn: Spawn | None = None) -> None:
         """Nothing to join: this budget is the process's own."""
 
     async def close(self) -> None:
@@ -247,7 +248,8 @@ class RedisSlots:
         self._client = client
         self._script = client.register_script(_SCRIPT)
         self._heartbeat = client.register_script(_HEARTBEAT)
-        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._heartbeat_tasks: set[asyncio.Task[None]] = set()
+        self._started = False
         self._keys = [
             f"ts:ivs:{HASH_TAG}:budget:{scope}",
             f"ts:ivs:{HASH_TAG}:replicas:{scope}",
@@ -264,18 +266,16 @@ class RedisSlots:
         self.replicas = 1
         self._fallback: MemorySlots | None = None
 
-    async def start(self) -> None:
+    async def start(self, spawn: Spawn | None = None) -> None:
         await self._beat(join=True)
-        self._heartbeat_task = asyncio.create_task(self._keep_beating())
+        self._started = True
+        (spawn or native_spawner(self._heartbeat_tasks))(self._keep_beating())
 
     async def close(self) -> None:
-        if self._heartbeat_task is None:
+        if not self._started:
             return
-        self._heartbeat_task.cancel()
-        # `wait`, not `await task`: the task's own cancellation must not be mistaken
-        # for (and swallow) a cancellation of this close.
-        await asyncio.wait({self._heartbeat_task})
-        self._heartbeat_task = None
+        await cancel_all(self._heartbeat_tasks)
+        self._started = False
         await self._beat(join=False)
 
     async def _keep_beating(self) -> None:
@@ -376,8 +376,8 @@ class IvsTokenBudget:
         self._clock = clock
         self._on_decision = on_decision
 
-    async def start(self) -> None:
-        await self._slots.start()
+    async def start(self, spawn: Spawn | None = None) -> None:
+        await self._slots.start(spawn)
 
     async def close(self) -> None:
         await self._slots.close()

@@ -8,11 +8,11 @@ once Redis answers again. Without Redis everything lives in this process.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 
 from token_service.admission import Gate, MemoryGate, OnMappingError, RedisGate
+from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.config import Settings
 from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.metrics import Metrics
@@ -51,23 +51,21 @@ class MappingRuntime:
     store: MappingStore
     gate: Gate
     redis_gate: RedisGate | None = None
-    _task: asyncio.Task[None] | None = field(default=None, repr=False)
+    _pending: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
+    _spawn: Spawn | None = field(default=None, repr=False)
 
     def bans_changed(self) -> None:
         if self.redis_gate is not None:
             # Refresh the copy soon rather than at the next tick.
-            asyncio.get_running_loop().create_task(self.redis_gate.refresh_bans())
+            (self._spawn or native_spawner(self._pending))(self.redis_gate.refresh_bans())
 
-    async def start(self) -> None:
+    async def start(self, spawn: Spawn | None = None) -> None:
+        self._spawn = spawn or native_spawner(self._pending)
         if self.redis_gate is not None:
-            self._task = asyncio.get_running_loop().create_task(self._upkeep(self.redis_gate))
+            self._spawn(self._upkeep(self.redis_gate))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_all(self._pending)
         if self.redis_gate is not None and self.redis_gate.outbox:
             # Last chance: anything still deferred is in the audit log lines already.
             written = await self.redis_gate.flush_outbox()

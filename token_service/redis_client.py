@@ -8,6 +8,8 @@ since redis-py 8's defaults retry a dead connection for seconds.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 
 import redis.asyncio
@@ -15,8 +17,10 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+log = logging.getLogger(__name__)
+
 RedisClient = redis.asyncio.Redis | RedisCluster
-#: Connections per process (per node in a cluster): far more than one event loop's
+#: Connections per process (per node in a cluster): more than one event loop's
 #: requests need at once, since each holds a connection for one round trip.
 MAX_CONNECTIONS = 128
 
@@ -86,3 +90,16 @@ class Breaker:
         self._timeouts = 0
         self._open_until = time.monotonic() + self._open_seconds
         return True
+
+
+#: Shutdown must end: a connection left mid-command by a cancelled task can make
+#: redis-py's close wait forever, so closing is bounded and then abandoned.
+CLOSE_TIMEOUT_SECONDS = 2.0
+
+
+async def close_redis(client: RedisClient) -> None:
+    closing = asyncio.ensure_future(client.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=CLOSE_TIMEOUT_SECONDS)
+    if not done:
+        closing.cancel()
+        log.warning("Redis client did not close within %.0fs; abandoned", CLOSE_TIMEOUT_SECONDS)

@@ -35,6 +35,7 @@ from typing import Any, Final
 import httpx
 import jwt
 
+from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import AuthenticationFailed, ConfigurationError, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -201,7 +202,8 @@ class JwksCache:
         self._keys: tuple[_Key, ...] | None = None
         self._inflight: asyncio.Task[bool] | None = None
         self._last_miss_fetch: float | None = None
-        self._refresher: asyncio.Task[None] | None = None
+        self._refreshers: set[asyncio.Task[None]] = set()
+        self._started = False
         self._closed = False
         self._fetches = 0
         self._last_success: datetime | None = None
@@ -243,26 +245,23 @@ class JwksCache:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, spawn: Spawn | None = None) -> None:
         """First fetch, then background refreshing. A failed first fetch is not an
         error here: the background task keeps retrying and `ready` says False."""
-        if self._refresher is not None or self._closed:
+        if self._started or self._closed:
             return
+        self._started = True
         ok = await self._shared_fetch()
-        self._refresher = asyncio.create_task(
-            self._refresh_loop(failures=0 if ok else 1), name="jwks-refresh"
-        )
+        (spawn or native_spawner(self._refreshers))(self._refresh_loop(failures=0 if ok else 1))
 
     async def close(self) -> None:
         self._closed = True
-        tasks = [task for task in (self._refresher, self._inflight) if task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
+        await cancel_all(self._refreshers)
+        inflight, self._inflight = self._inflight, None
+        if inflight is not None:
+            inflight.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._refresher = None
-        self._inflight = None
+                await inflight
 
     async def refresh(self) -> bool:
         """Fetch now (joining a fetch already under way); True if the set was updated."""

@@ -23,6 +23,7 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
+from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import DomainError
 from token_service.keys.ring import KeyRing
 from token_service.keys.state import CHANNEL
@@ -57,9 +58,11 @@ class KeyRuntime:
             else None
         )
         self._pubsub: Any = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._spawner: Spawn = native_spawner(self._tasks)
 
-    async def start(self) -> None:
+    async def start(self, spawn: Spawn | None = None) -> None:
+        self._spawner = spawn or native_spawner(self._tasks)
         shared = self.ring.shared
         if shared is not None:
             try:
@@ -80,15 +83,11 @@ class KeyRuntime:
             self._spawn(self._scheduler.run())
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        self._tasks.append(asyncio.create_task(coroutine))
+        self._spawner(coroutine)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        # Loops spawned into the app's task group have ended already; our own, not yet.
+        await cancel_all(self._tasks)
         await self._unsubscribe()
         # Bounded: a Redis that does not answer must not hold up shutdown.
         with contextlib.suppress(Exception):
