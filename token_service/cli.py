@@ -92,6 +92,13 @@ def _keys(args: argparse.Namespace) -> int:
     return _run_async(lambda: run_keys_command(settings, args))
 
 
+def _participants(args: argparse.Namespace) -> int:
+    from token_service.participants_cli import run_participants_command
+
+    settings = load_settings(environment())
+    return _run_async(lambda: run_participants_command(settings, args))
+
+
 def _user_token(args: argparse.Namespace) -> int:
     from token_service.auth import mint_user_token
 
@@ -173,6 +180,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     revoke.add_argument("name")
     keys.set_defaults(handler=_keys)
+
+    participants = commands.add_parser(
+        "participants", help="look up the participant-ID mapping log (reads Redis)"
+    )
+    participant_commands = participants.add_subparsers(dest="participants_command", required=True)
+    show = participant_commands.add_parser("show", help="the mapping record of a participant")
+    show.add_argument("participant_id")
+    of_user = participant_commands.add_parser(
+        "of-user", help="participants issued to an app user, newest first"
+    )
+    of_user.add_argument("user_id")
+    of_user.add_argument("--limit", type=_positive, default=50)
+    of_user.add_argument("--cursor", default=None, help="nextCursor of the previous page")
+    participants.set_defaults(handler=_participants)
 
     user_token = commands.add_parser(
         "user-token", help="mint an app-user JWT with the configured shared secret"

@@ -1,0 +1,52 @@
+"""`token-service participants ...`: the mapping log from a shell, read from Redis.
+
+The CLI reads the same Redis store as every replica, so it needs
+`TOKEN_SERVICE_REDIS_URL`; without Redis the records live in the serving process
+only, and the admin API (`GET /admin/participants/...`) is the way to read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import msgspec
+
+from token_service.api.admin_participants import participant_body
+from token_service.config import Settings
+from token_service.errors import ConfigurationError, NotFound
+from token_service.mapping import RedisMappingStore
+from token_service.redis_client import build_redis, close_redis
+
+
+def _print(value: object) -> None:
+    print(json.dumps(msgspec.to_builtins(value), indent=2))
+
+
+async def run_participants_command(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.redis_url is None:
+        raise ConfigurationError(
+            [
+                "TOKEN_SERVICE_REDIS_URL: the participants commands read the shared mapping "
+                "store; without Redis, use the admin API of the running service"
+            ]
+        )
+    client = build_redis(settings.redis_url.reveal(), timeout_seconds=5)
+    try:
+        store = RedisMappingStore(client, retention_seconds=settings.mapping_retention_seconds)
+        if args.participants_command == "show":
+            view = await store.get(args.participant_id)
+            if view is None:
+                raise NotFound(f"no mapping record for participant {args.participant_id}")
+            _print(participant_body(view))
+        else:
+            page = await store.by_user(args.user_id, limit=args.limit, cursor=args.cursor)
+            _print(
+                {
+                    "participants": [participant_body(v) for v in page.items],
+                    "nextCursor": page.next_cursor,
+                }
+            )
+        return 0
+    finally:
+        await close_redis(client)
