@@ -13,7 +13,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -31,6 +31,7 @@ from token_service.api.admin_keys import AdminKeysController
 from token_service.api.admin_participants import AdminParticipantsController
 from token_service.api.cors import cors_config
 from token_service.api.demo import demo_route_handlers
+from token_service.api.exchange import exchange_participant_token, set_participant_capabilities
 from token_service.api.health import healthz, readyz
 from token_service.api.ivs_events import ivs_events
 from token_service.api.listeners import listener_guard
@@ -51,6 +52,7 @@ from token_service.background import Spawn
 from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
+from token_service.exchange import Exchanger
 from token_service.issuance import TokenDesk
 from token_service.issuing import (
     AutoIssuer,
@@ -400,6 +402,20 @@ def create_app(
         ),
         hooks=_IssuanceMetrics(metrics),
     )
+    exchanger = Exchanger(
+        policy=policy,
+        gate=mapping.gate,
+        rate_limits=RateLimits(
+            user=settings.rate_limit_user,
+            ip=settings.rate_limit_ip,
+            stage=settings.rate_limit_stage,
+        ),
+        mapping=mapping.store,
+        keys=ring,
+        stages=stages,
+        hooks=_IssuanceMetrics(metrics),
+        clock=clock or (lambda: datetime.now(UTC)),
+    )
     services = Services(
         authenticator=authentication.authenticator,
         desk=desk,
@@ -414,6 +430,7 @@ def create_app(
         trusted_proxies=settings.trusted_proxies,
         events_secret=settings.events_secret.reveal() if settings.events_secret else None,
         readiness=_readiness(settings, ring, ivs, redis_client, authentication.jwks),
+        exchanger=exchanger,
     )
 
     starters: list[Starter] = []
@@ -444,6 +461,8 @@ def create_app(
     return Litestar(
         route_handlers=[
             create_participant_token,
+            exchange_participant_token,
+            set_participant_capabilities,
             healthz,
             readyz,
             metrics_route,

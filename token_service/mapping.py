@@ -77,11 +77,36 @@ class StageEvent(msgspec.Struct, kw_only=True):
     session_id: str | None = None
 
 
+class CapabilityChange(msgspec.Struct, kw_only=True):
+    """One token exchange (or admin change) of a participant: the capabilities from then on.
+
+    Kept beside the record (side key field `c:<at ms>:<nonce>`), so the record itself
+    and the one-round-trip issuance script stay as they were.
+    """
+
+    at: int
+    capabilities: list[str]
+    #: "exchange" (the participant's own app) or "admin:<admin id>".
+    by: str
+    expires_at: int
+
+
+class CapabilityOverride(msgspec.Struct, kw_only=True):
+    """An admin's grant (True) or revoke (False) of PUBLISH, applied at the next exchange."""
+
+    publish: bool
+    at: int
+    by: str
+
+
 @dataclass(frozen=True)
 class ParticipantView:
     record: MappingRecord
     disconnect: Disconnect | None = None
     events: tuple[StageEvent, ...] = ()
+    #: Exchanges and admin changes, oldest first (see `CapabilityChange`).
+    history: tuple[CapabilityChange, ...] = ()
+    override: CapabilityOverride | None = None
 
 
 @dataclass(frozen=True)
@@ -103,6 +128,14 @@ class Ban(msgspec.Struct, kw_only=True):
 
     def active(self, now: float) -> bool:
         return self.until is None or self.until > now
+
+    def refuses(self, user_id: str, stage_arn: str, now: float) -> bool:
+        """Whether this ban refuses `user_id` a token on `stage_arn` at `now`."""
+        return (
+            self.user_id == user_id
+            and self.active(now)
+            and (self.stage_arn is None or self.stage_arn == stage_arn)
+        )
 
 
 _encode = msgspec.json.Encoder()
@@ -196,6 +229,8 @@ def decode_record(raw: bytes) -> MappingRecord:
 _disconnect_decoder = msgspec.json.Decoder(Disconnect)
 _event_decoder = msgspec.json.Decoder(StageEvent)
 _ban_decoder = msgspec.json.Decoder(Ban)
+_change_decoder = msgspec.json.Decoder(CapabilityChange)
+_override_decoder = msgspec.json.Decoder(CapabilityOverride)
 
 
 def user_hash(user_id: str) -> str:
@@ -264,6 +299,15 @@ class MappingStore(Protocol):
     async def bans(self) -> list[Ban]: ...
 
     async def remove_ban(self, ban_id: str) -> Ban | None: ...
+
+    async def exchange(self, record: MappingRecord, change: CapabilityChange) -> bool:
+        """Replace a participant's record (same id) after an exchange and log the change.
+
+        False when the record no longer exists. The indexes keep the first issue.
+        """
+        ...
+
+    async def set_override(self, participant_id: str, override: CapabilityOverride) -> bool: ...
 
 
 def new_ban_id() -> str:
@@ -343,11 +387,34 @@ def _view(
     record = decode_record(raw)
     if record.participant_id != participant_id:
         return None
+    history = sorted(
+        (_change_decoder.decode(v) for k, v in side.items() if k.startswith(b"c:")),
+        key=lambda c: c.at,
+    )
+    override = side.get(b"o")
     return ParticipantView(
         record=record,
         disconnect=_disconnect_decoder.decode(disconnect) if disconnect else None,
         events=tuple(events),
+        history=tuple(history),
+        override=_override_decoder.decode(override) if override else None,
     )
+
+
+# Replaces a record after an exchange and logs the change beside it, only while the
+# record exists. KEYS: record, side key. ARGV: record value, expiry (unix s), field,
+# change JSON. Returns 1 when written.
+_EXCHANGE_SCRIPT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EXAT', tonumber(ARGV[2]))
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[2]))
+return 1
+"""
+
+
+def change_field(change: CapabilityChange) -> str:
+    return f"c:{change.at * 1000:0{_ID_WIDTH}d}:{secrets.token_hex(4)}"
 
 
 class RedisMappingStore:
@@ -356,6 +423,7 @@ class RedisMappingStore:
         self._retention = retention_seconds
         self._record_script = client.register_script(_RECORD_SCRIPT)
         self._side_script = client.register_script(_SIDE_SCRIPT)
+        self._exchange_script = client.register_script(_EXCHANGE_SCRIPT)
 
     async def record(self, record: MappingRecord) -> None:
         await self._record_script(
@@ -410,6 +478,25 @@ class RedisMappingStore:
         )
         return bool(written)
 
+    async def exchange(self, record: MappingRecord, change: CapabilityChange) -> bool:
+        written = await self._exchange_script(
+            keys=[record_key(record.participant_id), side_key(record.participant_id)],
+            args=[
+                encode_record(record),
+                record.expires_at + self._retention,
+                change_field(change),
+                _encode.encode(change).decode(),
+            ],
+        )
+        return bool(written)
+
+    async def set_override(self, participant_id: str, override: CapabilityOverride) -> bool:
+        written = await self._side_script(
+            keys=[record_key(participant_id), side_key(participant_id)],
+            args=["o", _encode.encode(override).decode(), "0"],
+        )
+        return bool(written)
+
     async def add_ban(self, ban: Ban) -> None:
         global_key, stage_key = ban_keys(ban.user_id, ban.stage_arn or "")
         key = stage_key if ban.stage_arn else global_key
@@ -455,6 +542,8 @@ class _Entry:
     expires_at: float
     disconnect: Disconnect | None = None
     events: dict[str, StageEvent] = field(default_factory=dict)
+    history: list[CapabilityChange] = field(default_factory=list)
+    override: CapabilityOverride | None = None
 
 
 class MemoryMappingStore:
@@ -490,7 +579,10 @@ class MemoryMappingStore:
     @staticmethod
     def _view(entry: _Entry) -> ParticipantView:
         events = sorted(entry.events.values(), key=lambda e: (e.at, e.id))
-        return ParticipantView(entry.record, entry.disconnect, tuple(events))
+        history = tuple(sorted(entry.history, key=lambda c: c.at))
+        return ParticipantView(
+            entry.record, entry.disconnect, tuple(events), history, entry.override
+        )
 
     async def get(self, participant_id: str) -> ParticipantView | None:
         entry = self._live(participant_id)
@@ -537,6 +629,22 @@ class MemoryMappingStore:
         entry.events[event.id] = event
         return True
 
+    async def exchange(self, record: MappingRecord, change: CapabilityChange) -> bool:
+        entry = self._live(record.participant_id)
+        if entry is None:
+            return False
+        entry.record = record
+        entry.expires_at = record.expires_at + self._retention
+        entry.history.append(change)
+        return True
+
+    async def set_override(self, participant_id: str, override: CapabilityOverride) -> bool:
+        entry = self._live(participant_id)
+        if entry is None:
+            return False
+        entry.override = override
+        return True
+
     async def add_ban(self, ban: Ban) -> None:
         self._bans[ban.id] = ban
 
@@ -551,14 +659,7 @@ class MemoryMappingStore:
     def banned(self, user_id: str, stage_arn: str) -> Ban | None:
         """For the memory admission gate: the ban refusing this user here, if any."""
         now = time.time()
-        for ban in self._bans.values():
-            if (
-                ban.user_id == user_id
-                and ban.active(now)
-                and (ban.stage_arn is None or ban.stage_arn == stage_arn)
-            ):
-                return ban
-        return None
+        return next((b for b in self._bans.values() if b.refuses(user_id, stage_arn, now)), None)
 
 
 def live_records(views: Sequence[ParticipantView], now: float) -> list[MappingRecord]:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from token_service.auth import Authenticator
 from token_service.client_ip import Network
+from token_service.exchange import Exchanger
 from token_service.issuance import TokenDesk
 from token_service.keys import KeyRing
 from token_service.mapping import MappingStore
@@ -39,6 +40,7 @@ class Services:
         trusted_proxies: tuple[Network, ...] = (),
         events_secret: str | None = None,
         readiness: Mapping[str, ReadinessCheck] | None = None,
+        exchanger: Exchanger | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.desk = desk
@@ -49,3 +51,4 @@ class Services:
         self.trusted_proxies = trusted_proxies
         self.events_secret = events_secret
         self.readiness: Mapping[str, ReadinessCheck] = readiness or {}
+        self.exchanger = exchanger

@@ -1,0 +1,118 @@
+"""Token exchange routes: the participant's own refresh/promotion, and an admin's PUBLISH change."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+
+from token_service.api.guards import ADMIN_STATE_KEY, require_admin, require_app_user
+from token_service.api.openapi_responses import problems
+from token_service.api.schemas import (
+    ATTRIBUTE_KEY,
+    ATTRIBUTE_VALUE,
+    DURATION,
+    TokenResponseBody,
+)
+from token_service.api.services import Services
+from token_service.api.strict_body import strict_json
+from token_service.api.tokens import caller, to_response
+from token_service.domain import Capability
+from token_service.errors import ServiceUnavailable
+from token_service.exchange import ExchangeOutcome, Exchanger, ExchangeRequest
+from token_service.ratelimit import response_headers
+
+
+class ExchangeRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    """Ask for a fresh token of the same participant; every field is optional."""
+
+    capabilities: Annotated[list[Capability], msgspec.Meta(max_length=2)] | None = None
+    duration_minutes: DURATION | None = None
+    attributes: (
+        Annotated[dict[ATTRIBUTE_KEY, ATTRIBUTE_VALUE], msgspec.Meta(max_length=64)] | None
+    ) = None
+
+
+class CapabilitiesRequestBody(
+    msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True
+):
+    """Grant (`true`) or revoke (`false`) PUBLISH for a participant."""
+
+    publish: bool
+
+
+def _exchanger(services: Services) -> Exchanger:
+    exchanger: Exchanger | None = getattr(services, "exchanger", None)
+    if exchanger is None:
+        raise ServiceUnavailable("token exchange is not configured")
+    return exchanger
+
+
+def _respond(outcome: ExchangeOutcome) -> Response[TokenResponseBody]:
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if outcome.decision is not None:
+        headers.update(response_headers(outcome.decision))
+    return Response(to_response(outcome.token), status_code=200, headers=headers)
+
+
+@post(
+    "/v1/participant-tokens/{participant_id:str}/exchange",
+    status_code=200,
+    guards=[require_app_user],
+    before_request=strict_json(ExchangeRequestBody),
+    summary="Exchange a participant's token for a fresh one (same participant, no rejoin)",
+    description=(
+        "Only the app user the participant was issued to. Same jti, stage and endpoints; "
+        "new iat/exp; capabilities and attributes decided by the policy as of now (plus an "
+        "admin's PUBLISH grant or revoke). Hand the token to `stage.exchangeToken(token)`. "
+        "404 for an unknown participant or another user's, 409 for one issued in ivs mode, "
+        "403 when disconnected or banned."
+    ),
+    tags=["tokens"],
+    responses=problems(400, 401, 403, 404, 409, 413, 429, 503),
+    security=[{"appUserJwt": []}],
+)
+async def exchange_participant_token(
+    request: Request[Any, Any, Any],
+    participant_id: FromPath[str],
+    data: JSONBody[ExchangeRequestBody],
+    services: NamedDependency[Services],
+) -> Response[TokenResponseBody]:
+    exchange_request = ExchangeRequest(
+        capabilities=frozenset(data.capabilities) if data.capabilities is not None else None,
+        duration_minutes=data.duration_minutes,
+        attributes=data.attributes,
+    )
+    outcome = await _exchanger(services).exchange(
+        caller(request, services), participant_id, exchange_request
+    )
+    return _respond(outcome)
+
+
+@post(
+    "/admin/participants/{participant_id:str}/capabilities",
+    status_code=200,
+    guards=[require_admin],
+    before_request=strict_json(CapabilitiesRequestBody),
+    summary="Grant or revoke PUBLISH for a participant; returns a ready exchange token",
+    description=(
+        "The participant's next exchange gets the change too. 404 unknown participant, "
+        "409 issued in ivs mode, 403 disconnected or banned."
+    ),
+    tags=["admin"],
+    responses=problems(400, 401, 403, 404, 409, 503),
+    security=[{"adminToken": []}],
+)
+async def set_participant_capabilities(
+    request: Request[Any, Any, Any],
+    participant_id: FromPath[str],
+    data: JSONBody[CapabilitiesRequestBody],
+    services: NamedDependency[Services],
+) -> Response[TokenResponseBody]:
+    outcome = await _exchanger(services).set_publish(
+        participant_id, publish=data.publish, by=request.state[ADMIN_STATE_KEY]
+    )
+    return _respond(outcome)

@@ -1,0 +1,300 @@
+"""Token exchange: a fresh token for a participant already on a stage, without a rejoin.
+
+IVS's `stage.exchangeToken(token)` accepts a self-signed token whose `topic`,
+`resource`, `jti`, `whip_url`, `events_url` and `version` equal the current token's;
+`capabilities`, `attributes`, `user_id`, `iat` and `exp` may change (see
+shared/docs/ivs-tokens.md). The participant id is the `jti`, so the new token is
+built from the participant's mapping record and the stage's endpoints, and signed
+with the key that is active now (IVS checks the new token's `kid`).
+
+Two ways in:
+
+- `exchange`: the participant's own app user (same verified user id and issuer as
+  in the record) asks; capabilities and attributes are re-decided by the policy as
+  of now, then an admin's PUBLISH grant or revoke (if any) is applied on top.
+- `set_publish`: an admin grants or revokes PUBLISH; stored as the participant's
+  override (so the participant's next exchange gets it) and a ready token returned.
+
+Refusals: unknown participant or another user's (404, the same answer, so existence
+does not leak), a participant issued in ivs mode (409: IVS tokens cannot be
+exchanged for self-signed ones), a disconnected participant or a banned user (403).
+The user's exchange is rate-limited by the same gate and limits as issuance (one
+Redis round trip for limits and bans; the record update is a second one).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import msgspec
+
+from token_service.admission import Gate
+from token_service.domain import Capability, Grant, IssuedToken, Signer, TokenRequest
+from token_service.errors import (
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+)
+from token_service.issuance import USER_AGENT_MAX, Caller, Decider, IssuanceHooks
+from token_service.issuing import PreparedToken, StageResolver, self_signed_claims
+from token_service.mapping import (
+    CapabilityChange,
+    CapabilityOverride,
+    MappingRecord,
+    MappingStore,
+    ParticipantView,
+)
+from token_service.ratelimit import Decision, RateLimits, response_headers, user_key
+
+log = logging.getLogger("token_service.issued")
+
+
+class ActiveKeySource(Protocol):
+    def active(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class ExchangeRequest:
+    """The issue request minus the stage: the stage is the participant's own."""
+
+    capabilities: frozenset[Capability] | None = None
+    duration_minutes: int | None = None
+    attributes: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class ExchangeOutcome:
+    token: IssuedToken
+    record: MappingRecord
+    decision: Decision | None
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def apply_override(
+    capabilities: frozenset[Capability], override: CapabilityOverride | None
+) -> frozenset[Capability]:
+    if override is None:
+        return capabilities
+    if override.publish:
+        return capabilities | {Capability.PUBLISH}
+    return capabilities - {Capability.PUBLISH}
+
+
+class Exchanger:
+    def __init__(
+        self,
+        *,
+        policy: Decider,
+        gate: Gate,
+        rate_limits: RateLimits,
+        mapping: MappingStore,
+        keys: ActiveKeySource,
+        stages: StageResolver,
+        hooks: IssuanceHooks | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._policy = policy
+        self._gate = gate
+        self._rate_limits = rate_limits
+        self._mapping = mapping
+        self._keys = keys
+        self._stages = stages
+        self._hooks = hooks
+        self._clock = clock
+        self._timer = timer
+
+    async def _exchangeable(self, participant_id: str, owner: Caller | None) -> ParticipantView:
+        view = await self._mapping.get(participant_id)
+        record = view.record if view is not None else None
+        if (
+            view is None
+            or record is None
+            or (
+                owner is not None
+                and (record.app_user_id != owner.user.user_id or record.issuer != owner.user.issuer)
+            )
+        ):
+            # The same answer for "unknown" and "someone else's": existence does not leak.
+            raise NotFound("no such participant for this user")
+        if record.signer != Signer.LOCAL.value:
+            raise Conflict(
+                "this participant's token was issued by IVS (ivs mode); only self-signed "
+                "tokens can be exchanged: request a new token and rejoin"
+            )
+        if view.disconnect is not None:
+            raise PermissionDenied("this participant was disconnected", rule="disconnected")
+        return view
+
+    async def exchange(
+        self, caller: Caller, participant_id: str, request: ExchangeRequest
+    ) -> ExchangeOutcome:
+        """The participant's own app asks: a refresh, or a promotion its roles now allow."""
+        started = self._timer()
+        view = await self._exchangeable(participant_id, caller)
+        record = view.record
+        override = view.override
+        asked = request.capabilities
+        if asked is not None and override is not None and override.publish:
+            # PUBLISH granted by an admin: the policy decides the rest.
+            asked = asked - {Capability.PUBLISH}
+        # As for a new token: the client's attributes (none unless sent), then the policy's.
+        attributes = request.attributes or {}
+        grant = self._policy.decide(
+            caller.user,
+            TokenRequest(
+                stage_arn=record.stage_arn,
+                capabilities=asked,
+                duration_minutes=request.duration_minutes,
+                attributes=dict(attributes),
+            ),
+        )
+        grant = Grant(
+            stage_arn=grant.stage_arn,
+            token_user_id=grant.token_user_id,
+            capabilities=apply_override(grant.capabilities, override),
+            duration_minutes=grant.duration_minutes,
+            attributes=grant.attributes,
+        )
+        overrides = self._policy.rate_limits_for(caller.user, record.stage_arn)
+        limits = self._rate_limits.for_request(
+            user_key=user_key(caller.user.issuer, caller.user.user_id),
+            ip_subject=caller.ip_subject,
+            stage_arn=record.stage_arn,
+            user=overrides.user,
+            ip=overrides.ip,
+            stage=overrides.stage,
+        )
+        admission = await self._gate.admit(
+            limits, user_id=caller.user.user_id, stage_arn=record.stage_arn, record=None
+        )
+        if admission.ban_id is not None:
+            raise PermissionDenied(
+                "this user is banned from this stage", rule=f"ban {admission.ban_id}"
+            )
+        decision = admission.decision
+        if self._hooks is not None:
+            for state in decision.states:
+                self._hooks.limit_decided(state.limit.name, state.allowed)
+        if not decision.allowed:
+            shown = [s.limit.name for s in decision.states if not s.allowed and s.limit.disclosed]
+            which = f" ({', '.join(shown)} limit)" if shown else ""
+            raise RateLimited(
+                f"too many token requests{which}; retry later",
+                decision.retry_after,
+                response_headers(decision),
+            )
+        token, updated = await self._sign(record, grant, by="exchange", caller=caller)
+        if self._hooks is not None:
+            self._hooks.issued(Signer.LOCAL.value, self._timer() - started)
+            self._hooks.recorded(False)
+        return ExchangeOutcome(token=token, record=updated, decision=decision)
+
+    async def set_publish(self, participant_id: str, *, publish: bool, by: str) -> ExchangeOutcome:
+        """An admin grants or revokes PUBLISH: kept for the next exchange, and a token now."""
+        view = await self._exchangeable(participant_id, None)
+        record = view.record
+        now = time.time()
+        for ban in await self._mapping.bans():
+            if (
+                ban.user_id == record.app_user_id
+                and ban.active(now)
+                and (ban.stage_arn is None or ban.stage_arn == record.stage_arn)
+            ):
+                raise PermissionDenied("this user is banned from this stage", rule=f"ban {ban.id}")
+        override = CapabilityOverride(publish=publish, at=int(now), by=by)
+        if not await self._mapping.set_override(participant_id, override):
+            raise NotFound("no such participant for this user")
+        current = frozenset(Capability(c) for c in record.capabilities)
+        grant = Grant(
+            stage_arn=record.stage_arn,
+            token_user_id=record.token_user_id,
+            capabilities=apply_override(current, override),
+            duration_minutes=max(1, (record.expires_at - record.issued_at) // 60),
+            attributes=dict(record.attributes),
+        )
+        token, updated = await self._sign(record, grant, by=by, caller=None)
+        return ExchangeOutcome(token=token, record=updated, decision=None)
+
+    async def _sign(
+        self, record: MappingRecord, grant: Grant, *, by: str, caller: Caller | None
+    ) -> tuple[IssuedToken, MappingRecord]:
+        stage = await self._stages.resolve(record.stage_arn)
+        key = self._keys.active()
+        if key is None:
+            raise ServiceUnavailable("no active signing key: run `token-service keys rotate`")
+        now = self._clock().replace(microsecond=0)
+        expires = now + timedelta(minutes=grant.duration_minutes)
+        claims = self_signed_claims(
+            stage=stage,
+            grant=grant,
+            participant_id=record.participant_id,
+            issued_at=int(now.timestamp()),
+            expires_at=int(expires.timestamp()),
+        )
+        capabilities = sorted(c.value for c in grant.capabilities)
+        updated = msgspec.structs.replace(
+            record,
+            token_user_id=grant.token_user_id,
+            capabilities=capabilities,
+            attributes=dict(grant.attributes),
+            issued_at=int(now.timestamp()),
+            expires_at=int(expires.timestamp()),
+            key_arn=key.arn,
+            request_id=caller.request_id if caller else record.request_id,
+            client_ip=caller.client_ip if caller else record.client_ip,
+            user_agent=(
+                caller.user_agent[:USER_AGENT_MAX]
+                if caller and caller.user_agent
+                else record.user_agent
+            ),
+        )
+        change = CapabilityChange(
+            at=int(now.timestamp()),
+            capabilities=capabilities,
+            by=by,
+            expires_at=updated.expires_at,
+        )
+        # The record first, then the signature: never a token the log does not know.
+        if not await self._mapping.exchange(updated, change):
+            raise NotFound("no such participant for this user")
+        facts = IssuedToken(
+            token="",
+            participant_id=record.participant_id,
+            user_id=grant.token_user_id,
+            stage_arn=record.stage_arn,
+            capabilities=grant.capabilities,
+            attributes=dict(grant.attributes),
+            duration_minutes=grant.duration_minutes,
+            issued_at=now,
+            expires_at=expires,
+            signer=Signer.LOCAL,
+            key_arn=key.arn,
+        )
+        token = PreparedToken(facts=facts, claims=claims, private_key=key.private_key).sign()
+        log.info(
+            "participant token exchanged",
+            extra={
+                "event": "token_exchanged",
+                "participantId": record.participant_id,
+                "appUserId": record.app_user_id,
+                "stageArn": record.stage_arn,
+                "capabilities": capabilities,
+                "attributeKeys": sorted(updated.attributes),
+                "issuedAt": updated.issued_at,
+                "expiresAt": updated.expires_at,
+                "keyArn": key.arn,
+                "by": by,
+            },
+        )
+        return token, updated
