@@ -43,6 +43,11 @@ async def join_stage(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(_service(request).join(await request.body()))
 
 
+@post("/_emulator/exchange")
+async def exchange_token(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return _respond(_service(request).exchange(await request.body()))
+
+
 @post("/_emulator/faults")
 async def set_faults(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(_service(request).set_faults(await request.body()))
@@ -94,6 +99,7 @@ def create_emulator_app(options: EmulatorOptions | None = None) -> Litestar:
         route_handlers=[
             health,
             join_stage,
+            exchange_token,
             set_faults,
             get_faults,
             clear_faults,

@@ -29,6 +29,7 @@ from botocore.model import OperationModel
 
 from token_service.emulator import auth, model, persistence
 from token_service.emulator.errors import AwsError, throttled
+from token_service.emulator.exchange import exchange, parse_exchange_request
 from token_service.emulator.faults import FaultSpecError, FaultTable, parse_fault_request
 from token_service.emulator.join import JoinRejected, join, parse_join_request
 from token_service.emulator.operations import MUTATING, OperationContext, handlers
@@ -184,6 +185,15 @@ class EmulatorService:
             return _emulator_error(rejected.status, rejected.reason, rejected.message)
         self._save()
         return Answer(200, joined.to_json())
+
+    def exchange(self, body: bytes) -> Answer:
+        try:
+            token, participant_id = parse_exchange_request(body)
+            exchanged = exchange(self.state, token, datetime.now(UTC), participant_id)
+        except JoinRejected as rejected:
+            return _emulator_error(rejected.status, rejected.reason, rejected.message)
+        self._save()
+        return Answer(200, exchanged.to_json())
 
     def set_faults(self, body: bytes) -> Answer:
         try:
