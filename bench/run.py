@@ -1,0 +1,507 @@
+"""Local-mode throughput: the service's token rate against the raw ES384 signing rate.
+
+One run on one machine:
+
+1. the baseline: PyJWT `jwt.encode` ES384 of realistic participant-token claims with a
+   P-384 key object, on as many threads as cores (cryptography releases the GIL);
+2. a private redis-server, the IVS emulator, `keys rotate`, then `token-service serve`
+   in local mode as deployed (uvicorn, workers = cores, Redis, limits on but high,
+   mapping log on);
+3. a separate load-generator process (`python bench/run.py --loadgen ...`, raw HTTP/1.1
+   keep-alive over asyncio, precomputed requests with valid app JWTs over many users
+   and stages) measures the saturation rate (closed loop), then p50/p99 at half that
+   rate (open model: fixed-rate schedule, latency counted from the scheduled send time);
+4. Redis commands per token from INFO commandstats, worker RSS at start and end, and
+   appends the figures to bench/RESULTS.md.
+
+    python bench/run.py                        # full run (a few minutes)
+    python bench/run.py --quick --output /tmp/r.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import boto3
+import httpx
+import jwt
+import redis
+import uvloop
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from token_service.auth import mint_user_token
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUTPUT = ROOT / "bench" / "RESULTS.md"
+SECRET = "bench-shared-secret-" + "t" * 32
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+PATH = "/v1/participant-tokens"
+
+
+# ---------------------------------------------------------------- baseline
+
+
+def baseline_rate(threads: int, seconds: float) -> float:
+    """ES384 `jwt.encode` per second over `threads` threads for `seconds`."""
+    key = ec.generate_private_key(ec.SECP384R1())
+    now = int(time.time())
+    claims = {
+        "exp": now + 43200,
+        "iat": now,
+        "jti": "Yx2Jm0aB3c4D",
+        "resource": "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEfGhIjKl",
+        "topic": "AbCdEfGhIjKl",
+        "events_url": "wss://global.events.live-video.net",
+        "whip_url": "https://AbCdEfGhIjKl.global-bm.whip.live-video.net",
+        "user_id": "bench-user-00042",
+        "attributes": {"displayName": "user 42"},
+        "capabilities": {"allow_publish": True, "allow_subscribe": True},
+        "version": "1.0",
+    }
+    headers = {"kid": "arn:aws:ivs:us-east-1:123456789012:public-key/AbCdEfGh"}
+    counts = [0] * threads
+    stop = threading.Event()
+
+    def work(index: int) -> None:
+        n = 0
+        while not stop.is_set():
+            jwt.encode(claims, key, algorithm="ES384", headers=headers)
+            n += 1
+        counts[index] = n
+
+    workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
+    started = time.perf_counter()
+    for t in workers:
+        t.start()
+    time.sleep(seconds)
+    stop.set()
+    for t in workers:
+        t.join()
+    return sum(counts) / (time.perf_counter() - started)
+
+
+# ---------------------------------------------------------------- load generator
+
+
+class _Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def request(self, data: bytes) -> int:
+        self.writer.write(data)
+        status_line = await self.reader.readline()
+        status = int(status_line.split(b" ", 2)[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+
+async def _connect(port: int) -> _Conn:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    return _Conn(reader, writer)
+
+
+def _requests(spec: Mapping[str, Any]) -> list[bytes]:
+    out = []
+    for i, token in enumerate(spec["tokens"]):
+        stage = spec["stages"][i % len(spec["stages"])]
+        body = json.dumps({"stageArn": stage, "capabilities": ["PUBLISH", "SUBSCRIBE"]}).encode()
+        head = (
+            f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        out.append(head + body)
+    return out
+
+
+async def _closed(spec: Mapping[str, Any]) -> dict[str, Any]:
+    reqs = _requests(spec)
+    conns = [await _connect(spec["port"]) for _ in range(spec["connections"])]
+    ok = 0
+    bad: dict[int, int] = {}
+    end = time.perf_counter() + spec["seconds"]
+
+    async def loop(conn: _Conn, offset: int) -> None:
+        nonlocal ok
+        i = offset
+        while time.perf_counter() < end:
+            status = await conn.request(reqs[i % len(reqs)])
+            i += 7
+            if status == 201:
+                ok += 1
+            else:
+                bad[status] = bad.get(status, 0) + 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(loop(c, i) for i, c in enumerate(conns)))
+    elapsed = time.perf_counter() - started
+    for c in conns:
+        c.writer.close()
+    return {"ok": ok, "errors": bad, "seconds": elapsed, "rate": ok / elapsed}
+
+
+async def _open(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """Fixed-rate schedule; latency from the scheduled time (no coordinated omission)."""
+    reqs = _requests(spec)
+    rate: float = spec["rate"]
+    total = int(rate * spec["seconds"])
+    idle: asyncio.Queue[_Conn] = asyncio.Queue()
+    for _ in range(spec["connections"]):
+        idle.put_nowait(await _connect(spec["port"]))
+    latencies: list[float] = []
+    bad: dict[int, int] = {}
+    start = time.perf_counter() + 0.05
+
+    async def one(i: int, scheduled: float) -> None:
+        conn = await idle.get()
+        status = await conn.request(reqs[i % len(reqs)])
+        latencies.append(time.perf_counter() - scheduled)
+        idle.put_nowait(conn)
+        if status != 201:
+            bad[status] = bad.get(status, 0) + 1
+
+    tasks = []
+    for i in range(total):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    await asyncio.gather(*tasks)
+    latencies.sort()
+
+    def pct(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))] * 1000
+
+    return {
+        "sent": total,
+        "errors": bad,
+        "p50_ms": pct(50),
+        "p99_ms": pct(99),
+        "max_ms": latencies[-1] * 1000,
+        "achieved_rate": total / (time.perf_counter() - start),
+    }
+
+
+def loadgen_main(spec_path: str) -> None:
+    spec = json.loads(Path(spec_path).read_text())
+    uvloop.install()
+    result = asyncio.run(_closed(spec) if spec["mode"] == "closed" else _open(spec))
+    print(json.dumps(result))
+
+
+def run_loadgen(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
+    """Run the load generator as its own process; return its JSON result and its CPU time."""
+    path = workdir / "spec.json"
+    path.write_text(json.dumps(spec))
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, __file__, "--loadgen", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=spec["seconds"] + 120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed: {proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["wall"] = time.perf_counter() - started
+    return result
+
+
+# ---------------------------------------------------------------- processes
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+        except httpx.TransportError:
+            time.sleep(0.1)
+        else:
+            return
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@contextmanager
+def process(args: Sequence[str], env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(
+        list(args), env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def redis_server(workdir: str) -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
+    with process(args, {}):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield port
+
+
+def redis_calls(port: int) -> tuple[int, dict[str, int]]:
+    client = redis.Redis(port=port)
+    stats = client.info("commandstats")
+    client.close()
+    per = {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    return sum(per.values()), per
+
+
+def worker_pids(parent: int) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-P", str(parent)], capture_output=True, text=True, check=False
+    ).stdout
+    # uvicorn's workers, plus its multiprocessing resource tracker (a small RSS).
+    return [int(p) for p in out.split()]
+
+
+def rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        return 0
+    return 0
+
+
+# ---------------------------------------------------------------- the run
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    cores = os.cpu_count() or 1
+    workers = args.workers or cores
+    python = sys.executable
+    result: dict[str, Any] = {"cores": cores, "workers": workers}
+    print(f"baseline: ES384 jwt.encode on {cores} threads for {args.baseline_seconds}s ...")
+    result["baseline"] = baseline_rate(cores, args.baseline_seconds)
+    print(f"  {result['baseline']:.0f} signatures/s")
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        redis_port = stack.enter_context(redis_server(str(tmp)))
+        emulator_port, service_port = free_port(), free_port()
+        emulator_url = f"http://127.0.0.1:{emulator_port}"
+        emulator = stack.enter_context(
+            process(
+                [
+                    *(python, "-m", "token_service", "emulator", "--port", str(emulator_port)),
+                    *("--no-quotas", "--log-level", "warning"),
+                ],
+                {},
+            )
+        )
+        wait_for(f"{emulator_url}/_emulator/health", emulator)
+        env = {
+            **CREDENTIALS,
+            "TOKEN_SERVICE_MODE": "local",
+            "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
+            "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+            "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
+            "TOKEN_SERVICE_KEYS_DIR": str(tmp / "keys"),
+            "TOKEN_SERVICE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "TOKEN_SERVICE_RATE_LIMIT_USER": "1000000/second",
+            "TOKEN_SERVICE_RATE_LIMIT_IP": "1000000/second",
+            "TOKEN_SERVICE_RATE_LIMIT_STAGE": "1000000/second",
+            "TOKEN_SERVICE_LOG_LEVEL": "WARNING",
+        }
+        rotated = subprocess.run(
+            [python, "-m", "token_service", "keys", "rotate"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if rotated.returncode != 0:
+            raise RuntimeError(f"keys rotate failed: {rotated.stderr}")
+        ivs = boto3.client(
+            "ivs-realtime",
+            endpoint_url=emulator_url,
+            region_name="us-east-1",
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        stages = [ivs.create_stage(name=f"bench-{i}")["stage"]["arn"] for i in range(args.stages)]
+        tokens = [
+            mint_user_token(
+                SECRET.encode(), sub=f"bench-user-{i:05d}", roles=["publisher"], ttl_seconds=7200
+            )
+            for i in range(args.users)
+        ]
+        service = stack.enter_context(
+            process(
+                [
+                    *(python, "-m", "token_service", "serve"),
+                    *("--port", str(service_port), "--workers", str(workers)),
+                ],
+                env,
+            )
+        )
+        wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
+        time.sleep(1.0)
+        pids = worker_pids(service.pid)
+        rss_start = {pid: rss_kib(pid) for pid in pids}
+        base = {"port": service_port, "tokens": tokens, "stages": stages}
+
+        print("warm-up ...")
+        run_loadgen({**base, "mode": "closed", "connections": 16, "seconds": 3}, tmp)
+        calls_before, per_before = redis_calls(redis_port)
+        print(f"saturation: closed loop, {args.connections} connections, {args.seconds}s ...")
+        sat = run_loadgen(
+            {**base, "mode": "closed", "connections": args.connections, "seconds": args.seconds},
+            tmp,
+        )
+        calls_after, per_after = redis_calls(redis_port)
+        # INFO itself is counted once per call of redis_calls; remove that one.
+        delta = calls_after - calls_before - 1
+        per_delta = {
+            k: v - per_before.get(k, 0)
+            for k, v in per_after.items()
+            if v - per_before.get(k, 0) > 0 and k != "info"
+        }
+        result["saturation"] = sat
+        result["redis_per_token"] = delta / max(1, sat["ok"] + sum(sat["errors"].values()))
+        result["redis_commands"] = per_delta
+        issued_or_refused = max(1, sat["ok"] + sum(sat["errors"].values()))
+        result["evalsha_per_token"] = per_delta.get("evalsha", 0) / issued_or_refused
+        print(f"  {sat['rate']:.0f} tokens/s, errors {sat['errors']}, redis {per_delta}")
+        half = sat["rate"] / 2
+        print(f"fixed rate {half:.0f}/s for {args.seconds}s ...")
+        result["half"] = run_loadgen(
+            {
+                **base,
+                "mode": "open",
+                "rate": half,
+                "connections": args.connections * 4,
+                "seconds": args.seconds,
+            },
+            tmp,
+        )
+        h = result["half"]
+        print(f"  p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms, errors {h['errors']}")
+        result["rss_kib"] = {pid: (rss_start[pid], rss_kib(pid)) for pid in pids}
+        if service.poll() is not None and service.stderr is not None:
+            print(service.stderr.read().decode()[-2000:], file=sys.stderr)
+    result["ratio"] = result["saturation"]["rate"] / result["baseline"]
+    return result
+
+
+def report(result: Mapping[str, Any], label: str) -> str:
+    sat, half = result["saturation"], result["half"]
+    versions = ", ".join(
+        f"{name} {version(name)}"
+        for name in ("cryptography", "PyJWT", "litestar", "uvicorn", "redis")
+    )
+    rss = "; ".join(
+        f"pid {pid}: {a / 1024:.1f} -> {b / 1024:.1f} MiB"
+        for pid, (a, b) in result["rss_kib"].items()
+    )
+    return "\n".join(
+        [
+            f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {label}",
+            "",
+            f"- machine: {result['cores']} cores ({platform.machine()}), "
+            f"Python {platform.python_version()}, {versions}; service workers {result['workers']}",
+            f"- baseline ES384 `jwt.encode`, {result['cores']} threads: "
+            f"**{result['baseline']:.0f}/s**",
+            f"- saturation (closed loop, {sat['seconds']:.0f} s): **{sat['rate']:.0f} tokens/s** "
+            f"({sat['ok']} issued, non-201: {sat['errors'] or 'none'})",
+            f"- ratio service / baseline: **{result['ratio']:.2f}** (target 0.6)",
+            f"- fixed rate {half['achieved_rate']:.0f}/s (half of saturation): "
+            f"p50 **{half['p50_ms']:.2f} ms**, p99 **{half['p99_ms']:.2f} ms**, "
+            f"max {half['max_ms']:.1f} ms "
+            f"(target p99 < 10 ms; non-201: {half['errors'] or 'none'})",
+            f"- Redis round trips (EVALSHA) per token: **{result['evalsha_per_token']:.3f}**; "
+            f"commands per token counting those run inside the script: "
+            f"{result['redis_per_token']:.2f} ({result['redis_commands']})",
+            f"- worker RSS start -> end: {rss}",
+            "",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--loadgen", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="tiny counts (smoke test)")
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--baseline-seconds", type=float, default=5)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--users", type=int, default=2000)
+    parser.add_argument("--stages", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=0, help="default: the core count")
+    parser.add_argument("--label", default="local mode throughput")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args()
+    if args.loadgen:
+        loadgen_main(args.loadgen)
+        return
+    if args.quick:
+        args.seconds, args.baseline_seconds, args.users, args.stages = 1.0, 0.5, 20, 3
+        args.connections = 4
+    random.seed(1)
+    result = measure(args)
+    text = report(result, args.label)
+    print(text)
+    if not args.output.exists():
+        args.output.write_text("# Local-mode throughput results (`make bench`, bench/run.py)\n\n")
+    with args.output.open("a") as handle:
+        handle.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
