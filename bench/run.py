@@ -249,7 +249,7 @@ def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> No
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         try:
             httpx.get(url, timeout=1)
         except httpx.TransportError:
@@ -301,6 +301,23 @@ def redis_calls(port: int) -> tuple[int, dict[str, int]]:
     return sum(per.values()), per
 
 
+def redis_figures(
+    before: Mapping[str, int], after: Mapping[str, int], sat: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Commands per token between two INFO commandstats (INFO itself left out)."""
+    per_delta = {
+        k: v - before.get(k, 0)
+        for k, v in after.items()
+        if v - before.get(k, 0) > 0 and k != "info"
+    }
+    requests = max(1, sat["ok"] + sum(sat["errors"].values()))
+    return {
+        "redis_commands": per_delta,
+        "redis_per_token": sum(per_delta.values()) / requests,
+        "evalsha_per_token": per_delta.get("evalsha", 0) / requests,
+    }
+
+
 def worker_pids(parent: int) -> list[int]:
     out = subprocess.run(
         ["pgrep", "-P", str(parent)], capture_output=True, text=True, check=False
@@ -317,6 +334,37 @@ def rss_kib(pid: int) -> int:
     except OSError:
         return 0
     return 0
+
+
+def start_profile(path: Path | None, pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
+    """py-spy one worker over the saturation run, as collapsed stacks (text)."""
+    if path is None or shutil.which("py-spy") is None:
+        return None
+    return subprocess.Popen(
+        [
+            *("py-spy", "record", "--nonblocking", "--format", "raw"),
+            *("-d", str(int(seconds)), "-p", str(pid), "-o", str(path)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def service_env(emulator_url: str, tmp: Path, redis_port: int) -> dict[str, str]:
+    """Local mode as deployed: Redis for limits (on, set high) and the mapping log."""
+    return {
+        **CREDENTIALS,
+        "TOKEN_SERVICE_MODE": "local",
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
+        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
+        "TOKEN_SERVICE_KEYS_DIR": str(tmp / "keys"),
+        "TOKEN_SERVICE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "TOKEN_SERVICE_RATE_LIMIT_USER": "1000000/second",
+        "TOKEN_SERVICE_RATE_LIMIT_IP": "1000000/second",
+        "TOKEN_SERVICE_RATE_LIMIT_STAGE": "1000000/second",
+        "TOKEN_SERVICE_LOG_LEVEL": "WARNING",
+    }
 
 
 # ---------------------------------------------------------------- the run
@@ -345,19 +393,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
         wait_for(f"{emulator_url}/_emulator/health", emulator)
-        env = {
-            **CREDENTIALS,
-            "TOKEN_SERVICE_MODE": "local",
-            "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
-            "TOKEN_SERVICE_AWS_REGION": "us-east-1",
-            "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
-            "TOKEN_SERVICE_KEYS_DIR": str(tmp / "keys"),
-            "TOKEN_SERVICE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-            "TOKEN_SERVICE_RATE_LIMIT_USER": "1000000/second",
-            "TOKEN_SERVICE_RATE_LIMIT_IP": "1000000/second",
-            "TOKEN_SERVICE_RATE_LIMIT_STAGE": "1000000/second",
-            "TOKEN_SERVICE_LOG_LEVEL": "WARNING",
-        }
+        env = service_env(emulator_url, tmp, redis_port)
         rotated = subprocess.run(
             [python, "-m", "token_service", "keys", "rotate"],
             env={**os.environ, **env},
@@ -399,25 +435,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
         print("warm-up ...")
         run_loadgen({**base, "mode": "closed", "connections": 16, "seconds": 3}, tmp)
-        calls_before, per_before = redis_calls(redis_port)
+        per_before = redis_calls(redis_port)[1]
         print(f"saturation: closed loop, {args.connections} connections, {args.seconds}s ...")
+        spy = start_profile(args.profile, max(pids, key=rss_kib), args.seconds)
         sat = run_loadgen(
             {**base, "mode": "closed", "connections": args.connections, "seconds": args.seconds},
             tmp,
         )
-        calls_after, per_after = redis_calls(redis_port)
-        # INFO itself is counted once per call of redis_calls; remove that one.
-        delta = calls_after - calls_before - 1
-        per_delta = {
-            k: v - per_before.get(k, 0)
-            for k, v in per_after.items()
-            if v - per_before.get(k, 0) > 0 and k != "info"
-        }
+        if spy is not None:
+            spy.wait(timeout=60)
         result["saturation"] = sat
-        result["redis_per_token"] = delta / max(1, sat["ok"] + sum(sat["errors"].values()))
-        result["redis_commands"] = per_delta
-        issued_or_refused = max(1, sat["ok"] + sum(sat["errors"].values()))
-        result["evalsha_per_token"] = per_delta.get("evalsha", 0) / issued_or_refused
+        result.update(redis_figures(per_before, redis_calls(redis_port)[1], sat))
+        per_delta = result["redis_commands"]
         print(f"  {sat['rate']:.0f} tokens/s, errors {sat['errors']}, redis {per_delta}")
         half = sat["rate"] / 2
         print(f"fixed rate {half:.0f}/s for {args.seconds}s ...")
@@ -486,6 +515,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="default: the core count")
     parser.add_argument("--label", default="local mode throughput")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy one worker during saturation (collapsed stacks)"
+    )
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main(args.loadgen)
