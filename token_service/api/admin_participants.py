@@ -16,6 +16,7 @@ from token_service.api.schemas import (
     BanCreatedBody,
     BanList,
     BanRequestBody,
+    CapabilityChangeView,
     DisconnectBody,
     DisconnectResultBody,
     DisconnectView,
@@ -65,6 +66,16 @@ def participant_body(view: ParticipantView) -> ParticipantRecordBody:
         events=[
             EventView(id=e.id, name=e.name, at=e.at, session_id=e.session_id) for e in view.events
         ],
+        capability_history=[
+            CapabilityChangeView(
+                at=_iso(c.at),
+                capabilities=c.capabilities,
+                by=c.by,
+                expiration_time=_iso(c.expires_at),
+            )
+            for c in view.history
+        ],
+        publish_override=view.override.publish if view.override else None,
     )
 
 

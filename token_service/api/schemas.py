@@ -104,6 +104,14 @@ class EventView(msgspec.Struct, kw_only=True, rename="camel"):
     session_id: str | None = None
 
 
+class CapabilityChangeView(msgspec.Struct, kw_only=True, rename="camel"):
+    at: str
+    capabilities: list[str]
+    #: "exchange", or the admin ("admin:<token fingerprint>").
+    by: str
+    expiration_time: str
+
+
 class ParticipantRecordBody(msgspec.Struct, kw_only=True, rename="camel"):
     """A mapping record: which app user got this participant id, and what became of it."""
 
@@ -123,6 +131,10 @@ class ParticipantRecordBody(msgspec.Struct, kw_only=True, rename="camel"):
     user_agent: str | None
     disconnected: DisconnectView | None
     events: list[EventView]
+    #: Token exchanges and admin PUBLISH changes, oldest first.
+    capability_history: list[CapabilityChangeView] = msgspec.field(default_factory=list)
+    #: An admin's pending PUBLISH grant (true) or revoke (false), applied at each exchange.
+    publish_override: bool | None = None
 
 
 class ParticipantPage(msgspec.Struct, kw_only=True, rename="camel"):
