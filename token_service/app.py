@@ -25,6 +25,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import Counter
 
 from token_service import __version__
 from token_service.api.admin_keys import AdminKeysController
@@ -345,6 +346,17 @@ def _build_redis_client(settings: Settings) -> RedisClient | None:
     return build_redis(settings.redis_url.reveal(), timeout_seconds=settings.redis_timeout_seconds)
 
 
+def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
+    """`token_service_token_exchanges{by, publish}`: exchanges by who asked and the result."""
+    counter = Counter(
+        "token_service_token_exchanges",
+        "Participant token exchanges, by who asked (participant, admin) and PUBLISH granted",
+        ["by", "publish"],
+        registry=metrics.registry,
+    )
+    return lambda by, publish: counter.labels(by, "true" if publish else "false").inc()
+
+
 def create_app(
     settings: Settings,
     *,
@@ -415,6 +427,7 @@ def create_app(
         stages=stages,
         hooks=_IssuanceMetrics(metrics),
         clock=clock or (lambda: datetime.now(UTC)),
+        on_exchanged=_exchange_counter(metrics),
     )
     services = Services(
         authenticator=authentication.authenticator,

@@ -103,6 +103,7 @@ class Exchanger:
         hooks: IssuanceHooks | None = None,
         clock: Callable[[], datetime] = _utcnow,
         timer: Callable[[], float] = time.perf_counter,
+        on_exchanged: Callable[[str, bool], None] | None = None,
     ) -> None:
         self._policy = policy
         self._gate = gate
@@ -113,6 +114,8 @@ class Exchanger:
         self._hooks = hooks
         self._clock = clock
         self._timer = timer
+        #: Called with who asked ("participant" or "admin") and whether PUBLISH is granted.
+        self._on_exchanged = on_exchanged
 
     async def _exchangeable(self, participant_id: str, owner: Caller | None) -> ParticipantView:
         view = await self._mapping.get(participant_id)
@@ -198,6 +201,8 @@ class Exchanger:
         if self._hooks is not None:
             self._hooks.issued(Signer.LOCAL.value, self._timer() - started)
             self._hooks.recorded(False)
+        if self._on_exchanged is not None:
+            self._on_exchanged("participant", Capability.PUBLISH in token.capabilities)
         return ExchangeOutcome(token=token, record=updated, decision=decision)
 
     async def set_publish(self, participant_id: str, *, publish: bool, by: str) -> ExchangeOutcome:
@@ -224,6 +229,8 @@ class Exchanger:
             attributes=dict(record.attributes),
         )
         token, updated = await self._sign(record, grant, by=by, caller=None)
+        if self._on_exchanged is not None:
+            self._on_exchanged("admin", publish)
         return ExchangeOutcome(token=token, record=updated, decision=None)
 
     async def _sign(

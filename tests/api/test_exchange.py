@@ -342,3 +342,15 @@ async def test_ivs_mode_participant_is_409(
 
     assert response.status_code == 409
     assert "ivs mode" in response.json()["detail"]
+
+
+async def test_exchanges_are_counted_in_metrics(
+    client: Client, user_token: MintUserToken, stage_arn: str
+) -> None:
+    me = user_token("viewer-1")
+    issued = await _issue(client, me, stage_arn)
+    await _exchange(client, issued["participantId"], me)
+
+    text = (await client.get("/metrics")).text
+
+    assert 'token_service_token_exchanges_total{by="participant",publish="false"} 1.0' in text
