@@ -127,14 +127,7 @@ class BanCopy:
 
     def banned(self, user_id: str, stage_arn: str) -> str | None:
         now = time.time()
-        for ban in self._bans:
-            if (
-                ban.user_id == user_id
-                and ban.active(now)
-                and (ban.stage_arn is None or ban.stage_arn == stage_arn)
-            ):
-                return ban.id
-        return None
+        return next((b.id for b in self._bans if b.refuses(user_id, stage_arn, now)), None)
 
 
 class RedisGate:
