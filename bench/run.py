@@ -338,11 +338,12 @@ def rss_kib(pid: int) -> int:
 
 def start_profile(path: Path | None, pid: int, seconds: float) -> subprocess.Popen[bytes] | None:
     """py-spy one worker over the saturation run, as collapsed stacks (text)."""
-    if path is None or shutil.which("py-spy") is None:
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
+    if path is None or spy is None:
         return None
     return subprocess.Popen(
         [
-            *("py-spy", "record", "--nonblocking", "--format", "raw"),
+            *(spy, "record", "--nonblocking", "--format", "raw"),
             *("-d", str(int(seconds)), "-p", str(pid), "-o", str(path)),
         ],
         stdout=subprocess.DEVNULL,

@@ -25,6 +25,8 @@ from token_service.errors import AuthenticationFailed, ConfigurationError
 ALGORITHM: Final = "HS256"
 #: RFC 7518 sec. 3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES: Final = 32
+#: Verified tokens remembered per authenticator (bounded: memory stays flat under load).
+VERIFIED_CACHE_SIZE: Final = 4096
 
 
 def _secret_problems(secret: bytes) -> list[str]:
@@ -37,7 +39,15 @@ class SharedSecretAuthenticator:
     """Verifies HS256 app-user JWTs: signature, `exp` (required), and `iss`/`aud`
     when configured (exact match)."""
 
-    __slots__ = ("_audience", "_issuer", "_leeway", "_roles_claim", "_secret", "_user_id_claim")
+    __slots__ = (
+        "_audience",
+        "_issuer",
+        "_leeway",
+        "_roles_claim",
+        "_secret",
+        "_user_id_claim",
+        "_verified",
+    )
 
     #: The one algorithm this verifier accepts (used by CompositeAuthenticator).
     algorithms: Final = (ALGORITHM,)
@@ -68,6 +78,9 @@ class SharedSecretAuthenticator:
         self._user_id_claim = user_id_claim
         self._roles_claim = roles_claim
         self._leeway = leeway_seconds
+        # token -> (user, exp): a token that verified once is the same token until its
+        # `exp` (the key is the whole token, signature included; only successes are kept).
+        self._verified: dict[str, tuple[AppUser, float]] = {}
 
     def __repr__(self) -> str:
         # Never the secret.
@@ -78,6 +91,19 @@ class SharedSecretAuthenticator:
 
     def verify(self, token: str) -> AppUser:
         """The synchronous core (HMAC is cheap; nothing here waits on I/O)."""
+        cached = self._verified.get(token)
+        if cached is not None:
+            if time.time() < cached[1]:
+                return cached[0]
+            del self._verified[token]
+        user = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            del self._verified[next(iter(self._verified))]
+        # Remembered until `exp` itself, not `exp` + leeway: past it, verify again.
+        self._verified[token] = (user, float(user.claims["exp"]))
+        return user
+
+    def _verify(self, token: str) -> AppUser:
         header = screen_token(token)
         if header["alg"] != ALGORITHM:
             raise AuthenticationFailed("unsupported algorithm")
