@@ -165,6 +165,18 @@ def build_issuer(
     return remote
 
 
+def build_operator_ivs(settings: Settings, workers: int = 2) -> Ivs:
+    """The IVS adapter for one-off operator work (CLI, dev server): the settings'
+    retry budget and deadline, a small thread pool, no budget pacing."""
+    return Ivs(
+        build_ivs(settings),
+        workers,
+        retry=RetryPolicy(
+            max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
+        ),
+    )
+
+
 def build_policy(settings: Settings) -> Policy:
     return load_policy(
         settings.policy_file,

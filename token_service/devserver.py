@@ -21,11 +21,10 @@ from pathlib import Path
 import boto3
 import uvicorn
 
-from token_service.app import build_ivs, build_key_ring, build_policy, create_app
+from token_service.app import build_key_ring, build_operator_ivs, build_policy, create_app
 from token_service.auth import mint_user_token
 from token_service.config import LogFormat, Settings, load_settings
 from token_service.emulator.server import EmulatorServer
-from token_service.ivs import Ivs
 from token_service.logging_setup import configure_logging
 
 DEMO_STAGE_NAME = "demo"
@@ -59,7 +58,7 @@ def _create_demo_stage(settings: Settings) -> str:
 
 
 async def _import_key(settings: Settings) -> str:
-    ivs = Ivs(build_ivs(settings), workers=1)
+    ivs = build_operator_ivs(settings, workers=1)
     try:
         ring = build_key_ring(settings, ivs, build_policy(settings))
         key = await ring.rotate()

@@ -107,9 +107,9 @@ def build_key_runtime(settings: Settings, ring: KeyRing) -> KeyRuntime:
 @asynccontextmanager
 async def operator_key_admin(settings: Settings) -> AsyncIterator[KeyAdministration]:
     """The ring as `token-service keys ...` sees it: the same store, Redis and IVS."""
-    from token_service.app import build_ivs, build_policy  # noqa: PLC0415 - app imports this module
+    from token_service.app import build_operator_ivs, build_policy  # noqa: PLC0415 - app imports this module
 
-    ivs = Ivs(build_ivs(settings), workers=2)
+    ivs = build_operator_ivs(settings)
     redis_client = (
         build_redis(settings.redis_url.reveal(), timeout_seconds=2.0)
         if (settings.redis_url is not None)
@@ -129,9 +129,9 @@ async def operator_key_admin(settings: Settings) -> AsyncIterator[KeyAdministrat
 
 
 async def _check(settings: Settings) -> None:
-    from token_service.app import build_ivs, build_policy  # noqa: PLC0415 - app imports this module
+    from token_service.app import build_operator_ivs, build_policy  # noqa: PLC0415 - app imports this module
 
-    ivs = Ivs(build_ivs(settings), workers=2)
+    ivs = build_operator_ivs(settings)
     redis_client = (
         build_redis(settings.redis_url.reveal(), timeout_seconds=2.0)
         if (settings.redis_url is not None)
