@@ -435,7 +435,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         base = {"port": service_port, "tokens": tokens, "stages": stages}
 
         print("warm-up ...")
-        run_loadgen({**base, "mode": "closed", "connections": 16, "seconds": 3}, tmp)
+        run_loadgen(
+            {**base, "mode": "closed", "connections": 16, "seconds": min(3, args.seconds)}, tmp
+        )
         per_before = redis_calls(redis_port)[1]
         print(f"saturation: closed loop, {args.connections} connections, {args.seconds}s ...")
         spy = start_profile(args.profile, max(pids, key=rss_kib), args.seconds)

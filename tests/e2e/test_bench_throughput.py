@@ -1,0 +1,34 @@
+"""Smoke test of bench/run.py with tiny counts: it runs end to end and writes its figures.
+
+No timing assertion: only that every figure is there and each request was one EVALSHA.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+def test_bench_quick_run_writes_its_figures(tmp_path: Path) -> None:
+    output = tmp_path / "RESULTS.md"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--output", str(output)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = output.read_text()
+    for figure in ("baseline ES384", "saturation", "ratio service / baseline", "p99"):
+        assert figure in text
+    assert "Redis round trips (EVALSHA) per token: **1.000**" in text
+    assert "non-201: none" in text
