@@ -211,11 +211,7 @@ class Exchanger:
         record = view.record
         now = time.time()
         for ban in await self._mapping.bans():
-            if (
-                ban.user_id == record.app_user_id
-                and ban.active(now)
-                and (ban.stage_arn is None or ban.stage_arn == record.stage_arn)
-            ):
+            if ban.refuses(record.app_user_id, record.stage_arn, now):
                 raise PermissionDenied("this user is banned from this stage", rule=f"ban {ban.id}")
         override = CapabilityOverride(publish=publish, at=int(now), by=by)
         if not await self._mapping.set_override(participant_id, override):

@@ -354,3 +354,18 @@ async def test_exchanges_are_counted_in_metrics(
     text = (await client.get("/metrics")).text
 
     assert 'token_service_token_exchanges_total{by="participant",publish="false"} 1.0' in text
+
+
+async def test_admin_capabilities_for_a_banned_user_is_403(
+    client: Client, user_token: MintUserToken, stage_arn: str
+) -> None:
+    issued = await _issue(client, user_token("viewer-1"), stage_arn)
+    await client.post("/admin/bans", json={"userId": "viewer-1", "reason": "abuse"}, headers=ADMIN)
+
+    response = await client.post(
+        f"/admin/participants/{issued['participantId']}/capabilities",
+        json={"publish": True},
+        headers=ADMIN,
+    )
+
+    assert response.status_code == 403
