@@ -335,3 +335,18 @@ async def test_outbox_mode_keeps_issuing_and_writes_the_records_when_redis_retur
             assert found.status_code == 200, "the deferred record never reached Redis"
     finally:
         server.close()
+
+
+async def test_admin_lookup_while_redis_is_down_is_503_not_500(
+    make_app: Callable[..., Litestar], env: dict[str, str]
+) -> None:
+    server = RedisProcess().start()
+    try:
+        app = make_app(settings=load_settings({**env, "TOKEN_SERVICE_REDIS_URL": server.url}))
+        async with AsyncTestClient(app=app) as client:
+            server.stop()
+            response = await client.get("/admin/participants/AnyId123", headers=ADMIN)
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "1"
+    finally:
+        server.close()

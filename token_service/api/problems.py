@@ -17,6 +17,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
+from redis.exceptions import RedisError
 
 from token_service.errors import (
     AuthenticationFailed,
@@ -218,6 +219,21 @@ def unicode_error_handler(
     )
 
 
+def redis_error_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[dict[str, Any]]:
+    """Redis failing on a path without its own fallback (admin lookups, exchanges): 503."""
+    _count(request, "unavailable")
+    log.warning("Redis failed while serving: %s", type(exc).__name__)
+    return problem(
+        503,
+        title="Service unavailable",
+        detail="the shared store (Redis) is unavailable; retry shortly",
+        code="unavailable",
+        headers={"Retry-After": "1"},
+    )
+
+
 def unexpected_error_handler(
     request: Request[Any, Any, Any], exc: Exception
 ) -> Response[dict[str, Any]]:
@@ -245,5 +261,6 @@ def exception_handlers() -> ExceptionHandlersMap:
         DomainError: domain_error_handler,
         HTTPException: http_exception_handler,
         UnicodeDecodeError: unicode_error_handler,
+        RedisError: redis_error_handler,
         Exception: unexpected_error_handler,
     }
