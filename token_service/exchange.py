@@ -39,10 +39,16 @@ from token_service.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
-    RateLimited,
     ServiceUnavailable,
 )
-from token_service.issuance import USER_AGENT_MAX, Caller, Decider, IssuanceHooks
+from token_service.issuance import (
+    USER_AGENT_MAX,
+    Caller,
+    Decider,
+    IssuanceHooks,
+    limits_for,
+    settle,
+)
 from token_service.issuing import PreparedToken, StageResolver, self_signed_claims
 from token_service.mapping import (
     CapabilityChange,
@@ -51,7 +57,7 @@ from token_service.mapping import (
     MappingStore,
     ParticipantView,
 )
-from token_service.ratelimit import Decision, RateLimits, response_headers, user_key
+from token_service.ratelimit import Decision, RateLimits
 
 log = logging.getLogger("token_service.issued")
 
@@ -169,34 +175,11 @@ class Exchanger:
             duration_minutes=grant.duration_minutes,
             attributes=grant.attributes,
         )
-        overrides = self._policy.rate_limits_for(caller.user, record.stage_arn)
-        limits = self._rate_limits.for_request(
-            user_key=user_key(caller.user.issuer, caller.user.user_id),
-            ip_subject=caller.ip_subject,
-            stage_arn=record.stage_arn,
-            user=overrides.user,
-            ip=overrides.ip,
-            stage=overrides.stage,
-        )
+        limits = limits_for(self._policy, self._rate_limits, caller, record.stage_arn)
         admission = await self._gate.admit(
             limits, user_id=caller.user.user_id, stage_arn=record.stage_arn, record=None
         )
-        if admission.ban_id is not None:
-            raise PermissionDenied(
-                "this user is banned from this stage", rule=f"ban {admission.ban_id}"
-            )
-        decision = admission.decision
-        if self._hooks is not None:
-            for state in decision.states:
-                self._hooks.limit_decided(state.limit.name, state.allowed)
-        if not decision.allowed:
-            shown = [s.limit.name for s in decision.states if not s.allowed and s.limit.disclosed]
-            which = f" ({', '.join(shown)} limit)" if shown else ""
-            raise RateLimited(
-                f"too many token requests{which}; retry later",
-                decision.retry_after,
-                response_headers(decision),
-            )
+        decision = settle(admission, self._hooks)
         token, updated = await self._sign(record, grant, by="exchange", caller=caller)
         if self._hooks is not None:
             self._hooks.issued(Signer.LOCAL.value, self._timer() - started)

@@ -17,12 +17,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from token_service.admission import Gate
+from token_service.admission import Admission, Gate
 from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
 from token_service.errors import DomainError, PermissionDenied, RateLimited
 from token_service.issuing import Issuer
 from token_service.mapping import MappingRecord
-from token_service.ratelimit import Decision, RateLimits, RateSpec, response_headers, user_key
+from token_service.ratelimit import (
+    Decision,
+    Limit,
+    RateLimits,
+    RateSpec,
+    response_headers,
+    user_key,
+)
 
 log = logging.getLogger("token_service.issued")
 
@@ -97,6 +104,43 @@ def record_for(token: IssuedToken, caller: Caller) -> MappingRecord:
     )
 
 
+def limits_for(
+    policy: Decider, rate_limits: RateLimits, caller: Caller, stage_arn: str
+) -> list[Limit]:
+    """The limits this caller's request on this stage counts against (policy overrides)."""
+    overrides = policy.rate_limits_for(caller.user, stage_arn)
+    return rate_limits.for_request(
+        user_key=user_key(caller.user.issuer, caller.user.user_id),
+        ip_subject=caller.ip_subject,
+        stage_arn=stage_arn,
+        user=overrides.user,
+        ip=overrides.ip,
+        stage=overrides.stage,
+    )
+
+
+def settle(admission: Admission, hooks: IssuanceHooks | None) -> Decision:
+    """Refuse a banned or rate-limited request (403, 429); count the limit decisions."""
+    if admission.ban_id is not None:
+        raise PermissionDenied(
+            "this user is banned from this stage", rule=f"ban {admission.ban_id}"
+        )
+    decision = admission.decision
+    if hooks is not None:
+        for state in decision.states:
+            hooks.limit_decided(state.limit.name, state.allowed)
+    if not decision.allowed:
+        # Name only the limits the caller may know about; the stage's stays private.
+        shown = [s.limit.name for s in decision.states if not s.allowed and s.limit.disclosed]
+        which = f" ({', '.join(shown)} limit)" if shown else ""
+        raise RateLimited(
+            f"too many token requests{which}; retry later",
+            decision.retry_after,
+            response_headers(decision),
+        )
+    return decision
+
+
 class TokenDesk:
     def __init__(
         self,
@@ -117,38 +161,14 @@ class TokenDesk:
 
     async def issue(self, caller: Caller, request: TokenRequest) -> Outcome:
         grant = self._policy.decide(caller.user, request)
-        overrides = self._policy.rate_limits_for(caller.user, grant.stage_arn)
-        limits = self._rate_limits.for_request(
-            user_key=user_key(caller.user.issuer, caller.user.user_id),
-            ip_subject=caller.ip_subject,
-            stage_arn=grant.stage_arn,
-            user=overrides.user,
-            ip=overrides.ip,
-            stage=overrides.stage,
-        )
+        limits = limits_for(self._policy, self._rate_limits, caller, grant.stage_arn)
         started = self._clock()
         prepared = await self._issuer.prepare(grant)
         record = record_for(prepared.facts, caller) if prepared is not None else None
         admission = await self._gate.admit(
             limits, user_id=caller.user.user_id, stage_arn=grant.stage_arn, record=record
         )
-        if admission.ban_id is not None:
-            raise PermissionDenied(
-                "this user is banned from this stage", rule=f"ban {admission.ban_id}"
-            )
-        decision = admission.decision
-        if self._hooks is not None:
-            for state in decision.states:
-                self._hooks.limit_decided(state.limit.name, state.allowed)
-        if not decision.allowed:
-            # Name only the limits the caller may know about; the stage's stays private.
-            shown = [s.limit.name for s in decision.states if not s.allowed and s.limit.disclosed]
-            which = f" ({', '.join(shown)} limit)" if shown else ""
-            raise RateLimited(
-                f"too many token requests{which}; retry later",
-                decision.retry_after,
-                response_headers(decision),
-            )
+        decision = settle(admission, self._hooks)
         deferred = admission.record_deferred
         try:
             if prepared is not None and record is not None:
