@@ -8,7 +8,7 @@ request costs no signature. In ivs mode the record is only known after IVS
 answered, so it is written by `record` in a second round trip, before the response.
 
 When Redis fails (bounded by a timeout, then a circuit breaker, as in
-`ratelimit.RedisRateLimiter`): limits are decided by the configured fallback; bans
+`redis_client.Breaker`): limits are decided by the configured fallback; bans
 by the copy of the ban list refreshed in the background; and the record either
 refuses the request (`deny`, the default: 503 and no token) or goes to an
 in-process outbox that is written to Redis once it answers again (`outbox`),

@@ -7,18 +7,19 @@ emission interval T = period / count; a request conforms when
 window edges), needs one key per limited thing, and the key can expire as soon as
 TAT has passed, because then it carries no information.
 
-All the limits of one request (user, IP, stage) are decided in one Lua script, so
-one Redis round trip; a request denied by one limit consumes none of the others;
-the clock is Redis's own `TIME`, so replicas' clock skew does not matter. Every key
-carries the same hash tag, so in Redis Cluster the script's keys share a slot.
-
-The in-memory twin runs the same algorithm and passes the same contract tests.
-The Redis limiter falls back to it (or denies, or allows) when Redis fails.
+This module holds the algorithm, twice: in Python (`MemoryRateLimiter`, and to
+read back what the script decided) and as Lua fragments (`GCRA_CHECK`,
+`GCRA_COMMIT`) that the admission gate (`admission.py`) runs in its one script per
+token request, beside the ban check and the mapping record. All the limits of one
+request (user, IP, stage) are decided at once; a request denied by one limit
+consumes none of the others; the clock is Redis's own `TIME`, so replicas' clock
+skew does not matter. Every key carries the same hash tag, so in Redis Cluster the
+script's keys share a slot. The gate falls back to the memory twin (or denies, or
+allows) when Redis fails.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import logging
@@ -27,12 +28,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
-
-from redis.exceptions import RedisError
-
-from token_service.config import OnRedisError
-from token_service.errors import ServiceUnavailable
-from token_service.redis_client import Breaker, RedisClient
 
 log = logging.getLogger(__name__)
 
@@ -226,20 +221,6 @@ for i = 1, n do
 end
 """
 
-# KEYS: one per limit; ARGV: each limit's interval and burst. Returns
-# {now, allowed(0/1), tat_1, ..., tat_n}, so the client computes remaining and reset
-# exactly like the memory twin.
-_SCRIPT = (
-    "local n = #KEYS\n"
-    + GCRA_CHECK
-    + "if allowed == 1 then\n"
-    + GCRA_COMMIT
-    + "end\n"
-    + "local result = {now, allowed}\n"
-    + "for i = 1, n do result[#result + 1] = tats[i] end\n"
-    + "return result\n"
-)
-
 
 def limit_args(limits: Sequence[Limit]) -> list[int]:
     args: list[int] = []
@@ -252,69 +233,6 @@ def decision_from_tats(limits: Sequence[Limit], now: int, tats: Sequence[int]) -
     """The decision the script made, with remaining counts, from its raw TATs."""
     decision, _ = _gcra(limits, tats, now)
     return decision
-
-
-class RedisRateLimiter:
-    """Limits in Redis, one script call per request; bounded time when Redis fails.
-
-    After a failure, Redis is not tried again for `breaker_seconds`: a dead or
-    black-holed Redis then costs no request any time at all, and the limiter
-    recovers by itself once Redis answers again.
-    """
-
-    def __init__(
-        self,
-        client: RedisClient,
-        *,
-        on_error: OnRedisError = OnRedisError.LOCAL,
-        fallback: MemoryRateLimiter | None = None,
-        timeout_seconds: float = 0.1,
-        breaker_seconds: float = 1.0,
-        on_degraded: Callable[[str], None] | None = None,
-    ) -> None:
-        self._client = client
-        self._script = client.register_script(_SCRIPT)
-        self._on_error = on_error
-        self._fallback = fallback or MemoryRateLimiter()
-        self._timeout = timeout_seconds
-        self._breaker = Breaker(breaker_seconds)
-        self._on_degraded = on_degraded
-
-    async def check(self, limits: Sequence[Limit]) -> Decision:
-        if not limits:
-            return Decision(allowed=True, states=())
-        if self._breaker.closed:
-            try:
-                decision = await asyncio.wait_for(self._check_redis(limits), self._timeout)
-            except (RedisError, OSError, TimeoutError) as exc:
-                if self._breaker.failure(exc):
-                    log.warning(
-                        "rate limiter: Redis failed (%s); %s for a while",
-                        exc.__class__.__name__,
-                        self._on_error.value,
-                    )
-            else:
-                self._breaker.success()
-                return decision
-        return await self._degraded(limits)
-
-    async def _check_redis(self, limits: Sequence[Limit]) -> Decision:
-        raw = await self._script(keys=[limit.key for limit in limits], args=limit_args(limits))
-        return decision_from_tats(limits, int(raw[0]), [int(v) for v in raw[2:]])
-
-    async def _degraded(self, limits: Sequence[Limit]) -> Decision:
-        if self._on_degraded is not None:
-            self._on_degraded(self._on_error.value)
-        if self._on_error is OnRedisError.DENY:
-            raise ServiceUnavailable("rate limiter unavailable (Redis)", retry_after=1)
-        if self._on_error is OnRedisError.ALLOW:
-            return Decision(allowed=True, states=(), degraded=True)
-        decision = await self._fallback.check(limits)
-        return Decision(allowed=decision.allowed, states=decision.states, degraded=True)
-
-
-def retry_after_header(seconds: float) -> str:
-    return str(max(1, math.ceil(seconds)))
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from redis.crc import key_slot
 
+from tests.support.gate_limiter import GateLimiter
 from tests.support.redis_server import redis_cluster
 from token_service.config import Rate
 from token_service.ratelimit import (
@@ -16,7 +17,6 @@ from token_service.ratelimit import (
     MemoryRateLimiter,
     RateLimiter,
     RateLimits,
-    RedisRateLimiter,
 )
 from token_service.redis_client import RedisClient, build_redis, connect
 
@@ -51,7 +51,7 @@ async def backend(
         # As the app's start-up does: learn the cluster's slots before concurrent use.
         await connect(client)
         # A generous timeout: these tests are about the algorithm, not Redis trouble.
-        return RedisRateLimiter(client, timeout_seconds=5)
+        return GateLimiter(client, timeout_seconds=5)
 
     inspector = build_redis(url, timeout_seconds=2)
     await inspector.flushdb() if request.param == "redis" else await _flush_cluster(inspector)

@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support.gate_limiter import GateLimiter
 from tests.support.redis_server import RedisProcess
 from token_service.config import OnRedisError, Rate
 from token_service.errors import ServiceUnavailable
-from token_service.ratelimit import Decision, Limit, RedisRateLimiter
+from token_service.ratelimit import Decision, Limit
 from token_service.redis_client import RedisClient, build_redis
 
 LIMITS = [Limit.of("user", "u-failure", Rate.parse("2/minute"))]
@@ -37,8 +38,8 @@ async def client(server: RedisProcess) -> AsyncIterator[RedisClient]:
         await client.aclose()
 
 
-def _limiter(client: RedisClient, on_error: OnRedisError, degraded: list[str]) -> RedisRateLimiter:
-    return RedisRateLimiter(
+def _limiter(client: RedisClient, on_error: OnRedisError, degraded: list[str]) -> GateLimiter:
+    return GateLimiter(
         client,
         on_error=on_error,
         timeout_seconds=0.05,
@@ -47,7 +48,7 @@ def _limiter(client: RedisClient, on_error: OnRedisError, degraded: list[str]) -
     )
 
 
-async def _timed(limiter: RedisRateLimiter) -> tuple[float, Decision | Exception]:
+async def _timed(limiter: GateLimiter) -> tuple[float, Decision | Exception]:
     started = time.perf_counter()
     try:
         result: Decision | Exception = await limiter.check(LIMITS)
