@@ -9,14 +9,12 @@ emulator never had to throttle.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 
-from tests.support.processes import background, wait_for_http
+from tests.support.processes import background, create_stage, wait_for_http
 from tests.support.redis_server import free_port
 from token_service.auth import mint_user_token
 
@@ -24,15 +22,6 @@ SECRET = "e2e-ivs-shared-secret-" + "q" * 32
 BURST = 200
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def emulator_url() -> Iterator[str]:
-    port = free_port()
-    with background("emulator", "--port", str(port), env={}) as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/_emulator/health", proc=proc)
-        yield url
 
 
 @pytest.fixture
@@ -58,17 +47,6 @@ def ivs_env(emulator_url: str, clean_redis: str, tmp_path: Path) -> dict[str, st
     }
 
 
-def _create_stage(emulator_url: str) -> str:
-    client = boto3.client(
-        "ivs-realtime",
-        endpoint_url=emulator_url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="secret",
-    )
-    return str(client.create_stage(name="burst")["stage"]["arn"])
-
-
 async def _burst(bases: list[str], stage_arn: str) -> list[httpx.Response]:
     tokens = [mint_user_token(SECRET.encode(), sub=f"burst-{i}") for i in range(BURST)]
     limits = httpx.Limits(max_connections=BURST, max_keepalive_connections=BURST)
@@ -87,7 +65,7 @@ async def _burst(bases: list[str], stage_arn: str) -> list[httpx.Response]:
 def test_burst_through_two_replicas_never_reaches_the_ivs_quota(
     emulator_url: str, ivs_env: dict[str, str]
 ) -> None:
-    stage_arn = _create_stage(emulator_url)
+    stage_arn = create_stage(emulator_url, "burst")
     ports = [free_port(), free_port()]
     with (
         background("serve", "--port", str(ports[0]), env=ivs_env) as first,
@@ -117,7 +95,7 @@ def test_burst_through_two_replicas_never_reaches_the_ivs_quota(
 def test_refusals_of_the_budget_say_so_and_when_to_come_back(
     emulator_url: str, ivs_env: dict[str, str]
 ) -> None:
-    stage_arn = _create_stage(emulator_url)
+    stage_arn = create_stage(emulator_url, "burst")
     env = {
         **ivs_env,
         "TOKEN_SERVICE_IVS_TOKEN_RATE": "1/minute",

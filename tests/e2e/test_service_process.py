@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import httpx
 import pytest
 
-from tests.support.processes import background, run_cli, wait_for_http
+from tests.support.processes import background, create_stage, run_cli, wait_for_http
 from tests.support.redis_server import free_port
 
 SECRET = "e2e-shared-secret-" + "z" * 32
-
-
-@pytest.fixture
-def emulator_url() -> Iterator[str]:
-    port = free_port()
-    with background("emulator", "--port", str(port), env={}) as proc:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/_emulator/health", proc=proc)
-        yield url
 
 
 @pytest.fixture
@@ -38,24 +27,13 @@ def service_env(emulator_url: str, tmp_path: Path) -> dict[str, str]:
     }
 
 
-def _create_stage(emulator_url: str) -> str:
-    client = boto3.client(
-        "ivs-realtime",
-        endpoint_url=emulator_url,
-        region_name="us-east-1",
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="secret",
-    )
-    return str(client.create_stage(name="e2e")["stage"]["arn"])
-
-
 def test_serve_issues_a_token_that_joins(emulator_url: str, service_env: dict[str, str]) -> None:
     rotated = run_cli("keys", "rotate", env=service_env)
     assert rotated.returncode == 0, rotated.stderr
     assert '"status": "active"' in rotated.stdout
     user = run_cli("user-token", "--sub", "e2e-user", "--roles", "publisher", env=service_env)
     assert user.returncode == 0, user.stderr
-    stage_arn = _create_stage(emulator_url)
+    stage_arn = create_stage(emulator_url, "e2e")
     port = free_port()
     with background("serve", "--port", str(port), env=service_env) as proc:
         base = f"http://127.0.0.1:{port}"
@@ -80,7 +58,7 @@ def test_issuance_log_line_is_json_with_the_mapping_and_no_token(
 ) -> None:
     assert run_cli("keys", "rotate", env=service_env).returncode == 0
     user = run_cli("user-token", "--sub", "logged-user", env=service_env).stdout.strip()
-    stage_arn = _create_stage(emulator_url)
+    stage_arn = create_stage(emulator_url, "e2e")
     port = free_port()
     with background("serve", "--port", str(port), env=service_env) as proc:
         base = f"http://127.0.0.1:{port}"

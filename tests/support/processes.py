@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+import boto3
 import httpx
 
 CLI = [sys.executable, "-m", "token_service"]
@@ -60,3 +61,15 @@ def background(*args: str, env: Mapping[str, str]) -> Iterator[subprocess.Popen[
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def create_stage(emulator_url: str, name: str) -> str:
+    """A stage in the emulator, through boto3 as any IVS client would create one."""
+    client = boto3.client(
+        "ivs-realtime",
+        endpoint_url=emulator_url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",
+    )
+    return str(client.create_stage(name=name)["stage"]["arn"])
