@@ -33,7 +33,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -41,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import httpx
 import jwt
 import redis
 import uvloop
+from bench_processes import free_port, process, wait_for
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from token_service.auth import mint_user_token
@@ -238,43 +238,6 @@ def run_loadgen(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_for(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-        except httpx.TransportError:
-            time.sleep(0.1)
-        else:
-            return
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
-
-
-@contextmanager
-def process(args: Sequence[str], env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        list(args), env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    try:
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def redis_server(workdir: str) -> Iterator[int]:
     binary = shutil.which("redis-server")
@@ -426,6 +389,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     *("--port", str(service_port), "--workers", str(workers)),
                 ],
                 env,
+                # Read at the end if the service died during the run.
+                stderr=subprocess.PIPE,
             )
         )
         wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
