@@ -80,10 +80,10 @@ async def test_matching_issuer_and_audience_are_accepted(
     assert user.issuer == ISSUER
 
 
-async def test_audience_list_containing_ours_is_accepted(
+async def test_audience_list_containing_ours_with_us_as_azp_is_accepted(
     strict_auth: SharedSecretAuthenticator,
 ) -> None:
-    token = hs256(claims(iss=ISSUER, aud=["other-api", AUDIENCE]))
+    token = hs256(claims(iss=ISSUER, aud=["other-api", AUDIENCE], azp=AUDIENCE))
     assert (await strict_auth.authenticate(token)).user_id == "user-1"
 
 

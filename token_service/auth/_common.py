@@ -71,6 +71,10 @@ def screen_token(token: str) -> dict[str, Any]:
         raise AuthenticationFailed("unsupported algorithm")
     if any(name in header for name in UNTRUSTED_KEY_HEADERS):
         raise AuthenticationFailed("token header names its own key (jku/x5u/jwk): not accepted")
+    if "crit" in header:
+        # We implement no JWS extension, so every `crit` names one we cannot honour
+        # (RFC 7515 sec. 4.1.11). Refused here, before a JWKS lookup could cost a fetch.
+        raise AuthenticationFailed("unsupported critical header (crit)")
     return header
 
 
@@ -103,7 +107,21 @@ def decode_verified(
         value = payload.get(name, _MISSING)
         if value is not _MISSING and not _is_numeric_date(value):
             raise AuthenticationFailed(f"malformed {name} claim")
+    if audience is not None:
+        check_authorized_party(payload, audience)
     return payload
+
+
+def check_authorized_party(payload: Mapping[str, Any], audience: str) -> None:
+    """A token for several audiences must name us as its authorized party.
+
+    OpenID Connect Core 3.1.3.7: with several `aud` values, `azp` says which of them
+    the token was issued to; a token minted for another party that merely lists us
+    too must not be accepted as ours.
+    """
+    aud = payload.get("aud")
+    if isinstance(aud, list) and len(set(aud)) > 1 and payload.get("azp") != audience:
+        raise AuthenticationFailed("several audiences without a matching azp claim")
 
 
 def _is_numeric_date(value: object) -> bool:
