@@ -26,6 +26,7 @@ import json
 import os
 import platform
 import random
+import resource
 import shutil
 import socket
 import subprocess
@@ -59,8 +60,9 @@ PATH = "/v1/participant-tokens"
 # ---------------------------------------------------------------- baseline
 
 
-def baseline_rate(threads: int, seconds: float) -> float:
-    """ES384 `jwt.encode` per second over `threads` threads for `seconds`."""
+def baseline_rate(threads: int, seconds: float) -> tuple[float, float]:
+    """ES384 `jwt.encode` per second over `threads` threads for `seconds`, and the CPU
+    microseconds one signature costs (this process's CPU time over the count)."""
     key = ec.generate_private_key(ec.SECP384R1())
     now = int(time.time())
     claims = {
@@ -88,14 +90,16 @@ def baseline_rate(threads: int, seconds: float) -> float:
         counts[index] = n
 
     workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for t in workers:
         t.start()
     time.sleep(seconds)
     stop.set()
     for t in workers:
         t.join()
-    return sum(counts) / (time.perf_counter() - started)
+    total = max(1, sum(counts))
+    cpu_us = (time.process_time() - cpu_started) / total * 1e6
+    return total / (time.perf_counter() - started), cpu_us
 
 
 # ---------------------------------------------------------------- load generator
@@ -264,6 +268,13 @@ def redis_calls(port: int) -> tuple[int, dict[str, int]]:
     return sum(per.values()), per
 
 
+def redis_pid(port: int) -> int:
+    client = redis.Redis(port=port)
+    pid = int(client.info("server")["process_id"])
+    client.close()
+    return pid
+
+
 def redis_figures(
     before: Mapping[str, int], after: Mapping[str, int], sat: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -287,6 +298,22 @@ def worker_pids(parent: int) -> list[int]:
     ).stdout
     # uvicorn's workers, plus its multiprocessing resource tracker (a small RSS).
     return [int(p) for p in out.split()]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of proc(5) (utime, stime), counted after the ")" of the name.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU time of this process's waited-for children (the load generator runs)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def rss_kib(pid: int) -> int:
@@ -334,13 +361,51 @@ def service_env(emulator_url: str, tmp: Path, redis_port: int) -> dict[str, str]
 # ---------------------------------------------------------------- the run
 
 
+def saturate(
+    args: argparse.Namespace,
+    base: Mapping[str, Any],
+    tmp: Path,
+    pids: list[int],
+    *,
+    redis_port: int,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """The closed-loop run: tokens per second, Redis commands and CPU per token."""
+    per_before = redis_calls(redis_port)[1]
+    print(f"saturation: closed loop, {args.connections} connections, {args.seconds}s ...")
+    spy = start_profile(args.profile, max(pids, key=rss_kib), args.seconds)
+    watched = {"workers": pids, "redis": [redis_pid(redis_port)]}
+    cpu_before = {name: sum(map(cpu_seconds, p)) for name, p in watched.items()}
+    loadgen_before = children_cpu_seconds()
+    sat = run_loadgen(
+        {**base, "mode": "closed", "connections": args.connections, "seconds": args.seconds},
+        tmp,
+    )
+    if spy is not None:
+        spy.wait(timeout=60)
+    issued = max(1, sat["ok"] + sum(sat["errors"].values()))
+    result["cpu_us_per_token"] = {
+        **{
+            name: (sum(map(cpu_seconds, p)) - cpu_before[name]) / issued * 1e6
+            for name, p in watched.items()
+        },
+        "load generator": (children_cpu_seconds() - loadgen_before) / issued * 1e6,
+    }
+    result["saturation"] = sat
+    result.update(redis_figures(per_before, redis_calls(redis_port)[1], sat))
+    per_delta = result["redis_commands"]
+    print(f"  {sat['rate']:.0f} tokens/s, errors {sat['errors']}, redis {per_delta}")
+    print(f"  CPU per token (µs): {result['cpu_us_per_token']}")
+    return sat
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     workers = args.workers or cores
     python = sys.executable
     result: dict[str, Any] = {"cores": cores, "workers": workers}
     print(f"baseline: ES384 jwt.encode on {cores} threads for {args.baseline_seconds}s ...")
-    result["baseline"] = baseline_rate(cores, args.baseline_seconds)
+    result["baseline"], result["signature_cpu_us"] = baseline_rate(cores, args.baseline_seconds)
     print(f"  {result['baseline']:.0f} signatures/s")
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
@@ -403,19 +468,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         run_loadgen(
             {**base, "mode": "closed", "connections": 16, "seconds": min(3, args.seconds)}, tmp
         )
-        per_before = redis_calls(redis_port)[1]
-        print(f"saturation: closed loop, {args.connections} connections, {args.seconds}s ...")
-        spy = start_profile(args.profile, max(pids, key=rss_kib), args.seconds)
-        sat = run_loadgen(
-            {**base, "mode": "closed", "connections": args.connections, "seconds": args.seconds},
-            tmp,
-        )
-        if spy is not None:
-            spy.wait(timeout=60)
-        result["saturation"] = sat
-        result.update(redis_figures(per_before, redis_calls(redis_port)[1], sat))
-        per_delta = result["redis_commands"]
-        print(f"  {sat['rate']:.0f} tokens/s, errors {sat['errors']}, redis {per_delta}")
+        sat = saturate(args, base, tmp, pids, redis_port=redis_port, result=result)
         half = sat["rate"] / 2
         print(f"fixed rate {half:.0f}/s for {args.seconds}s ...")
         result["half"] = run_loadgen(
@@ -447,6 +500,9 @@ def report(result: Mapping[str, Any], label: str) -> str:
         f"pid {pid}: {a / 1024:.1f} -> {b / 1024:.1f} MiB"
         for pid, (a, b) in result["rss_kib"].items()
     )
+    cpu_per_token = ", ".join(
+        f"{name} {value:.0f}" for name, value in result["cpu_us_per_token"].items()
+    )
     return "\n".join(
         [
             f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {label}",
@@ -458,6 +514,8 @@ def report(result: Mapping[str, Any], label: str) -> str:
             f"- saturation (closed loop, {sat['seconds']:.0f} s): **{sat['rate']:.0f} tokens/s** "
             f"({sat['ok']} issued, non-201: {sat['errors'] or 'none'})",
             f"- ratio service / baseline: **{result['ratio']:.2f}** (target 0.6)",
+            f"- CPU per token at saturation (µs): {cpu_per_token}; one ES384 signature: "
+            f"{result['signature_cpu_us']:.0f} µs (the baseline's CPU time per signature)",
             f"- fixed rate {half['achieved_rate']:.0f}/s (half of saturation): "
             f"p50 **{half['p50_ms']:.2f} ms**, p99 **{half['p99_ms']:.2f} ms**, "
             f"max {half['max_ms']:.1f} ms "
