@@ -38,13 +38,16 @@ def _print_config_error(exc: ConfigurationError) -> None:
 def app_from_environment() -> Any:
     """Factory for the ASGI server's workers: each process builds its own app."""
     from token_service.app import check_signing_key, create_app
+    from token_service.heap import freeze_startup_heap
     from token_service.logging_setup import configure_logging
 
     settings = load_settings(environment())
     configure_logging(settings.log_level, settings.log_format)
     check_can_serve(settings)
     check_signing_key(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -70,8 +73,11 @@ def _serve(args: argparse.Namespace) -> int:
     server.prepare_multiprocess_metrics(listen.workers)
     if listen.workers == 1:
         from token_service.app import create_app
+        from token_service.heap import freeze_startup_heap
 
-        return server.run(listen, create_app(settings))
+        app = create_app(settings)
+        freeze_startup_heap()
+        return server.run(listen, app)
     return server.run(listen)
 
 
