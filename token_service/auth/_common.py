@@ -64,7 +64,13 @@ def screen_token(token: str) -> dict[str, Any]:
         raise AuthenticationFailed("malformed token")
     try:
         header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
+    except jwt.DecodeError:
+        raise AuthenticationFailed("malformed token") from None
+    except jwt.PyJWTError as exc:
+        # The header decoded, but PyJWT refused what it says: a `crit` naming an
+        # extension it does not implement, or a `kid` that is not a string.
+        if "crit" in str(exc):
+            raise AuthenticationFailed("unsupported critical header (crit)") from None
         raise AuthenticationFailed("malformed token") from None
     alg = header.get("alg")
     if not isinstance(alg, str) or not alg:
@@ -73,7 +79,8 @@ def screen_token(token: str) -> dict[str, Any]:
         raise AuthenticationFailed("token header names its own key (jku/x5u/jwk): not accepted")
     if "crit" in header:
         # We implement no JWS extension, so every `crit` names one we cannot honour
-        # (RFC 7515 sec. 4.1.11). Refused here, before a JWKS lookup could cost a fetch.
+        # (RFC 7515 sec. 4.1.11). Refused before a JWKS lookup could cost a fetch, even
+        # with a PyJWT that lets `crit: []` or a supported extension through above.
         raise AuthenticationFailed("unsupported critical header (crit)")
     return header
 
