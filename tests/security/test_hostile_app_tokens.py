@@ -24,26 +24,22 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import jwt
 import pytest
 import pytest_asyncio
-from botocore.config import Config as BotoConfig
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import RSAAlgorithm
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import SHARED_SECRET, bearer, rotate_key
+from tests.api.conftest import SHARED_SECRET, bearer
 from tests.support.jwks_server import JwksServer, running_jwks_server
 from token_service.app import create_app
 from token_service.config import load_settings
-from token_service.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -97,41 +93,11 @@ def attacker_jwks(keys: Keys) -> Iterator[JwksServer]:
 
 
 @pytest.fixture(scope="module")
-def module_emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer().start()
-    try:
-        yield server
-    finally:
-        server.stop(wait=False)
-
-
-@pytest.fixture(scope="module")
-def module_ivs(module_emulator: EmulatorServer, boto3_session: boto3.session.Session) -> Any:
-    return boto3_session.client(
-        "ivs-realtime",
-        endpoint_url=module_emulator.url,
-        config=BotoConfig(retries={"total_max_attempts": 1}),
-    )
-
-
-@pytest.fixture(scope="module")
-def base_env(
-    module_emulator: EmulatorServer, module_ivs: Any, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, str]:
-    keys_dir: Path = tmp_path_factory.mktemp("hostile-tokens") / "keys"
-    rotate_key(module_ivs, keys_dir)
-    return {
-        "TOKEN_SERVICE_IVS_ENDPOINT_URL": module_emulator.url,
-        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
-        "TOKEN_SERVICE_KEYS_DIR": str(keys_dir),
+def base_env(module_env: dict[str, str]) -> dict[str, str]:
+    return module_env | {
         "TOKEN_SERVICE_AUTH_ISSUER": ISSUER,
         "TOKEN_SERVICE_AUTH_AUDIENCE": AUDIENCE,
     }
-
-
-@pytest.fixture(scope="module")
-def stage_arn(module_ivs: Any) -> str:
-    return str(module_ivs.create_stage(name="hostile-tokens")["stage"]["arn"])
 
 
 def mode_env(mode: str, base: dict[str, str], idp: JwksServer) -> dict[str, str]:

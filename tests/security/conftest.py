@@ -1,0 +1,55 @@
+"""Module-scoped set-up shared by the security suites: one emulator, one signing key
+and one stage per test module, so a table of a hundred hostile inputs costs one
+start-up rather than a hundred. Tests here only read this state (they issue tokens
+and join), so sharing it across a module's tests is safe."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config as BotoConfig
+
+from tests.api.conftest import rotate_key
+from token_service.emulator.server import EmulatorServer
+
+
+@pytest.fixture(scope="module")
+def module_emulator() -> Iterator[EmulatorServer]:
+    server = EmulatorServer().start()
+    try:
+        yield server
+    finally:
+        server.stop(wait=False)
+
+
+@pytest.fixture(scope="module")
+def module_ivs(module_emulator: EmulatorServer, boto3_session: boto3.session.Session) -> Any:
+    return boto3_session.client(
+        "ivs-realtime",
+        endpoint_url=module_emulator.url,
+        config=BotoConfig(retries={"total_max_attempts": 1}),
+    )
+
+
+@pytest.fixture(scope="module")
+def module_env(
+    module_emulator: EmulatorServer, module_ivs: Any, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    """Service settings for the module's emulator, with an active signing key and no
+    authentication yet (each suite adds its own)."""
+    keys_dir: Path = tmp_path_factory.mktemp("security") / "keys"
+    rotate_key(module_ivs, keys_dir)
+    return {
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": module_emulator.url,
+        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+        "TOKEN_SERVICE_KEYS_DIR": str(keys_dir),
+    }
+
+
+@pytest.fixture(scope="module")
+def stage_arn(module_ivs: Any) -> str:
+    return str(module_ivs.create_stage(name="security")["stage"]["arn"])
