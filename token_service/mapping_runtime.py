@@ -81,11 +81,17 @@ class MappingRuntime:
 
     async def _upkeep(self, gate: RedisGate) -> None:
         while True:
-            await gate.refresh_bans()
-            if gate.outbox:
-                written = await gate.flush_outbox()
-                if written:
-                    log.info("wrote %d deferred mapping records to Redis", written)
+            try:
+                await gate.refresh_bans()
+                if gate.outbox:
+                    written = await gate.flush_outbox()
+                    if written:
+                        log.info("wrote %d deferred mapping records to Redis", written)
+            except Exception as exc:
+                # The outbox must outlive any one failure: an error escaping here would
+                # end the loop, every later write of the outbox with it, and (in the
+                # app's task group) the lifespan.
+                log.exception("mapping upkeep failed (%s); retrying", exc.__class__.__name__)
             await asyncio.sleep(UPKEEP_SECONDS)
 
 

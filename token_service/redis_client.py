@@ -11,9 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Iterable
+from typing import Any
 
 import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
@@ -35,16 +43,71 @@ def is_cluster_url(url: str) -> bool:
     return url.split("://", 1)[0].lower().endswith("+cluster")
 
 
+async def _written(sending: Awaitable[None]) -> None:
+    """A write to a connection the peer closed is a connection error, whatever the loop.
+
+    Under uvloop, writing to a transport that already saw the peer go (Redis killed
+    while a connection was being set up) raises `RuntimeError`, which redis-py passes
+    through untouched; every caller here handles `RedisError`/`OSError`, so a bare
+    `RuntimeError` became a 500 and ended the lifespan's background loops. As an
+    `OSError`, redis-py drops the connection and raises its `ConnectionError`.
+    """
+    try:
+        await sending
+    except RuntimeError as exc:
+        raise ConnectionResetError(
+            f"write on a closed connection ({exc.__class__.__name__})"
+        ) from exc
+
+
+class _TcpConnection(Connection):
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        await _written(super()._send_packed_command(command))
+
+
+class _TlsConnection(SSLConnection):
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        await _written(super()._send_packed_command(command))
+
+
+class _UnixConnection(UnixDomainSocketConnection):
+    async def _send_packed_command(self, command: Iterable[bytes]) -> None:
+        await _written(super()._send_packed_command(command))
+
+
+_GUARDED: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: _TcpConnection,
+    SSLConnection: _TlsConnection,
+    UnixDomainSocketConnection: _UnixConnection,
+}
+
+
+def _guarded(connection_class: Any) -> Any:
+    return _GUARDED.get(connection_class, connection_class)
+
+
+def _guard_cluster(client: RedisCluster) -> RedisCluster:
+    """Cluster nodes take their connection class from the client's connection kwargs."""
+    kwargs: dict[str, Any] = client.connection_kwargs
+    kwargs["connection_class"] = _guarded(kwargs.get("connection_class", Connection))
+    for node in client.nodes_manager.startup_nodes.values():
+        node.connection_class = _guarded(node.connection_class)
+    client.nodes_manager.connection_kwargs["connection_class"] = kwargs["connection_class"]
+    return client
+
+
 def build_redis(url: str, *, timeout_seconds: float = 0.5) -> RedisClient:
     if is_cluster_url(url):
         scheme, rest = url.split("://", 1)
         plain = scheme.lower().removesuffix("+cluster") + "://" + rest
-        return RedisCluster.from_url(
-            plain,
-            socket_timeout=timeout_seconds,
-            socket_connect_timeout=timeout_seconds,
-            retry=Retry(NoBackoff(), retries=1),
-            max_connections=MAX_CONNECTIONS,
+        return _guard_cluster(
+            RedisCluster.from_url(
+                plain,
+                socket_timeout=timeout_seconds,
+                socket_connect_timeout=timeout_seconds,
+                retry=Retry(NoBackoff(), retries=1),
+                max_connections=MAX_CONNECTIONS,
+            )
         )
     # A blocking pool: under a burst, requests queue briefly for a connection instead
     # of failing with MaxConnectionsError once the pool is used up.
@@ -57,6 +120,7 @@ def build_redis(url: str, *, timeout_seconds: float = 0.5) -> RedisClient:
         retry=Retry(NoBackoff(), retries=1),
         health_check_interval=30,
     )
+    pool.connection_class = _guarded(pool.connection_class)
     return redis.asyncio.Redis.from_pool(pool)
 
 
