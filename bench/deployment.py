@@ -1,0 +1,224 @@
+"""The service as deployed, for the long bench runs (soak, uniqueness), and what /proc shows of it.
+
+`deployed()` starts what bench/run.py starts: a private redis-server, the IVS emulator,
+`keys rotate`, stages, and `token-service serve` in local mode (uvicorn, workers = cores,
+Redis, limits on but high, mapping log on), with app JWTs for many users. `ProcessFigures`
+reads a process's RSS, open file descriptors and TCP sockets from /proc.
+`BodyConn` is a raw HTTP/1.1 keep-alive connection that keeps the response body.
+
+Imported by bench/soak.py and bench/uniqueness.py, which are run as scripts from the
+bench directory (as bench/run.py is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from bench_processes import free_port, process, wait_for
+from run import CREDENTIALS, SECRET, redis_server, service_env
+
+from token_service.auth import mint_user_token
+
+# ---------------------------------------------------------------- the deployment
+
+
+@dataclass
+class Deployment:
+    service: subprocess.Popen[bytes]
+    service_port: int
+    redis_port: int
+    workdir: Path
+    tokens: list[str]
+    stages: list[str]
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """What a load generator needs to build its requests (see run._requests)."""
+        return {"port": self.service_port, "tokens": self.tokens, "stages": self.stages}
+
+    def worker_pids(self) -> list[int]:
+        """uvicorn's worker processes (children of the master, less the resource tracker)."""
+        out = subprocess.run(
+            ["pgrep", "-P", str(self.service.pid)], capture_output=True, text=True, check=False
+        ).stdout
+        return [int(p) for p in out.split() if "resource_tracker" not in _cmdline(int(p))]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+@contextmanager
+def deployed(*, workers: int, users: int, stages: int) -> Iterator[Deployment]:
+    python = sys.executable
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
+        redis_port = stack.enter_context(redis_server(str(tmp)))
+        emulator_port, service_port = free_port(), free_port()
+        emulator_url = f"http://127.0.0.1:{emulator_port}"
+        emulator = stack.enter_context(
+            process(
+                [
+                    *(python, "-m", "token_service", "emulator", "--port", str(emulator_port)),
+                    *("--no-quotas", "--log-level", "warning"),
+                ],
+                {},
+            )
+        )
+        wait_for(f"{emulator_url}/_emulator/health", emulator)
+        env = service_env(emulator_url, tmp, redis_port)
+        rotated = subprocess.run(
+            [python, "-m", "token_service", "keys", "rotate"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if rotated.returncode != 0:
+            raise RuntimeError(f"keys rotate failed: {rotated.stderr}")
+        ivs = boto3.client(
+            "ivs-realtime",
+            endpoint_url=emulator_url,
+            region_name="us-east-1",
+            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+        arns = [ivs.create_stage(name=f"bench-{i}")["stage"]["arn"] for i in range(stages)]
+        tokens = [
+            mint_user_token(
+                SECRET.encode(), sub=f"bench-user-{i:05d}", roles=["publisher"], ttl_seconds=7200
+            )
+            for i in range(users)
+        ]
+        service = stack.enter_context(
+            process(
+                [
+                    *(python, "-m", "token_service", "serve"),
+                    *("--port", str(service_port), "--workers", str(workers)),
+                ],
+                env,
+            )
+        )
+        wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
+        deployment = Deployment(service, service_port, redis_port, tmp, tokens, arns)
+        deadline = time.monotonic() + 30
+        while len(deployment.worker_pids()) < workers and time.monotonic() < deadline:
+            time.sleep(0.1)
+        yield deployment
+
+
+# ---------------------------------------------------------------- /proc
+
+
+_TCP_STATES = {"01": "established", "08": "close_wait", "0A": "listen"}
+
+
+def _tcp_sockets() -> dict[int, tuple[str, int]]:
+    """Socket inode -> (TCP state name, remote port), for every TCP socket of this namespace."""
+    out: dict[int, tuple[str, int]] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            remote_port = int(cols[2].rsplit(":", 1)[1], 16)
+            out[int(cols[9])] = (_TCP_STATES.get(cols[3], "other"), remote_port)
+    return out
+
+
+@dataclass
+class ProcessFigures:
+    rss_kib: int
+    fds: int
+    #: TCP sockets, all of them, then those connected to the given port (Redis's).
+    tcp: int
+    tcp_to_port: int
+    #: TCP sockets by state (established, close_wait, listen, other).
+    tcp_states: dict[str, int] = field(default_factory=dict)
+
+
+def process_figures(pids: list[int], port: int = 0) -> dict[int, ProcessFigures]:
+    """RSS, open descriptors and TCP sockets of each process (gone processes left out).
+
+    `port`: also count the TCP sockets connected to this remote port (a connection pool's).
+    """
+    sockets = _tcp_sockets()
+    out: dict[int, ProcessFigures] = {}
+    for pid in pids:
+        try:
+            rss = next(
+                int(line.split()[1])
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
+            links = []
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                try:
+                    links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+                except OSError:
+                    continue  # closed between the listing and the readlink
+        except (OSError, StopIteration):
+            continue
+        states: dict[str, int] = {}
+        to_port = 0
+        for link in links:
+            if link.startswith("socket:["):
+                found = sockets.get(int(link[8:-1]))
+                if found is not None:
+                    states[found[0]] = states.get(found[0], 0) + 1
+                    to_port += found[1] == port
+        out[pid] = ProcessFigures(rss, len(links), sum(states.values()), to_port, states)
+    return out
+
+
+# ---------------------------------------------------------------- HTTP
+
+
+class BodyConn:
+    """One keep-alive HTTP/1.1 connection; `request` answers (status, body)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> BodyConn:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        self.writer.write(data)
+        # The whole head in one read: a readline per header costs the load generator CPU
+        # that the service on the same cores would otherwise get.
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        at = head.lower().find(b"\r\ncontent-length:")
+        length = int(head[at + 17 : head.index(b"\r\n", at + 2)]) if at >= 0 else 0
+        body = await self.reader.readexactly(length) if length else b""
+        return status, body
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]

@@ -1,0 +1,46 @@
+"""Smoke test of the soak (bench/soak.py) with a tiny duration: it runs end to end and reports.
+
+No timing assertion, and no memory verdict (that needs minutes): only that every process
+was sampled, every rule reported, and no request failed.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--users", "20", "--stages", "3", "--connections", "8", "--workers", "2"]
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_short_soak_samples_every_process_and_reports_its_rules(tmp_path: Path) -> None:
+    output = tmp_path / "soak.md"
+    result = run_bench(
+        "soak.py",
+        *("--seconds", "4", "--interval", "1", "--rate", "50", "--no-fail"),
+        *("--output", str(output), *SMALL),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = output.read_text()
+    assert "200 answered 201; non-201 or broken: none" in text
+    for rule in ("master RSS slope", "worker 1 RSS slope", "worker 2 open fds", "Redis connected"):
+        assert rule in text
+    samples = [line for line in text.splitlines() if line.startswith("| ") and " · " in line]
+    assert len(samples) >= 4

@@ -1,0 +1,40 @@
+"""Smoke test of the uniqueness run (bench/uniqueness.py) with a few hundred tokens.
+
+It runs end to end against the deployed service: every 201's participant ID distinct, its
+token's jti the same, and one mapping record in Redis per 201. No timing assertion.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ["--users", "20", "--stages", "3", "--connections", "8", "--workers", "2"]
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def test_small_uniqueness_run_finds_no_repeat_and_one_record_per_token(tmp_path: Path) -> None:
+    output = tmp_path / "uniqueness.md"
+    result = run_bench("uniqueness.py", "--tokens", "500", "--output", str(output), *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:] + result.stdout[-3000:]
+    text = output.read_text()
+    assert "distinct participantId: **500**; distinct jti: **500**" in text
+    assert "mapping records in Redis: **500** (missing for a 201: 0; without a 201: 0)" in text
+    assert "**PASS**" in text
