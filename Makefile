@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check emulator bench clean web-sdk
+.PHONY: run test lint typecheck check emulator bench soak uniqueness clean web-sdk
 
 # The real IVS web broadcast SDK for the demo page (GET /demo), from the npm registry into a
 # git-ignored folder, pinned by version and by the tarball's integrity hash. Only its browser
@@ -50,6 +50,16 @@ test: lint $(WEB_SDK_BUNDLE)
 bench: $(STAMP)
 	test ! -f bench/run.py || $(BIN)/python bench/run.py
 	$(BIN)/python bench/ivs_latency.py
+
+# A 5-minute soak at half the probed saturation rate: memory, descriptors and connections
+# flat, no error (SOAK_ARGS="--seconds 60" for a shorter one). Appends to bench/results/soak.md.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
+
+# A million tokens at saturation: no participant ID issued twice, one mapping record each.
+# Appends to bench/results/uniqueness.md.
+uniqueness: $(STAMP)
+	$(BIN)/python bench/uniqueness.py $(UNIQUENESS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
