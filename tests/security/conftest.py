@@ -14,12 +14,15 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from tests.api.conftest import rotate_key
+from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer
 
 
 @pytest.fixture(scope="module")
 def module_emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer().start()
+    """Without IVS's per-operation rates: these suites read participants back after
+    every join (GetParticipant allows 5 per second), which is not what they test."""
+    server = EmulatorServer(options=EmulatorOptions(quotas_enabled=False)).start()
     try:
         yield server
     finally:

@@ -4,10 +4,26 @@ Litestar decodes request bodies leniently (the string "60" becomes the integer 6
 and reports invalid UTF-8 as a 500. This hook decodes the body strictly first, as
 a route's `before_request`, so every malformed body is a 400 naming the field.
 Litestar then decodes the same bytes for the handler and its OpenAPI schema.
+
+The body must be declared as JSON: `Content-Type: application/json` (or another
+`application/...+json` type), without a charset other than UTF-8 (RFC 8259: JSON
+between systems is UTF-8). A missing or other content type is a 400 naming the
+`Content-Type` header, not a guess at what the bytes are.
+
+Things JSON decoders let through are refused too, naming the field:
+
+* a key given twice in one object (`{"stageArn": "a", "stageArn": "b"}`): decoders
+  silently keep one of them, and which one differs between a proxy, a WAF and us;
+* a control character (U+0000-U+001F, U+007F-U+009F) in any key or string value:
+  these end up in tokens every participant sees, in records and in logs, where a NUL
+  truncates and a newline forges lines. Other code points (emoji, combining marks,
+  bidi marks, U+2028/2029, U+FEFF) are kept as sent. Lone surrogates (`"\\ud800"`) are
+  already malformed JSON to the decoder (they have no UTF-8 form).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -20,6 +36,85 @@ from token_service.errors import FieldError, InvalidRequest
 _AT_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: Lone surrogates: valid JSON escapes (`"\\ud800"`) with no UTF-8 form.
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+#: What a key may not show verbatim in a field name (the response must encode).
+_UNSHOWABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def _content_type_problem(value: str | None) -> FieldError | None:
+    if value is None or not value.strip():
+        return FieldError("Content-Type", "required: application/json")
+    media_type, *parameters = (part.strip() for part in value.split(";"))
+    media_type = media_type.lower()
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
+        return FieldError("Content-Type", "must be application/json")
+    for parameter in parameters:
+        name, _, argument = parameter.partition("=")
+        if name.strip().lower() == "charset" and argument.strip().strip('"').lower() != "utf-8":
+            return FieldError("Content-Type", "JSON is UTF-8: charset must be utf-8 or absent")
+    return None
+
+
+class _Members(list[tuple[str, Any]]):
+    """A JSON object as its members in order, duplicates kept (`object_pairs_hook`)."""
+
+
+def _shown(key: str) -> str:
+    """A key as it may appear in a field name: control characters escaped."""
+    return _UNSHOWABLE.sub(lambda m: f"\\u{ord(m[0]):04x}", key)
+
+
+def _text_problem(text: str, field: str, what: str) -> FieldError | None:
+    if _CONTROL.search(text):
+        return FieldError(field, f"control character (U+0000-U+001F, U+007F-U+009F) in {what}")
+    if _SURROGATE.search(text):
+        return FieldError(field, f"lone surrogate in {what} (it has no UTF-8 form)")
+    return None
+
+
+def _member_problem(node: Any, path: str) -> FieldError | None:
+    """The first duplicate key, control character or lone surrogate in a decoded body."""
+    if isinstance(node, str):
+        return _text_problem(node, path or "body", "value")
+    children: list[tuple[str, Any]] = []
+    if isinstance(node, _Members):
+        seen: set[str] = set()
+        for key, value in node:
+            field = f"{path}.{_shown(key)}" if path else _shown(key)
+            problem = (
+                FieldError(field, "duplicate key")
+                if key in seen
+                else _text_problem(key, field, "key")
+            )
+            if problem is not None:
+                return problem
+            seen.add(key)
+            children.append((field, value))
+    elif isinstance(node, list):
+        children = [(f"{path}[{index}]", item) for index, item in enumerate(node)]
+    for field, child in children:
+        problem = _member_problem(child, field)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _member_error(body: bytes) -> FieldError | None:
+    """The first duplicate key, control character or lone surrogate, naming its field.
+
+    Run on a body the strict decode accepted (valid, shallow JSON), and on one it
+    refused as malformed, to name the field of a lone surrogate (which that decoder
+    only reports as malformed input). Python's decoder stops deep nesting with
+    RecursionError, and a body is at most 16 KiB."""
+    try:
+        document = json.loads(body, object_pairs_hook=_Members)
+    except (ValueError, RecursionError):
+        return FieldError("body", "malformed JSON")
+    return _member_problem(document, "")
 
 
 def _field_error(message: str) -> FieldError:
@@ -39,6 +134,9 @@ def _field_error(message: str) -> FieldError:
 
 def strict_json(model: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
     async def check(request: Request[Any, Any, Any]) -> None:
+        declared = _content_type_problem(request.headers.get("content-type"))
+        if declared is not None:
+            raise InvalidRequest(f"{declared.field}: {declared.message}", [declared])
         body = await request.body()
         try:
             msgspec.json.decode(body, type=model, strict=True)
@@ -46,12 +144,15 @@ def strict_json(model: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitabl
             error = _field_error(str(exc))
             raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
         except msgspec.DecodeError:
-            raise InvalidRequest(
-                "the request body is not valid JSON", [FieldError("body", "malformed JSON")]
-            ) from None
+            located = _member_error(body)
+            error = located if located is not None else FieldError("body", "malformed JSON")
+            raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
         except UnicodeDecodeError:
             raise InvalidRequest(
                 "the request body is not valid UTF-8", [FieldError("body", "not valid UTF-8")]
             ) from None
+        problem = _member_error(body)
+        if problem is not None:
+            raise InvalidRequest(f"{problem.field}: {problem.message}", [problem])
 
     return check
