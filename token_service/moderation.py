@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from token_service.errors import NotFound
+from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.mapping import (
     Ban,
     Disconnect,
@@ -126,6 +126,12 @@ class Moderation:
         reason: str,
         by: str,
     ) -> BanResult:
+        if until is not None and until <= self._clock():
+            # Refused rather than stored: Redis refuses a non-positive expiry outright, and
+            # a ban that has already ended would only look like one that is in force.
+            raise InvalidRequest(
+                "until is not in the future", [FieldError("until", "the ban would have ended")]
+            )
         ban = Ban(
             id=new_ban_id(),
             user_id=user_id,

@@ -221,6 +221,53 @@ async def test_a_ban_that_has_ended_no_longer_refuses(
     assert (await _issue(client, user_token("u-until"), stage_arn))["userId"] == "u-until"
 
 
+@pytest.mark.parametrize(
+    ("until", "why"),
+    [
+        ("", "empty: was taken as no end, a permanent ban"),
+        ("2026-12-01", "a date without a time"),
+        ("2026-12-01T00:00:00", "a time without an offset"),
+        ("next week", "not a time"),
+        ("9999-12-31T23:59:59-01:00", "after 9999-12-31T23:59:59Z, which cannot be shown back"),
+    ],
+)
+async def test_a_ban_until_anything_but_an_rfc3339_date_time_is_400_and_no_ban(
+    client: Client, until: str, why: str
+) -> None:
+    response = await client.post(
+        "/admin/bans", json={"userId": "u-bad-until", "reason": "r", "until": until}, headers=ADMIN
+    )
+    assert response.status_code == 400, why
+    assert response.json()["errors"][0]["field"] == "until"
+    assert (await client.get("/admin/bans", headers=ADMIN)).json()["bans"] == []
+
+
+async def test_a_ban_until_a_time_already_past_is_400_not_a_redis_error(client: Client) -> None:
+    # Redis refuses SET ... EXAT with a time before 1970 (the 503 the fuzzer found); a ban
+    # that has already ended is refused whatever the store.
+    for until in ("0427-08-13T22:28:38.3-18:58", "2000-01-01T00:00:00Z"):
+        response = await client.post(
+            "/admin/bans", json={"userId": "u-past", "reason": "r", "until": until}, headers=ADMIN
+        )
+        assert response.status_code == 400, until
+        assert response.json()["errors"] == [
+            {"field": "until", "message": "the ban would have ended"}
+        ]
+
+
+async def test_participants_since_a_time_before_1970_lists_them_all(
+    client: Client, user_token: MintUserToken, stage_arn: str
+) -> None:
+    pid = (await _issue(client, user_token("u-since"), stage_arn))["participantId"]
+    response = await client.get(
+        f"/admin/stages/{stage_arn}/participants",
+        params={"since": "0114-01-14T05:20:54-15:45"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200
+    assert [p["participantId"] for p in response.json()["participants"]] == [pid]
+
+
 def _event(
     event_id: str, name: str, at: str, participant_id: str, stage_arn: str
 ) -> dict[str, Any]:

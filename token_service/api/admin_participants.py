@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -103,17 +104,32 @@ def ban_body(ban: Ban) -> BanBody:
     )
 
 
+#: RFC 3339 date-time (the OpenAPI `date-time` format): date, time and offset all required.
+_DATE_TIME = re.compile(
+    r"(?P<date>\d{4}-\d{2}-\d{2})[Tt](?P<time>\d{2}:\d{2}:\d{2})(?:\.(?P<fraction>\d+))?"
+    r"(?P<offset>[Zz]|[+-]\d{2}:\d{2})"
+)
+
+
+#: 9999-12-31T23:59:59Z, the last time `_iso` can show.
+_LAST_SECOND = 253402300799
+
+
 def _parse_time(text: str, field: str) -> int:
+    """An RFC 3339 date-time as epoch seconds; anything else (an empty string too) is a 400."""
+    refused = InvalidRequest(
+        f"{field} is not an RFC 3339 date-time",
+        [FieldError(field, "expected e.g. 2026-12-01T00:00:00Z")],
+    )
+    match = _DATE_TIME.fullmatch(text)
+    if match is None:
+        raise refused
+    offset = "+00:00" if match["offset"] in {"Z", "z"} else match["offset"]
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidRequest(
-            f"{field} is not an ISO 8601 time",
-            [FieldError(field, "expected e.g. 2026-12-01T00:00:00Z")],
-        ) from None
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return int(value.timestamp())
+        value = datetime.fromisoformat(f"{match['date']}T{match['time']}{offset}")
+        return int(value.timestamp())
+    except (ValueError, OverflowError):
+        raise refused from None
 
 
 def _admin(request: Request[Any, Any, Any]) -> str:
@@ -168,7 +184,10 @@ class AdminParticipantsController(Controller):
         self,
         services: NamedDependency[Services],
         rest: FromPath[str],
-        since: Annotated[str | None, QueryParameter(description="ISO 8601 time")] = None,
+        since: Annotated[
+            str | None,
+            QueryParameter(description="RFC 3339 date-time", schema_extra={"format": "date-time"}),
+        ] = None,
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> ParticipantPage:
@@ -177,7 +196,7 @@ class AdminParticipantsController(Controller):
         if not rest.endswith("/participants"):
             raise NotFound("expected /admin/stages/{stageArn}/participants")
         parse_stage_arn(stage_arn)
-        since_seconds = _parse_time(since, "since") if since else None
+        since_seconds = _parse_time(since, "since") if since is not None else None
         page = await services.mapping.by_stage(
             stage_arn, since=since_seconds, limit=limit, cursor=cursor
         )
@@ -214,7 +233,12 @@ class AdminParticipantsController(Controller):
         services: NamedDependency[Services],
         data: JSONBody[BanRequestBody],
     ) -> BanCreatedBody:
-        until = _parse_time(data.until, "until") if data.until else None
+        until = _parse_time(data.until, "until") if data.until is not None else None
+        if until is not None and until > _LAST_SECOND:
+            # The ban is shown back in UTC, which has no year 10000.
+            raise InvalidRequest(
+                "until is after 9999-12-31T23:59:59Z", [FieldError("until", "too far ahead")]
+            )
         if data.stage_arn is not None:
             parse_stage_arn(data.stage_arn)
         result = await services.moderation.ban(
