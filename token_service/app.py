@@ -37,6 +37,7 @@ from token_service.api.health import healthz, readyz
 from token_service.api.ivs_events import ivs_events
 from token_service.api.listeners import listener_guard
 from token_service.api.metrics_route import metrics as metrics_route
+from token_service.api.options_allow import allow_header_hook
 from token_service.api.problems import exception_handlers
 from token_service.api.request_id import request_id_middleware
 from token_service.api.services import ReadinessCheck, Services
@@ -483,7 +484,7 @@ def create_app(
     def provide_services() -> Services:
         return services
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             create_participant_token,
             exchange_participant_token,
@@ -509,6 +510,9 @@ def create_app(
         debug=False,
         logging_config=None,
     )
+    # Needs the routes as built, so it is added once they are.
+    app.before_send.append(allow_header_hook(app))
+    return app
 
 
 def _prometheus() -> PrometheusConfig:

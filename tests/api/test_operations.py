@@ -8,7 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import SHARED_SECRET, bearer
+from tests.api.conftest import ADMIN_TOKEN, SHARED_SECRET, bearer
 from token_service.auth import mint_user_token
 from token_service.config import load_settings
 
@@ -80,3 +80,12 @@ async def test_metrics_count_issued_tokens_without_secrets(client: Client, stage
     assert "token_service_issue_seconds_bucket" in text
     for secret in (token, issued.json()["token"], issued.json()["participantId"], SHARED_SECRET):
         assert secret not in text
+
+
+async def test_options_lists_every_method_of_the_path(
+    client: Client,
+) -> None:
+    # Litestar's own answer named only the first handler's method: `Allow: OPTIONS, POST`.
+    response = await client.options("/admin/bans", headers=bearer(ADMIN_TOKEN))
+    assert response.status_code == 204
+    assert response.headers["allow"] == "GET, OPTIONS, POST"
