@@ -24,7 +24,6 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import Counter
 
 from token_service import __version__
@@ -34,6 +33,7 @@ from token_service.api.cors import cors_config
 from token_service.api.demo import demo_route_handlers
 from token_service.api.exchange import exchange_participant_token, set_participant_capabilities
 from token_service.api.health import healthz, readyz
+from token_service.api.http_metrics import HttpMetrics, http_metrics_middleware
 from token_service.api.ivs_events import ivs_events
 from token_service.api.listeners import listener_guard
 from token_service.api.metrics_route import metrics as metrics_route
@@ -501,7 +501,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
         guards=listener_guard(settings.server.admin_port),
-        middleware=[request_id_middleware, _prometheus().middleware],
+        middleware=[request_id_middleware, http_metrics_middleware(HttpMetrics(metrics.registry))],
         lifespan=lifespans,
         state=State({"services": services, "settings": settings, "metrics": metrics}),
         request_max_body_size=MAX_BODY_BYTES,
@@ -513,17 +513,6 @@ def create_app(
     # Needs the routes as built, so it is added once they are.
     app.before_send.append(allow_header_hook(app))
     return app
-
-
-def _prometheus() -> PrometheusConfig:
-    return PrometheusConfig(
-        app_name="token_service",
-        prefix="token_service_http",
-        # Route templates, not raw paths: ids in admin paths must not become labels.
-        group_path=True,
-        exclude=["^/metrics$", "^/healthz$", "^/readyz$"],
-        exclude_unhandled_paths=True,
-    )
 
 
 def _openapi() -> OpenAPIConfig:

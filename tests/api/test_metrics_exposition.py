@@ -117,6 +117,34 @@ def test_request_latency_is_a_histogram_by_route_template(scraped: dict[str, Any
     assert "/admin/keys" in paths
 
 
+def test_requests_are_counted_by_method_route_template_and_status(
+    scraped: dict[str, Any],
+) -> None:
+    counted = {
+        (s.labels["method"], s.labels["path"], s.labels["status_code"]): s.value
+        for s in samples(scraped, "token_service_http_requests")
+        if s.name.endswith("_total")
+    }
+    assert counted == {
+        ("POST", "/v1/participant-tokens", "201"): 1.0,
+        ("POST", "/v1/participant-tokens", "401"): 1.0,
+        ("GET", "/admin/keys", "200"): 1.0,
+    }
+
+
+def test_the_scrape_and_the_probes_are_not_counted(scraped: dict[str, Any]) -> None:
+    paths = {
+        s.labels["path"] for s in samples(scraped, "token_service_http_request_duration_seconds")
+    }
+    assert not paths & {"/metrics", "/healthz", "/readyz"}
+
+
+def test_no_request_is_left_in_progress_once_answered(scraped: dict[str, Any]) -> None:
+    in_progress = samples(scraped, "token_service_http_requests_in_progress")
+    assert in_progress
+    assert all(s.value == 0 for s in in_progress)
+
+
 def test_rate_limit_decisions_by_limit_and_outcome(scraped: dict[str, Any]) -> None:
     decided = {
         (s.labels["limit"], s.labels["outcome"])
