@@ -37,6 +37,7 @@ from token_service.api.http_metrics import HttpMetrics, http_metrics_middleware
 from token_service.api.ivs_events import ivs_events
 from token_service.api.listeners import listener_guard
 from token_service.api.metrics_route import metrics as metrics_route
+from token_service.api.openapi_responses import StrictStructSchemaPlugin
 from token_service.api.options_allow import allow_header_hook
 from token_service.api.problems import exception_handlers
 from token_service.api.request_id import request_id_middleware
@@ -507,6 +508,7 @@ def create_app(
         request_max_body_size=MAX_BODY_BYTES,
         cors_config=cors_config(settings),
         openapi_config=_openapi(),
+        plugins=[StrictStructSchemaPlugin()],
         debug=False,
         logging_config=None,
     )
@@ -532,6 +534,11 @@ def _openapi() -> OpenAPIConfig:
                     type="http",
                     scheme="bearer",
                     description="One of TOKEN_SERVICE_ADMIN_TOKENS",
+                ),
+                "eventsSecret": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="TOKEN_SERVICE_EVENTS_SECRET (the EventBridge connection's key)",
                 ),
             }
         ),

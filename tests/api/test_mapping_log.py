@@ -268,6 +268,18 @@ async def test_participants_since_a_time_before_1970_lists_them_all(
     assert [p["participantId"] for p in response.json()["participants"]] == [pid]
 
 
+async def test_events_without_the_secret_are_401_whatever_the_body(client: Client) -> None:
+    # The secret is checked before the body is read: an anonymous caller learns no schema.
+    response = await client.post("/v1/ivs-events", content=b"{not json")
+    assert response.status_code == 401
+
+
+async def test_an_event_that_is_not_an_eventbridge_event_is_400(client: Client) -> None:
+    response = await client.post("/v1/ivs-events", json={"id": "e"}, headers=bearer(EVENTS_SECRET))
+    assert response.status_code == 400
+    assert response.json()["detail"] == "not an EventBridge event"
+
+
 def _event(
     event_id: str, name: str, at: str, participant_id: str, stage_arn: str
 ) -> dict[str, Any]:

@@ -123,7 +123,7 @@ class AdminKeysController(Controller):
         "/{name:str}",
         status_code=200,
         summary="DeletePublicKey and forget the private key",
-        responses=problems(401, 404, 409, 502, 503),
+        responses=problems(400, 401, 404, 409, 502, 503),
     )
     async def delete_key(
         self,
@@ -148,7 +148,7 @@ class AdminKeysController(Controller):
             "Every unused token signed with the key stops joining at once; the response "
             "says how many tokens that was (and what the count covers)."
         ),
-        responses=problems(401, 404, 409, 502, 503),
+        responses=problems(400, 401, 404, 409, 502, 503),
     )
     async def revoke(
         self,

@@ -146,7 +146,7 @@ class AdminParticipantsController(Controller):
     @get(
         "/participants/{participant_id:str}",
         summary="The mapping record of a participant",
-        responses=problems(401, 404),
+        responses=problems(400, 401, 404, 503),
     )
     async def participant(
         self, services: NamedDependency[Services], participant_id: FromPath[str]
@@ -159,7 +159,7 @@ class AdminParticipantsController(Controller):
     @get(
         "/users/{user_id:str}/participants",
         summary="Every participant issued to an app user, newest first",
-        responses=problems(401),
+        responses=problems(400, 401, 503),
     )
     async def of_user(
         self,
@@ -178,7 +178,7 @@ class AdminParticipantsController(Controller):
             "`GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is "
             "or URL-encoded."
         ),
-        responses=problems(400, 401, 404),
+        responses=problems(400, 401, 404, 503),
     )
     async def of_stage(
         self,
@@ -206,7 +206,7 @@ class AdminParticipantsController(Controller):
         "/participants/{participant_id:str}/disconnect",
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
-        responses=problems(400, 401, 404, 502, 503),
+        responses=problems(400, 401, 404, 413, 502, 503),
     )
     async def disconnect(
         self,
@@ -225,7 +225,7 @@ class AdminParticipantsController(Controller):
         "/bans",
         status_code=201,
         summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
-        responses=problems(400, 401, 502, 503),
+        responses=problems(400, 401, 413, 502, 503),
     )
     async def ban(
         self,
@@ -253,7 +253,7 @@ class AdminParticipantsController(Controller):
             disconnected=[_disconnect_body(r) for r in result.disconnected],
         )
 
-    @get("/bans", summary="Bans in force", responses=problems(401))
+    @get("/bans", summary="Bans in force", responses=problems(401, 503))
     async def bans(self, services: NamedDependency[Services]) -> BanList:
         return BanList(bans=[ban_body(b) for b in await services.moderation.bans()])
 
@@ -261,7 +261,7 @@ class AdminParticipantsController(Controller):
         "/bans/{ban_id:str}",
         status_code=200,
         summary="Lift a ban",
-        responses=problems(401, 404),
+        responses=problems(400, 401, 404, 503),
     )
     async def lift(
         self,

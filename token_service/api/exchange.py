@@ -14,13 +14,13 @@ from token_service.api.openapi_responses import problems
 from token_service.api.schemas import (
     ATTRIBUTE_KEY,
     ATTRIBUTE_VALUE,
+    CAPABILITIES,
     DURATION,
     TokenResponseBody,
 )
 from token_service.api.services import Services
 from token_service.api.strict_body import strict_json
 from token_service.api.tokens import caller, to_response
-from token_service.domain import Capability
 from token_service.errors import ServiceUnavailable
 from token_service.exchange import ExchangeOutcome, Exchanger, ExchangeRequest
 from token_service.ratelimit import response_headers
@@ -29,7 +29,7 @@ from token_service.ratelimit import response_headers
 class ExchangeRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
     """Ask for a fresh token of the same participant; every field is optional."""
 
-    capabilities: Annotated[list[Capability], msgspec.Meta(max_length=2)] | None = None
+    capabilities: CAPABILITIES | None = None
     duration_minutes: DURATION | None = None
     attributes: (
         Annotated[dict[ATTRIBUTE_KEY, ATTRIBUTE_VALUE], msgspec.Meta(max_length=64)] | None
@@ -103,7 +103,7 @@ async def exchange_participant_token(
         "409 issued in ivs mode, 403 disconnected or banned."
     ),
     tags=["admin"],
-    responses=problems(400, 401, 403, 404, 409, 503),
+    responses=problems(400, 401, 403, 404, 409, 413, 503),
     security=[{"adminToken": []}],
 )
 async def set_participant_capabilities(

@@ -6,6 +6,7 @@ import asyncio
 
 from litestar import Response, get
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 
 from token_service.api.schemas import Health
 from token_service.api.services import Services
@@ -30,7 +31,13 @@ async def _run(check_name: str, services: Services) -> str | None:
     "/readyz",
     tags=["operations"],
     summary="Readiness: 200 only when every dependency the mode needs answers",
-    responses={},
+    responses={
+        503: ResponseSpec(
+            data_container=Health,
+            description="A dependency does not answer: `checks` names it",
+            generate_examples=False,
+        )
+    },
 )
 async def readyz(services: NamedDependency[Services]) -> Response[Health]:
     names = list(services.readiness)

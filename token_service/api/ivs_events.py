@@ -6,14 +6,35 @@ import hmac
 from typing import Any
 
 from litestar import Request, post
+from litestar.connection import ASGIConnection
 from litestar.di import NamedDependency
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import JSONBody
 
 from token_service.api.openapi_responses import problems
 from token_service.api.schemas import EventAccepted
 from token_service.api.services import Services
 from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed, NotFound
-from token_service.ivs_events import ingest, parse_event
+from token_service.ivs_events import StageUpdateEvent, ingest, parse_event
+
+
+async def require_events_secret(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """A guard, so an anonymous caller gets 401 (or 404 when intake is off), never a 400."""
+    services: Services = connection.app.state["services"]
+    secret = services.events_secret
+    if secret is None:
+        raise NotFound("IVS event intake is off (TOKEN_SERVICE_EVENTS_SECRET is not set)")
+    presented = parse_bearer(connection.headers.get("authorization"))
+    if not hmac.compare_digest(presented.encode(), secret.encode()):
+        raise AuthenticationFailed("invalid events secret")
+
+
+async def _check_event(request: Request[Any, Any, Any]) -> None:
+    # The service's own decoding (400 naming what is wrong), before Litestar's lenient one.
+    parse_event(await request.body())
 
 
 @post(
@@ -26,16 +47,12 @@ from token_service.ivs_events import ingest, parse_event
         "`Authorization: Bearer <TOKEN_SERVICE_EVENTS_SECRET>`. Late, duplicated and "
         "out-of-order deliveries are fine."
     ),
-    responses=problems(400, 401, 404, 413),
+    guards=[require_events_secret],
+    before_request=_check_event,
+    responses=problems(400, 401, 404, 413, 503),
+    security=[{"eventsSecret": []}],
 )
 async def ivs_events(
-    request: Request[Any, Any, Any], services: NamedDependency[Services]
+    data: JSONBody[StageUpdateEvent], services: NamedDependency[Services]
 ) -> EventAccepted:
-    secret = services.events_secret
-    if secret is None:
-        raise NotFound("IVS event intake is off (TOKEN_SERVICE_EVENTS_SECRET is not set)")
-    presented = parse_bearer(request.headers.get("authorization"))
-    if not hmac.compare_digest(presented.encode(), secret.encode()):
-        raise AuthenticationFailed("invalid events secret")
-    event = parse_event(await request.body())
-    return EventAccepted(result=await ingest(services.mapping, event))
+    return EventAccepted(result=await ingest(services.mapping, data))

@@ -13,7 +13,13 @@ from token_service.metrics import Metrics
 MEDIA_TYPE = "text/plain; version=0.0.4"
 
 
-@get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=True)
+@get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    include_in_schema=True,
+    media_type=MEDIA_TYPE,
+)
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     registry: Metrics = request.app.state["metrics"]
     return Response(registry.render(), media_type=MEDIA_TYPE, headers={"Cache-Control": "no-store"})

@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import ResponseSpec
 
 from token_service.api.schemas import Problem
+
+if TYPE_CHECKING:
+    from litestar._openapi.schema_generation import SchemaCreator
+    from litestar.openapi.spec import Schema
+    from litestar.typing import FieldDefinition
 
 _DESCRIPTIONS = {
     400: "Malformed JSON, a field of the wrong type or out of range, unknown field",
@@ -30,3 +38,20 @@ def problems(*statuses: int) -> dict[int, ResponseSpec]:
         )
         for status in statuses
     }
+
+
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """msgspec request bodies that refuse unknown fields say so: `additionalProperties: false`.
+
+    Litestar documents every struct as open, so a client (or a fuzzer) reading the document
+    would expect `{"stageArn": ..., "extra": 1}` to be accepted; the service answers 400.
+    """
+
+    def to_openapi_schema(
+        self, field_definition: FieldDefinition, schema_creator: SchemaCreator
+    ) -> Schema:
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        config = getattr(field_definition.type_, "__struct_config__", None)
+        if config is not None and config.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema

@@ -6,12 +6,16 @@ Unknown request fields are rejected rather than ignored: a client that misspells
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 import msgspec
 
 from token_service.domain import Capability
+from token_service.stages import STAGE_ARN_RE
 
+#: `STAGE_ARN_RE` as an ECMA-262 pattern (no Python named groups), for the OpenAPI document.
+STAGE_ARN_PATTERN = re.sub(r"\(\?P<\w+>", "(", STAGE_ARN_RE.pattern)
 DURATION = Annotated[int, msgspec.Meta(ge=1, le=20160, description="Token lifetime in minutes")]
 STAGE_ARN = Annotated[
     str,
@@ -19,7 +23,14 @@ STAGE_ARN = Annotated[
         min_length=1,
         max_length=128,
         examples=["arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456"],
+        # Documented, and checked by `parse_stage_arn` (400 naming the field), not here.
+        extra_json_schema={"extra": {"pattern": STAGE_ARN_PATTERN}},
     ),
+]
+#: At least one capability: an empty list is refused by the policy (400), so documented here.
+CAPABILITIES = Annotated[
+    list[Capability],
+    msgspec.Meta(max_length=2, extra_json_schema={"extra": {"min_items": 1}}),
 ]
 ATTRIBUTE_KEY = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 ATTRIBUTE_VALUE = Annotated[str, msgspec.Meta(max_length=1024)]
@@ -29,7 +40,7 @@ class TokenRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel
     """Ask for a participant token; only `stageArn` is required."""
 
     stage_arn: STAGE_ARN
-    capabilities: Annotated[list[Capability], msgspec.Meta(max_length=2)] | None = None
+    capabilities: CAPABILITIES | None = None
     duration_minutes: DURATION | None = None
     attributes: Annotated[dict[ATTRIBUTE_KEY, ATTRIBUTE_VALUE], msgspec.Meta(max_length=64)] = (
         msgspec.field(default_factory=dict)
@@ -157,7 +168,9 @@ class BanRequestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, r
     user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
     stage_arn: STAGE_ARN | None = None
     #: ISO 8601 time the ban ends; omitted: until lifted.
-    until: str | None = None
+    until: (
+        Annotated[str, msgspec.Meta(extra_json_schema={"extra": {"format": "date-time"}})] | None
+    ) = None
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 
 
