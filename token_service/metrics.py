@@ -14,6 +14,7 @@ that serves the scrape.
 from __future__ import annotations
 
 import os
+from typing import Generic, TypeVar
 
 from prometheus_client import (
     REGISTRY,
@@ -23,10 +24,35 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.registry import Collector
 
 # Local signing is sub-millisecond; IVS calls take tens of milliseconds.
 _ISSUE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+M = TypeVar("M", bound=MetricWrapperBase)
+
+
+class Children(Generic[M]):
+    """`metric.labels(*values)`, remembered per label values.
+
+    prometheus_client validates the values and takes a lock on every `labels()` call;
+    on the token path that was several calls per request. Label values here come from
+    small fixed sets (signers, limits, outcomes, problem codes), so the memo stays small.
+    """
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: M) -> None:
+        self._metric = metric
+        self._children: dict[tuple[str, ...], M] = {}
+
+    def __call__(self, *values: str) -> M:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 class Metrics:
@@ -100,6 +126,8 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        #: Every refused request counts here (a 429 flood too): children memoized.
+        self.refusals_by_code = Children(self.refusals)
         self._collectors: list[Collector] = []
 
     def add_collector(self, collector: Collector) -> None:

@@ -111,7 +111,7 @@ def _retry_after(seconds: float) -> str:
 def _count(request: Request[Any, Any, Any], code: str) -> None:
     metrics = request.app.state.get("metrics")
     if metrics is not None:
-        metrics.refusals.labels(code).inc()
+        metrics.refusals_by_code(code).inc()
 
 
 def domain_error_handler(
