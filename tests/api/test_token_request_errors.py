@@ -109,6 +109,7 @@ async def test_malformed_body_is_400(
     [
         ({"durationMinute": 5}, "durationMinute"),
         ({"durationMinutes": "60"}, "durationMinutes"),
+        ({"durationMinutes": 60.5}, "durationMinutes"),
         ({"durationMinutes": 0}, "durationMinutes"),
         ({"durationMinutes": 20161}, "durationMinutes"),
         ({"capabilities": ["ADMIN"]}, "capabilities"),
@@ -118,6 +119,7 @@ async def test_malformed_body_is_400(
     ids=[
         "unknown-field",
         "string-duration",
+        "fractional-duration",
         "zero-duration",
         "too-long",
         "bad-cap",
@@ -133,6 +135,17 @@ async def test_invalid_field_is_400_naming_the_field(
     )
     body = _problem(response, 400)
     assert body["errors"][0]["field"].startswith(field)
+
+
+async def test_a_whole_float_duration_is_that_integer(
+    client: Client, user_token: MintUserToken, stage_arn: str
+) -> None:
+    # JSON has one number type and JSON Schema calls 60.0 an integer (the fuzzer sent one).
+    response = await client.post(
+        URL, json={"stageArn": stage_arn, "durationMinutes": 60.0}, headers=bearer(user_token())
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["durationMinutes"] == 60
 
 
 async def test_missing_stage_arn_is_400_naming_it(

@@ -4,6 +4,8 @@ Litestar decodes request bodies leniently (the string "60" becomes the integer 6
 and reports invalid UTF-8 as a 500. This hook decodes the body strictly first, as
 a route's `before_request`, so every malformed body is a 400 naming the field.
 Litestar then decodes the same bytes for the handler and its OpenAPI schema.
+One leniency is JSON's own: `60.0` is the integer 60 (JSON has one number type, and JSON
+Schema counts a whole float as an integer); `60.5` and `"60"` are still refused.
 
 The body must be declared as JSON: `Content-Type: application/json` (or another
 `application/...+json` type), without a charset other than UTF-8 (RFC 8259: JSON
@@ -117,6 +119,31 @@ def _member_error(body: bytes) -> FieldError | None:
     return _member_problem(document, "")
 
 
+#: Beyond this a float no longer spells one integer exactly.
+_EXACT_FLOAT_LIMIT = 2**53
+
+
+def _whole_numbers(value: Any) -> Any:
+    """`value` with every whole float (`60.0`) as the integer it spells."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_FLOAT_LIMIT:
+        return int(value)
+    if isinstance(value, list):
+        return [_whole_numbers(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _whole_numbers(item) for key, item in value.items()}
+    return value
+
+
+def _valid_with_whole_numbers(body: bytes, model: type[Any]) -> bool:
+    """Whether the body is valid once `60.0` counts as the integer 60, as JSON means it:
+    one number type, and JSON Schema calls a whole float an integer."""
+    try:
+        msgspec.convert(_whole_numbers(msgspec.json.decode(body)), type=model, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return False
+    return True
+
+
 def _field_error(message: str) -> FieldError:
     path = ""
     located = _AT_PATH.match(message)
@@ -141,8 +168,10 @@ def strict_json(model: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitabl
         try:
             msgspec.json.decode(body, type=model, strict=True)
         except msgspec.ValidationError as exc:
-            error = _field_error(str(exc))
-            raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+            # Only on the refusal path: an accepted body costs one strict decode, as before.
+            if "got `float`" not in str(exc) or not _valid_with_whole_numbers(body, model):
+                error = _field_error(str(exc))
+                raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
         except msgspec.DecodeError:
             located = _member_error(body)
             error = located if located is not None else FieldError("body", "malformed JSON")
