@@ -29,6 +29,7 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from token_service.config import Settings
+from token_service.http_limits import BoundedHttpToolsProtocol
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,8 @@ def uvicorn_config(app: Any, listen: Listen) -> uvicorn.Config:
         access_log=False,
         proxy_headers=False,
         server_header=False,
+        # Request heads over 64 KiB are refused with 431 (uvicorn has no limit of its own).
+        http=BoundedHttpToolsProtocol,
         timeout_graceful_shutdown=listen.shutdown_timeout_seconds,
     )
 
