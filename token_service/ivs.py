@@ -320,8 +320,15 @@ class Ivs:
         if self._on_call is not None:
             self._on_call(operation, outcome)
 
-    def _deadline_passed(self, operation: str) -> UpstreamTimeout:
+    def _deadline_passed(
+        self, operation: str, last_failure: ClientError | BotoCoreError | None = None
+    ) -> DomainError:
+        """The deadline ended the call. When IVS already answered an earlier attempt
+        with an error (throttled, failed), that answer is the truth the client gets:
+        the retry it could not finish in time says nothing new about IVS."""
         self._record(operation, "deadline")
+        if last_failure is not None:
+            return translate(last_failure, operation)
         return UpstreamTimeout(f"IVS did not answer {operation} in time", retry_after=1)
 
     async def _call(
@@ -339,12 +346,13 @@ class Ivs:
         deadline = loop.time() + (deadline_seconds or policy.deadline_seconds)
         pacer = self._pacers.get(operation)
         attempt = missed = 0
+        last_failure: ClientError | BotoCoreError | None = None
         while True:
             attempt += 1
             send_by = None if pacer is None else await pacer.acquire(deadline - loop.time())
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise self._deadline_passed(operation)
+                raise self._deadline_passed(operation, last_failure)
             try:
                 result = await asyncio.wait_for(
                     loop.run_in_executor(self._pool, _on_time(fn, send_by)), remaining
@@ -362,8 +370,9 @@ class Ivs:
                 continue
             except TimeoutError:
                 # The worker thread finishes on its own, bounded by the read timeout.
-                raise self._deadline_passed(operation) from None
+                raise self._deadline_passed(operation, last_failure) from None
             except (ClientError, BotoCoreError) as exc:
+                last_failure = exc
                 self._record(operation, outcome_of(exc))
                 if attempt < attempts and _retryable(exc, operation, repeatable=repeatable):
                     delay = policy.backoff(attempt, throttled=outcome_of(exc) == "throttled")

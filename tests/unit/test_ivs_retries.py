@@ -202,6 +202,32 @@ async def test_deadline_ends_a_call_that_hangs() -> None:
         await create(Ivs(client, retry=policy))
 
 
+async def test_a_retry_cut_off_by_the_deadline_reports_what_ivs_answered_before() -> None:
+    # Throttled, then a retry that cannot finish before the deadline: IVS said
+    # "throttled" (503, Retry-After), it did not fail to answer (504).
+    client = ScriptedClient(
+        aws_error("ThrottlingException", 429), lambda: time.sleep(0.5) or TOKEN_ANSWER
+    )
+    policy = RetryPolicy(max_attempts=3, deadline_seconds=0.2, backoff_base_seconds=0)
+
+    with pytest.raises(IvsThrottled):
+        await create(Ivs(client, retry=policy))
+
+    assert client.calls == 2
+
+
+async def test_a_server_error_then_a_retry_out_of_time_is_upstream_failed() -> None:
+    client = ScriptedClient(
+        aws_error("InternalServerException", 500), lambda: time.sleep(0.5) or TOKEN_ANSWER
+    )
+    policy = RetryPolicy(max_attempts=3, deadline_seconds=0.2, backoff_base_seconds=0)
+
+    with pytest.raises(UpstreamFailed) as raised:
+        await create(Ivs(client, retry=policy))
+
+    assert not isinstance(raised.value, UpstreamTimeout)
+
+
 async def test_each_attempt_is_reported_with_its_outcome() -> None:
     client = ScriptedClient(aws_error("ThrottlingException", 429), TOKEN_ANSWER)
     seen: list[tuple[str, str]] = []
