@@ -276,7 +276,7 @@ def _flat(name: str, before: int, after: int) -> Rule:
     return Rule(name, f"{before} -> {after}", f"growth <= {FD_SLACK}", after - before <= FD_SLACK)
 
 
-def _process_rules(role: str, pid: int, window: list[Sample]) -> list[Rule]:
+def _process_rules(role: str, pid: int, window: list[Sample], rate: float) -> list[Rule]:
     first, last = window[0].procs[pid], window[-1].procs[pid]
     points = [(s.t, s.procs[pid].rss_kib / 1024) for s in window if pid in s.procs]
     slope = slope_per_minute(points)
@@ -294,7 +294,8 @@ def _process_rules(role: str, pid: int, window: list[Sample]) -> list[Rule]:
         ),
         Rule(
             f"{role} RSS slope",
-            f"{slope:+.3f} MiB/min over {len(points)} samples",
+            f"{slope:+.3f} MiB/min over {len(points)} samples "
+            f"({slope * 2**20 / 60 / rate:+.1f} bytes per token)",
             f"<= {RSS_SLOPE_MIB_PER_MIN} MiB/min",
             slope <= RSS_SLOPE_MIB_PER_MIN,
         ),
@@ -325,7 +326,7 @@ def judge(o: Outcome) -> list[Rule]:
         if not all(pid in s.procs for s in window):
             rules.append(Rule(f"{role} alive", "process gone", "alive to the end", False))
             continue
-        rules += _process_rules(role, pid, window)
+        rules += _process_rules(role, pid, window, o.rate)
     # Each request in flight holds at most one pooled Redis connection, and a load
     # generator has at most its connections' worth of requests in flight: over the idle
     # service's count, the pools together never need more than the probe's plus the
@@ -444,7 +445,9 @@ def main() -> None:
         "--warmup", type=float, default=0.5, help="fraction of the run not judged (warm-up)"
     )
     parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--users", type=int, default=2000)
+    # More users (so more distinct app JWTs) than the app-JWT verification cache holds
+    # (4,096 per worker): the soak goes through its eviction, as a day of real traffic does.
+    parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--stages", type=int, default=50)
     parser.add_argument("--workers", type=int, default=0, help="default: the core count")
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
