@@ -18,6 +18,7 @@ so nothing waits for a budget slot: this measures overhead, not the quota.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import shutil
@@ -32,9 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-import httpx
 from bench_processes import free_port, process, wait_for
 from botocore.config import Config
+from raw_http import RawHttp
 
 from token_service.auth import mint_user_token
 
@@ -120,8 +121,16 @@ def measure(requests: int, warmup: int, use_redis: bool) -> dict[str, object]:
         )
         stage_arn = ivs.create_stage(name="bench")["stage"]["arn"]
         token = mint_user_token(SECRET.encode(), sub="bench-user", ttl_seconds=3600)
-        http = stack.enter_context(httpx.Client(timeout=10))
-        headers = {"Authorization": f"Bearer {token}"}
+        # A raw keep-alive client: httpx's own Python would count as the service's time.
+        http = RawHttp(service_port)
+        stack.callback(http.close)
+        issue = RawHttp.encode(
+            "POST",
+            "/v1/participant-tokens",
+            {"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+            json.dumps({"stageArn": stage_arn}).encode(),
+        )
+        health = RawHttp.encode("GET", "/healthz")
 
         def direct() -> float:
             started = time.perf_counter()
@@ -132,19 +141,15 @@ def measure(requests: int, warmup: int, use_redis: bool) -> dict[str, object]:
 
         def through_service() -> float:
             started = time.perf_counter()
-            response = http.post(
-                f"{service_url}/v1/participant-tokens",
-                json={"stageArn": stage_arn},
-                headers=headers,
-            )
+            status, body = http.send(issue)
             elapsed = time.perf_counter() - started
-            if response.status_code != 201:
-                raise RuntimeError(f"service answered {response.status_code}: {response.text}")
+            if status != 201:
+                raise RuntimeError(f"service answered {status}: {body.decode(errors='replace')}")
             return elapsed
 
         def floor() -> float:
             started = time.perf_counter()
-            http.get(f"{service_url}/healthz")
+            http.send(health)
             return time.perf_counter() - started
 
         for _ in range(warmup):
