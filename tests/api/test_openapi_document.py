@@ -133,3 +133,22 @@ def test_the_documented_stage_arn_pattern_is_the_rule_the_service_applies(
 def test_ban_until_is_documented_as_a_date_time(document: dict[str, Any]) -> None:
     until = document["components"]["schemas"]["BanRequestBody"]["properties"]["until"]
     assert until["format"] == "date-time"
+
+
+def test_attributes_document_their_keys_values_and_count(document: dict[str, Any]) -> None:
+    no_control = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    for name in ("TokenRequestBody", "ExchangeRequestBody"):
+        attributes = document["components"]["schemas"][name]["properties"]["attributes"]
+        assert attributes["maxProperties"] == 64
+        assert attributes["propertyNames"] == {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 128,
+            "pattern": no_control,
+        }
+        assert attributes["additionalProperties"] == {
+            "type": "string",
+            "maxLength": 1024,
+            "pattern": no_control,
+        }
+        assert "1023 bytes of UTF-8" in attributes["description"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from litestar import Request, Response, post
@@ -12,8 +12,7 @@ from litestar.params import FromPath, JSONBody
 from token_service.api.guards import ADMIN_STATE_KEY, require_admin, require_app_user
 from token_service.api.openapi_responses import problems
 from token_service.api.schemas import (
-    ATTRIBUTE_KEY,
-    ATTRIBUTE_VALUE,
+    ATTRIBUTES,
     CAPABILITIES,
     DURATION,
     TokenResponseBody,
@@ -31,9 +30,7 @@ class ExchangeRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="ca
 
     capabilities: CAPABILITIES | None = None
     duration_minutes: DURATION | None = None
-    attributes: (
-        Annotated[dict[ATTRIBUTE_KEY, ATTRIBUTE_VALUE], msgspec.Meta(max_length=64)] | None
-    ) = None
+    attributes: ATTRIBUTES | None = None
 
 
 class CapabilitiesRequestBody(

@@ -34,6 +34,35 @@ CAPABILITIES = Annotated[
 ]
 ATTRIBUTE_KEY = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 ATTRIBUTE_VALUE = Annotated[str, msgspec.Meta(max_length=1024)]
+#: No control character (U+0000-U+001F, U+007F-U+009F): `strict_json` refuses them.
+NO_CONTROL_CHARACTERS = r"^[^\u0000-\u001f\u007f-\u009f]*$"
+#: Litestar documents neither a dict's key nor its value constraints: stated here.
+ATTRIBUTES = Annotated[
+    dict[ATTRIBUTE_KEY, ATTRIBUTE_VALUE],
+    msgspec.Meta(
+        max_length=64,
+        extra_json_schema={
+            "description": (
+                "At most 1023 bytes of UTF-8 in all, keys plus values (server-set ones "
+                "included), else 400"
+            ),
+            "extra": {
+                "max_properties": 64,
+                "property_names": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 128,
+                    "pattern": NO_CONTROL_CHARACTERS,
+                },
+                "additional_properties": {
+                    "type": "string",
+                    "maxLength": 1024,
+                    "pattern": NO_CONTROL_CHARACTERS,
+                },
+            },
+        },
+    ),
+]
 
 
 class TokenRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
@@ -42,9 +71,7 @@ class TokenRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel
     stage_arn: STAGE_ARN
     capabilities: CAPABILITIES | None = None
     duration_minutes: DURATION | None = None
-    attributes: Annotated[dict[ATTRIBUTE_KEY, ATTRIBUTE_VALUE], msgspec.Meta(max_length=64)] = (
-        msgspec.field(default_factory=dict)
-    )
+    attributes: ATTRIBUTES = msgspec.field(default_factory=dict)
 
 
 class TokenResponseBody(msgspec.Struct, rename="camel", kw_only=True):
