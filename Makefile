@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check emulator bench soak uniqueness clean web-sdk
+.PHONY: run test lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk
 
 # The real IVS web broadcast SDK for the demo page (GET /demo), from the npm registry into a
 # git-ignored folder, pinned by version and by the tarball's integrity hash. Only its browser
@@ -60,6 +60,14 @@ soak: $(STAMP)
 # Appends to bench/results/uniqueness.md.
 uniqueness: $(STAMP)
 	$(BIN)/python bench/uniqueness.py $(UNIQUENESS_ARGS)
+
+# Schemathesis against the service's own OpenAPI document, every route, every check, with
+# far more cases per operation than `make test` runs (25): counts per operation on stdout
+# and in bench/results/fuzz.json.
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=bench/results/fuzz.json $(BIN)/python -m pytest \
+	  tests/api/test_openapi_fuzz.py -p no:cacheprovider -o timeout=0 -q -s --log-level=WARNING
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
