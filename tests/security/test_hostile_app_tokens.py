@@ -235,101 +235,101 @@ NONE_HEADER = {"alg": "none", "typ": "JWT"}
 
 CASES = [
     Case(
-        "alg none, no signature",
+        "alg-none: no signature",
         lambda c: c.raw(NONE_HEADER, claims(c.mode)),
         UNSUPPORTED,
     ),
     Case(
-        "alg None (capitalised), no signature",
+        "alg-none: None capitalised, no signature",
         lambda c: c.raw({"alg": "None"}, claims(c.mode)),
         UNSUPPORTED,
     ),
     Case(
-        "alg none carrying a valid token's signature",
+        "alg-none: carrying a valid token's signature",
         lambda c: c.raw(NONE_HEADER, claims(c.mode)) + c.legit().rpartition(".")[2],
         UNSUPPORTED,
     ),
     Case(
-        "HS256 keyed with the provider's public key PEM",
+        "confusion: HS256 keyed with the provider's public key PEM",
         lambda c: c.hmac_signed(c.idp_public_pem()),
         {"oidc": UNSUPPORTED, "both": "invalid signature"},
         modes=("oidc", "both"),
     ),
     Case(
-        "HS256 keyed with the provider's public JWK bytes",
+        "confusion: HS256 keyed with the provider's public JWK bytes",
         lambda c: c.hmac_signed(c.idp_public_jwk_bytes()),
         {"oidc": UNSUPPORTED, "both": "invalid signature"},
         modes=("oidc", "both"),
     ),
     Case(
-        "RS256 when only HS256 is configured",
+        "family: RS256 when only HS256 is configured",
         lambda c: jwt.encode(claims(c.mode), c.keys.idp, algorithm="RS256", headers={"kid": KID}),
         UNSUPPORTED,
         modes=("hs256",),
     ),
     Case(
-        "HS512 when HS256 is configured",
+        "family: HS512 when HS256 is configured",
         lambda c: jwt.encode(claims(c.mode), SHARED_SECRET * 2, algorithm="HS512"),
         UNSUPPORTED,
         modes=("hs256",),
     ),
     Case(
-        "ES256 when RS256 is configured",
+        "family: ES256 when RS256 is configured",
         lambda c: jwt.encode(claims(c.mode), c.keys.ec, algorithm="ES256", headers={"kid": KID}),
         UNSUPPORTED,
         modes=("oidc", "both"),
     ),
     Case(
-        "PS256 by the provider's own key when RS256 is configured",
+        "family: PS256 by the provider's own key when RS256 is configured",
         lambda c: jwt.encode(claims(c.mode), c.keys.idp, algorithm="PS256", headers={"kid": KID}),
         UNSUPPORTED,
         modes=("oidc", "both"),
     ),
     Case(
-        "expired beyond the leeway",
+        "expiry: beyond the leeway",
         lambda c: c.legit(iat=now() - 3600, exp=now() - 2 * LEEWAY),
         "token expired",
     ),
     Case(
-        "nbf in the future beyond the leeway",
+        "future: nbf beyond the leeway",
         lambda c: c.legit(nbf=now() + 4 * LEEWAY),
         "token not yet valid",
     ),
     Case(
-        "iat in the future beyond the leeway",
+        "future: iat beyond the leeway",
         lambda c: c.legit(iat=now() + 4 * LEEWAY),
         "token not yet valid",
     ),
-    Case("exp missing", lambda c: c.legit(exp=None), "missing exp claim"),
+    Case("exp: missing", lambda c: c.legit(exp=None), "missing exp claim"),
     Case(
-        "exp as a string",
+        "exp: a string",
         lambda c: c.legit(exp=str(now() + 600)),
         "malformed exp claim",
     ),
-    Case("sub missing", lambda c: c.legit(sub=None), "missing user id claim"),
-    Case("sub empty", lambda c: c.legit(sub=""), "malformed user id claim"),
-    Case("wrong aud", lambda c: c.legit(aud="another-api"), "wrong audience"),
-    Case("aud missing", lambda c: c.legit(aud=None), "missing aud claim"),
+    Case("sub: missing", lambda c: c.legit(sub=None), "missing user id claim"),
+    Case("sub: empty", lambda c: c.legit(sub=""), "malformed user id claim"),
+    Case("aud: wrong", lambda c: c.legit(aud="another-api"), "wrong audience"),
+    Case("aud: missing", lambda c: c.legit(aud=None), "missing aud claim"),
     Case(
-        "several aud without azp",
+        "aud: several without azp",
         lambda c: c.legit(aud=["another-api", AUDIENCE]),
         "several audiences without a matching azp claim",
     ),
     Case(
-        "several aud with another party's azp",
+        "aud: several with another party's azp",
         lambda c: c.legit(aud=["another-api", AUDIENCE], azp="another-api"),
         "several audiences without a matching azp claim",
     ),
-    Case("wrong iss", lambda c: c.legit(iss="https://evil.example.com"), "wrong issuer"),
-    Case("iss a prefix of ours", lambda c: c.legit(iss=ISSUER[:-1]), "wrong issuer"),
-    Case("iss ours plus a path", lambda c: c.legit(iss=ISSUER + "/evil"), "wrong issuer"),
+    Case("iss: wrong", lambda c: c.legit(iss="https://evil.example.com"), "wrong issuer"),
+    Case("iss: a prefix of ours", lambda c: c.legit(iss=ISSUER[:-1]), "wrong issuer"),
+    Case("iss: ours plus a path", lambda c: c.legit(iss=ISSUER + "/evil"), "wrong issuer"),
     Case(
-        "iss ours plus a host suffix", lambda c: c.legit(iss=ISSUER + ".evil.com"), "wrong issuer"
+        "iss: ours plus a host suffix", lambda c: c.legit(iss=ISSUER + ".evil.com"), "wrong issuer"
     ),
-    Case("iss with a trailing slash", lambda c: c.legit(iss=ISSUER + "/"), "wrong issuer"),
-    Case("iss missing", lambda c: c.legit(iss=None), "missing iss claim"),
+    Case("iss: ours with a trailing slash", lambda c: c.legit(iss=ISSUER + "/"), "wrong issuer"),
+    Case("iss: missing", lambda c: c.legit(iss=None), "missing iss claim"),
     Case(
-        "jku pointing at another key set, signed by its key",
+        "key-header: jku pointing at another key set, signed by its key",
         lambda c: jwt.encode(
             claims(c.mode),
             c.keys.attacker,
@@ -339,12 +339,12 @@ CASES = [
         "token header names its own key (jku/x5u/jwk): not accepted",
     ),
     Case(
-        "jku on a token otherwise valid",
+        "key-header: jku on a token otherwise valid",
         lambda c: c.legit(headers={"jku": c.attacker_jwks.url}),
         "token header names its own key (jku/x5u/jwk): not accepted",
     ),
     Case(
-        "x5u pointing at another certificate, signed by its key",
+        "key-header: x5u pointing at another certificate, signed by its key",
         lambda c: jwt.encode(
             claims(c.mode),
             c.keys.attacker,
@@ -354,7 +354,7 @@ CASES = [
         "token header names its own key (jku/x5u/jwk): not accepted",
     ),
     Case(
-        "embedded jwk header, signed by that key",
+        "key-header: embedded jwk, signed by that key",
         lambda c: jwt.encode(
             claims(c.mode),
             c.keys.attacker,
@@ -364,42 +364,40 @@ CASES = [
         "token header names its own key (jku/x5u/jwk): not accepted",
     ),
     Case(
-        "unknown crit extension",
+        "crit: unknown extension",
         lambda c: c.legit(headers={"crit": ["exp-ext"], "exp-ext": True}),
         "unsupported critical header (crit)",
     ),
     Case(
-        "crit naming b64, an extension PyJWT knows",
+        "crit: b64, an extension PyJWT knows",
         # Built by hand: PyJWT drops `"b64": true` (the default) when encoding.
         lambda c: c.raw(c.header(crit=["b64"], b64=True), claims(c.mode), b"s" * 32),
         "unsupported critical header (crit)",
     ),
     Case(
-        "crit empty",
+        "crit: empty",
         lambda c: c.legit(headers={"crit": []}),
         "unsupported critical header (crit)",
     ),
     Case(
-        "tampered payload (sub changed, signature kept)",
+        "signature: payload tampered (sub changed)",
         lambda c: tamper_payload(c.legit(), sub="admin"),
         "invalid signature",
     ),
     Case(
-        "tampered payload (roles added, signature kept)",
+        "signature: payload tampered (roles added)",
         lambda c: tamper_payload(c.legit(), roles=["publisher"]),
         "invalid signature",
     ),
+    Case("signature: one bit flipped", lambda c: flip_signature(c.legit()), "invalid signature"),
     Case(
-        "one bit of the signature flipped", lambda c: flip_signature(c.legit()), "invalid signature"
-    ),
-    Case(
-        "HS256 signed with another secret",
+        "signature: HS256 with another secret",
         lambda c: jwt.encode(claims(c.mode), "another-secret-" + "y" * 32, algorithm="HS256"),
         "invalid signature",
         modes=("hs256",),
     ),
     Case(
-        "known kid, signed by another key",
+        "signature: known kid, another key",
         lambda c: jwt.encode(
             claims(c.mode), c.keys.attacker, algorithm="RS256", headers={"kid": KID}
         ),
@@ -407,7 +405,7 @@ CASES = [
         modes=("oidc", "both"),
     ),
     Case(
-        "unknown kid",
+        "kid: unknown",
         lambda c: jwt.encode(
             claims(c.mode), c.keys.attacker, algorithm="RS256", headers={"kid": uuid.uuid4().hex}
         ),
@@ -416,14 +414,14 @@ CASES = [
         max_fetches=1,
     ),
     Case(
-        "a megabyte-long token",
+        "size: a megabyte-long token",
         lambda c: c.legit(padding="x" * 1024 * 1024),
         "token too large",
     ),
-    Case("not a JWT", lambda c: "not-a-jwt", "malformed token"),
-    Case("two segments", lambda c: c.legit().rpartition(".")[0], "malformed token"),
+    Case("malformed: not a JWT", lambda c: "not-a-jwt", "malformed token"),
+    Case("malformed: two segments", lambda c: c.legit().rpartition(".")[0], "malformed token"),
     Case(
-        "header that is not JSON",
+        "malformed: header not JSON",
         lambda c: b64url(b"{not json") + "." + c.legit().split(".", 1)[1],
         "malformed token",
     ),
