@@ -152,3 +152,16 @@ def test_attributes_document_their_keys_values_and_count(document: dict[str, Any
             "pattern": no_control,
         }
         assert "1023 bytes of UTF-8" in attributes["description"]
+
+
+def test_stage_participants_path_documents_the_arn_then_participants(
+    document: dict[str, Any],
+) -> None:
+    (rest,) = [
+        p
+        for p in document["paths"]["/admin/stages/{rest}"]["get"]["parameters"]
+        if p["name"] == "rest"
+    ]
+    whole = rest["schema"]["pattern"].removeprefix("^").removesuffix("$")
+    assert re.fullmatch(whole, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd/participants")
+    assert not re.fullmatch(whole, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd")

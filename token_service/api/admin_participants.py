@@ -8,11 +8,12 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from token_service.api.guards import ADMIN_STATE_KEY, require_admin
 from token_service.api.openapi_responses import problems
 from token_service.api.schemas import (
+    STAGE_ARN_PATTERN,
     BanBody,
     BanCreatedBody,
     BanList,
@@ -31,6 +32,8 @@ from token_service.mapping import Ban, Page, ParticipantView
 from token_service.moderation import DisconnectResult
 from token_service.stages import parse_stage_arn
 
+#: What `/admin/stages/{rest}` serves: a stage ARN then `/participants` (else 400 or 404).
+STAGE_PARTICIPANTS_PATTERN = STAGE_ARN_PATTERN.removesuffix("$") + "/participants$"
 PageSize = Annotated[int, QueryParameter(ge=1, le=500, description="records per page")]
 Cursor = Annotated[
     str | None, QueryParameter(max_length=100, description="`nextCursor` of the previous page")
@@ -183,7 +186,13 @@ class AdminParticipantsController(Controller):
     async def of_stage(
         self,
         services: NamedDependency[Services],
-        rest: FromPath[str],
+        rest: Annotated[
+            str,
+            PathParameter(
+                description="`{stageArn}/participants`",
+                schema_extra={"pattern": STAGE_PARTICIPANTS_PATTERN},
+            ),
+        ],
         since: Annotated[
             str | None,
             QueryParameter(description="RFC 3339 date-time", schema_extra={"format": "date-time"}),
