@@ -300,6 +300,24 @@ async def test_concurrent_requests_for_a_new_kid_share_one_slow_fetch(
     assert provider.requests == 2
 
 
+async def test_new_kid_while_the_provider_is_slow_is_refused_after_the_miss_wait(
+    make_cache: MakeCache, provider: JwksServer, rotated_rsa_key: rsa.RSAPrivateKey
+) -> None:
+    cache = await make_cache(miss_wait=0.2)
+    loaded_first = cache.last_success
+    provider.set_keys([public_jwk(rotated_rsa_key, "rsa-2", alg="RS256")])
+    provider.hold()
+    started = time.monotonic()
+    refusal = await rejected(oidc(cache), sign(rotated_rsa_key, "rsa-2"))
+    # Not the fetch timeout (10 s): the request stops waiting, the fetch goes on.
+    assert time.monotonic() - started < 5
+    assert refusal == "unknown signing key"
+    provider.release()
+    await eventually(lambda: cache.last_success != loaded_first)
+    assert provider.requests == 2
+    assert (await oidc(cache).authenticate(sign(rotated_rsa_key, "rsa-2"))).user_id == "oidc-user-1"
+
+
 async def test_cancelled_request_does_not_cancel_the_shared_fetch(
     cache: JwksCache, provider: JwksServer, rotated_rsa_key: rsa.RSAPrivateKey
 ) -> None:

@@ -8,6 +8,8 @@ fetches with the application's `httpx.AsyncClient` instead, and:
 * re-fetches once when a token names an unknown `kid` (the provider rotated), at
   most once per `unknown_kid_cooldown`, with concurrent misses sharing one fetch,
   so a flood of tokens with random kids cannot turn into a flood at the provider;
+  a request waits for that fetch `miss_wait` at most (a slow provider answers it
+  401 quickly; the fetch goes on for the requests after it);
 * keeps serving the last good key set while the endpoint is down, slow, or answers
   with garbage: a provider outage must not log every user out;
 * if the very first fetch fails, keeps retrying in the background with capped
@@ -168,6 +170,7 @@ class JwksCache:
         retry_initial: float = 1,
         retry_max: float = 60,
         fetch_timeout: float = 10,
+        miss_wait: float = 2,
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -179,6 +182,7 @@ class JwksCache:
             ("retry_initial", retry_initial),
             ("retry_max", retry_max),
             ("fetch_timeout", fetch_timeout),
+            ("miss_wait", miss_wait),
         ):
             if value <= 0:
                 problems.append(f"{name} must be positive")
@@ -195,6 +199,7 @@ class JwksCache:
         self._retry_initial = retry_initial
         self._retry_max = min(retry_max, refresh_interval)
         self._fetch_timeout = fetch_timeout
+        self._miss_wait = miss_wait
         self._max_bytes = max_bytes
         self._clock = clock
         # Jitter spreads replicas' refreshes; it needs no unpredictability.
@@ -279,7 +284,12 @@ class JwksCache:
         """
         outcome, key = self._lookup(kid, alg)
         if outcome is _Lookup.UNKNOWN_KID and self._may_fetch_for_miss():
-            await self._shared_fetch()
+            # A slow provider must not hold the request for the whole fetch timeout:
+            # it waits `miss_wait` at most, and the fetch goes on (shielded) for the
+            # requests after it.
+            fetch = self._fetch_task()  # now, so the misses right after join it
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(fetch), self._miss_wait)
             outcome, key = self._lookup(kid, alg)
         if key is not None:
             return key
@@ -322,15 +332,19 @@ class JwksCache:
 
     # -- fetching --------------------------------------------------------------------
 
-    async def _shared_fetch(self) -> bool:
-        """Run one fetch, or join the one under way, so concurrent callers share it."""
+    def _fetch_task(self) -> asyncio.Task[bool]:
+        """The fetch under way, or a new one, so concurrent callers share it."""
         task = self._inflight
         if task is None or task.done():
             task = asyncio.create_task(self._fetch(), name="jwks-fetch")
             self._inflight = task
+        return task
+
+    async def _shared_fetch(self) -> bool:
+        """Run one fetch, or join the one under way."""
         # shield: a request cancelled while waiting must not cancel the fetch that
         # other requests (and the refresher) are waiting on too.
-        return await asyncio.shield(task)
+        return await asyncio.shield(self._fetch_task())
 
     async def _fetch(self) -> bool:
         self._fetches += 1
