@@ -135,8 +135,8 @@ def request_token(
 class Load:
     """Token requests at `rate` per second until stopped; every outcome is kept.
 
-    Each sending thread keeps one keep-alive client (a new `httpx.Client` per request
-    costs the load generator more CPU than the service spends on the request).
+    The threads share one keep-alive client (a new `httpx.Client` per request or per
+    thread costs the load generator more CPU than the service spends on a request).
     """
 
     def __init__(
@@ -161,8 +161,8 @@ class Load:
         self._outcomes: list[Outcome] = []
         self._started = 0.0
         self._thread = threading.Thread(target=self._dispatch, daemon=True)
-        self._local = threading.local()
-        self._clients: list[httpx.Client] = []
+        limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
+        self._client = httpx.Client(timeout=timeout, limits=limits)
 
     def now(self) -> float:
         """Seconds since the load started (the clock of `Outcome.sent`)."""
@@ -180,8 +180,7 @@ class Load:
         for future in list(self._futures):
             future.result()
         self._pool.shutdown()
-        for client in self._clients:
-            client.close()
+        self._client.close()
         return self.outcomes()
 
     def outcomes(self) -> list[Outcome]:
@@ -198,21 +197,11 @@ class Load:
             self._futures.append(self._pool.submit(self._one, n))
             n += 1
 
-    def _client(self) -> httpx.Client:
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is None:
-            client = httpx.Client(timeout=self._timeout)
-            self._local.client = client
-            with self._lock:
-                self._clients.append(client)
-        return client
-
     def _one(self, n: int) -> None:
         bearer = self._bearer(n) if callable(self._bearer) else self._bearer
-        client = self._client()
         sent = self.now()
         status, seconds, data, retry_after, error = request_token(
-            self._base, self._body, bearer, self._timeout, client
+            self._base, self._body, bearer, self._timeout, self._client
         )
         pid = data.get("participantId") if status == 201 else None
         problem = None
