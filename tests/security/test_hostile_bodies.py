@@ -163,6 +163,18 @@ REFUSED_BODIES = [
         "duplicate key",
     ),
     (
+        "duplicate: keys starting with a colon, spaced differently",
+        b'{"stageArn": "{arn}", "attributes": {"a": "v", ":x": "1", "b" : "w" , ":x": "2"}}',
+        "attributes.:x",
+        "duplicate key",
+    ),
+    (
+        "control: raw C1 (NEL as UTF-8) in a value",
+        b'{"stageArn": "{arn}", "attributes": {"k": "a\xc2\x85b"}}',
+        "attributes.k",
+        "control character",
+    ),
+    (
         "surrogate: lone high in a value",
         b'{"stageArn": "{arn}", "attributes": {"k": "\\ud800"}}',
         "attributes.k",
