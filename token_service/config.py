@@ -219,6 +219,7 @@ class Settings:
     #: None: scheduled rotation off.
     key_rotation_interval_seconds: int | None = None
     key_refresh_seconds: float = 2.0
+    key_ivs_check_seconds: float = 30.0
     key_delete_margin_seconds: int = 300
     server: ServerSettings = field(default_factory=ServerSettings)
     #: Set by `serve --dev` only, never from the environment.
@@ -543,6 +544,7 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         ),
         key_rotation_interval_seconds=r.convert("KEY_ROTATION_INTERVAL", None, _interval),
         key_refresh_seconds=r.number("KEY_REFRESH_SECONDS", 2.0, 0.1, 300),
+        key_ivs_check_seconds=r.number("KEY_IVS_CHECK_SECONDS", 30.0, 1, 86400),
         key_delete_margin_seconds=r.integer("KEY_DELETE_MARGIN_SECONDS", 300, 0, 86400),
         server=_read_server(r),
         dev=dev,

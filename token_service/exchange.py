@@ -218,7 +218,9 @@ class Exchanger:
         stage = await self._stages.resolve(record.stage_arn)
         key = self._keys.active()
         if key is None:
-            raise ServiceUnavailable("no active signing key: run `token-service keys rotate`")
+            raise ServiceUnavailable(
+                "no active signing key: run `token-service keys rotate`", retry_after=5
+            )
         now = self._clock().replace(microsecond=0)
         expires = now + timedelta(minutes=grant.duration_minutes)
         claims = self_signed_claims(

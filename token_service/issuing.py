@@ -131,7 +131,9 @@ class LocalIssuer:
         stage = await self._stages.resolve(grant.stage_arn)
         key = self._keys.active()
         if key is None:
-            raise ServiceUnavailable("no active signing key: run `token-service keys rotate`")
+            raise ServiceUnavailable(
+                "no active signing key: run `token-service keys rotate`", retry_after=5
+            )
         # `iat` is the moment of issue, never a time computed at start-up.
         now = self._clock().replace(microsecond=0)
         expires = now + timedelta(minutes=grant.duration_minutes)

@@ -132,6 +132,8 @@ class KeyRing:
         self._generation: int | None = None
         self._store_version: str | None = None
         self._warned: set[str] = set()
+        #: ARNs IVS answered "no such public key" for: deleted outside this service.
+        self._unregistered: set[str] = set()
 
     # ------------------------------------------------------------------ reading
 
@@ -169,7 +171,52 @@ class KeyRing:
         return [replace(k, safe_to_delete_at=self.safe_to_delete_at(k)) for k in keys]
 
     def active(self) -> SigningKey | None:
-        """The key to sign with now."""
+        """The key to sign with now; None once IVS no longer knows it (see below)."""
+        key = self._signing_key()
+        if key is not None and key.arn in self._unregistered:
+            # Every token signed with it would fail to join: refuse (503) instead.
+            return None
+        return key
+
+    async def check_active_registered(self) -> str | None:
+        """Ask IVS whether it still holds the signing key; the problem, if it does not.
+
+        A public key deleted at IVS behind this service's back (the console, the CLI,
+        another tool) kills every token it signs at join time. Once IVS says it does
+        not know the key, `active` stops returning it (token requests get 503 and
+        readiness fails) until it answers otherwise or another key becomes active.
+        When IVS cannot be asked (unreachable, throttled), nothing changes.
+        """
+        key = self._signing_key()
+        if key is None:
+            return None
+        try:
+            await self._registry.get_public_key(key.arn)
+        except NotFound:
+            missing = True
+        except DomainError as exc:
+            log.warning("could not check the signing key at IVS: %s", exc.detail)
+            return None
+        else:
+            missing = False
+        if missing:
+            if key.arn not in self._unregistered:
+                self._unregistered.add(key.arn)
+                log.error(
+                    "signing key %s (%s) is no longer registered at IVS; not signing with it: "
+                    "run `token-service keys rotate` (or `keys revoke %s`)",
+                    key.name,
+                    key.arn,
+                    key.name,
+                    extra={"event": "signing_key_unregistered", "keyArn": key.arn},
+                )
+            return f"signing key {key.name} is not registered at IVS"
+        if key.arn in self._unregistered:
+            self._unregistered.discard(key.arn)
+            log.warning("signing key %s is registered at IVS again; signing with it", key.name)
+        return None
+
+    def _signing_key(self) -> SigningKey | None:
         active = self._state_active()
         if active is not None and active.loaded:
             return active

@@ -44,12 +44,14 @@ class KeyRuntime:
         ring: KeyRing,
         *,
         refresh_seconds: float = 2.0,
+        ivs_check_seconds: float | None = None,
         poll_store: bool = True,
         rotation_interval: timedelta | None = None,
         flush_seconds: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
         self.ring = ring
         self._refresh_seconds = refresh_seconds
+        self._ivs_check_seconds = ivs_check_seconds
         self._poll_store = poll_store
         self._flush_seconds = flush_seconds
         self._scheduler = (
@@ -79,6 +81,8 @@ class KeyRuntime:
             self._spawn(self._follow_events())
             self._spawn(self._flush_usage())
         self._spawn(self._follow_store())
+        if self._ivs_check_seconds is not None:
+            self._spawn(self._watch_registration(self._ivs_check_seconds))
         if self._scheduler is not None:
             self._spawn(self._scheduler.run())
 
@@ -144,6 +148,15 @@ class KeyRuntime:
                 await self.ring.refresh_if_store_changed()
             except Exception as exc:  # noqa: BLE001 - keep the last good ring
                 log.warning("reloading the signing keys failed: %s", exc)
+
+    async def _watch_registration(self, every: float) -> None:
+        """Stop signing with a key IVS no longer has (deleted behind our back)."""
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.ring.check_active_registered()
+            except Exception as exc:  # noqa: BLE001 - the next check is another chance
+                log.warning("checking the signing key at IVS failed (%s)", type(exc).__name__)
 
     async def _flush_usage(self) -> None:
         while True:

@@ -97,6 +97,7 @@ def build_key_runtime(settings: Settings, ring: KeyRing) -> KeyRuntime:
     return KeyRuntime(
         ring,
         refresh_seconds=settings.key_refresh_seconds,
+        ivs_check_seconds=settings.key_ivs_check_seconds,
         # Polling a directory is a few stat() calls; Secrets Manager calls cost money, so
         # with Redis announcing every change it is polled only while a key is awaited.
         poll_store=settings.key_store is KeyStoreKind.FILES or ring.shared is None,
