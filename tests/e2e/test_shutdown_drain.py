@@ -6,7 +6,9 @@ of requests is in flight when SIGTERM arrives. Every one of them must get its wh
 refused every later one is; nothing the service processed goes unanswered (IVS saw as
 many CreateParticipantToken calls as clients got tokens); the process closes its
 clients and exits 0. A request slower than TOKEN_SERVICE_SHUTDOWN_TIMEOUT_SECONDS is
-cut off at that bound.
+cut off at that bound. In local mode under a steady load (one new connection per
+request), every request gets its whole 201 or a refused connection, and every 201
+has its mapping record.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from tests.support.fault_load import Load, serve_process, statuses
+from tests.support.fault_load import wait_until as wait_for
 from tests.support.processes import background, run_cli, wait_for_http
 from tests.support.redis_server import free_port
+from token_service.auth import mint_user_token
+from token_service.mapping import record_key
 
 SECRET = "shutdown-shared-secret-" + "d" * 32
 BURST = 16
@@ -180,3 +188,55 @@ def test_a_request_slower_than_the_bound_is_cut_off(
     slow.join(timeout=10)
     assert outcome
     assert outcome != ["201"]
+
+
+# ---------------------------------------------------------------- local mode, steady load
+
+
+def local_env(emulator: Any, redis_url: str, keys_dir: Path) -> dict[str, str]:
+    env = service_env(emulator, redis_url, 15)
+    env.pop("TOKEN_SERVICE_MODE")
+    return {**env, "TOKEN_SERVICE_KEYS_DIR": str(keys_dir)}
+
+
+def test_sigterm_under_a_steady_local_load_answers_or_refuses_every_request_and_records_each_201(
+    emulator: Any, clean_redis: str, stage_arn: str, tmp_path: Path
+) -> None:
+    env = local_env(emulator, clean_redis, tmp_path / "keys")
+    assert run_cli("keys", "rotate", env=env).returncode == 0
+
+    def bearer(n: int) -> str:
+        return mint_user_token(SECRET.encode(), sub=f"drain-load-{n}")
+
+    with serve_process(env, tmp_path / "serve.log") as serving:
+        load = Load(
+            serving.base, {"stageArn": stage_arn}, bearer, rate=20, fresh_connections=True
+        ).start()
+        wait_for(lambda: load.now() >= 2.0, what="load before the signal")
+        signalled = load.now()
+        serving.proc.send_signal(signal.SIGTERM)
+        assert serving.proc.wait(timeout=30) == 0
+        stopped = load.now()
+        wait_for(lambda: load.now() >= stopped + 1.0, what="load after the exit")
+        outcomes = load.stop()
+        output = serving.output()
+    # Each request got its whole 201, or its connection was refused, or (a connection
+    # that raced the listener closing) closed before its request was read: never an
+    # error status, never a token issued and then dropped (below).
+    print("SIGTERM-RUN", statuses(outcomes), f"signal at {signalled:.2f}s, exit at {stopped:.2f}s")
+    kinds = {o.status or o.error for o in outcomes}
+    assert kinds <= {201, "ConnectError", "ReadError", "RemoteProtocolError"}, statuses(outcomes)
+    assert all(o.status == 201 for o in outcomes if o.answered < signalled)
+    assert all(o.error == "ConnectError" for o in outcomes if o.sent > stopped)
+    assert "Traceback" not in output
+    issued_lines = output.count('"event": "token_issued"')
+    assert issued_lines == sum(1 for o in outcomes if o.status == 201)
+    # Every 201 a client got has its mapping record.
+    issued = [o.participant_id for o in outcomes if o.status == 201 and o.participant_id]
+    assert issued
+    client = redis.Redis.from_url(clean_redis, socket_timeout=5)
+    try:
+        missing = [pid for pid in issued if not client.exists(record_key(pid))]
+    finally:
+        client.close()
+    assert not missing

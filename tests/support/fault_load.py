@@ -148,6 +148,7 @@ class Load:
         rate: float = 30,
         threads: int = 32,
         timeout: float = 15,
+        fresh_connections: bool = False,
     ) -> None:
         self._base = base
         self._body = body
@@ -163,6 +164,8 @@ class Load:
         self._thread = threading.Thread(target=self._dispatch, daemon=True)
         limits = httpx.Limits(max_connections=threads, max_keepalive_connections=threads)
         self._client = httpx.Client(timeout=timeout, limits=limits)
+        #: Each request on a new connection (to see a closed listener refuse them).
+        self._fresh = fresh_connections
 
     def now(self) -> float:
         """Seconds since the load started (the clock of `Outcome.sent`)."""
@@ -201,7 +204,7 @@ class Load:
         bearer = self._bearer(n) if callable(self._bearer) else self._bearer
         sent = self.now()
         status, seconds, data, retry_after, error = request_token(
-            self._base, self._body, bearer, self._timeout, self._client
+            self._base, self._body, bearer, self._timeout, None if self._fresh else self._client
         )
         pid = data.get("participantId") if status == 201 else None
         problem = None
