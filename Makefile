@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk
+.PHONY: run test lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk faults
 
 # The real IVS web broadcast SDK for the demo page (GET /demo), from the npm registry into a
 # git-ignored folder, pinned by version and by the tarball's integrity hash. Only its browser
@@ -46,6 +46,14 @@ lint: $(STAMP)
 
 test: lint $(WEB_SDK_BUNDLE)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# Fault runs with real processes killed, frozen or failing, the long ones included
+# (docs/reliability.md, "Faults"); `make test` runs one of each family.
+FAULT_TESTS := tests/e2e/test_faults_redis.py tests/e2e/test_faults_ivs.py \
+	tests/e2e/test_faults_jwks.py tests/e2e/test_faults_key_deleted.py \
+	tests/e2e/test_shutdown_drain.py tests/integration/test_redis_connection_faults.py
+faults: $(STAMP)
+	TOKEN_SERVICE_FAULTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -rP $(FAULT_TESTS)
 
 bench: $(STAMP)
 	test ! -f bench/run.py || $(BIN)/python bench/run.py

@@ -21,7 +21,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from tests.support.fault_load import ServeProcess, request_token, serve_process, wait_until
+from tests.support.fault_load import (
+    ServeProcess,
+    long_fault_run,
+    request_token,
+    serve_process,
+    wait_until,
+)
 from tests.support.jwks_server import JwksServer, running_jwks_server
 from tests.support.processes import create_stage, run_cli
 
@@ -114,6 +120,7 @@ def test_provider_down_known_key_keeps_issuing_and_a_new_key_is_401_quickly(
     assert serving.proc.poll() is None
 
 
+@long_fault_run
 def test_provider_slow_known_key_keeps_issuing_and_a_new_key_is_401_within_the_bound(
     service: tuple[ServeProcess, str],
     provider: JwksServer,
@@ -135,6 +142,7 @@ def test_provider_slow_known_key_keeps_issuing_and_a_new_key_is_401_within_the_b
         provider.release()
 
 
+@long_fault_run
 def test_provider_back_with_a_new_key_is_picked_up_without_a_restart(
     service: tuple[ServeProcess, str],
     provider: JwksServer,

@@ -20,7 +20,13 @@ import boto3
 import httpx
 import pytest
 
-from tests.support.fault_load import ServeProcess, request_token, serve_process, wait_until
+from tests.support.fault_load import (
+    ServeProcess,
+    long_fault_run,
+    request_token,
+    serve_process,
+    wait_until,
+)
 from tests.support.processes import create_stage, run_cli
 from token_service.auth import mint_user_token
 
@@ -103,6 +109,7 @@ def test_a_key_deleted_at_ivs_stops_issuing_with_503_and_fails_readiness(
     assert '"event": "signing_key_unregistered"' in serving.output()
 
 
+@long_fault_run
 def test_after_a_key_deleted_at_ivs_a_rotation_signs_again_without_a_restart(
     service: tuple[ServeProcess, str, str], emulator_url: str, env: dict[str, str]
 ) -> None:
