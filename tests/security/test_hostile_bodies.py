@@ -40,6 +40,7 @@ from token_service.http_limits import MAX_HEAD_BYTES
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 URL = "/v1/participant-tokens"
+ADMIN = "security-admin-token-0123456789"
 JSON = {"Content-Type": "application/json"}
 #: IVS counts attribute keys plus values in UTF-8 bytes and wants them under 1 KiB
 #: (/work/shared/docs/ivs-tokens.md: "stay under 1024"): 1023 is the most accepted.
@@ -49,7 +50,10 @@ Client = AsyncTestClient[Litestar]
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def client(module_env: dict[str, str], module_ivs: Any) -> AsyncIterator[Client]:
-    settings = load_settings(module_env | {"TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET})
+    settings = load_settings(
+        module_env
+        | {"TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET, "TOKEN_SERVICE_ADMIN_TOKENS": ADMIN}
+    )
     async with AsyncTestClient(app=create_app(settings, ivs_client=module_ivs)) as test_client:
         yield test_client
 
@@ -486,6 +490,41 @@ async def test_hostile_exchange_body_is_400_naming_the_field(
         headers=bearer(user("exchanger")) | JSON,
     )
     assert problem(response, 400)["errors"][0]["field"] == field
+
+
+# -- the admin routes with bodies use it too --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "field"),
+    [
+        (b'{"userId": "u1", "userId": "u2", "reason": "r"}', "application/json", "userId"),
+        (b'{"userId": "u1", "reason": "line\\nforged"}', "application/json", "reason"),
+        (b'{"userId": "u1", "reason": "r"}', "text/plain", "Content-Type"),
+    ],
+    ids=["duplicate key", "newline", "content type"],
+)
+async def test_hostile_ban_body_is_400_naming_the_field(
+    client: Client, content: bytes, content_type: str, field: str
+) -> None:
+    response = await client.post(
+        "/admin/bans",
+        content=content,
+        headers=bearer(ADMIN) | {"Content-Type": content_type},
+    )
+    assert problem(response, 400)["errors"][0]["field"] == field
+
+
+async def test_disconnect_without_a_body_is_still_accepted(client: Client, stage_arn: str) -> None:
+    """Its body is optional: an empty one skips the strict decoder, a hostile one does not."""
+    issued = await issue(client, "disconnected", stage_arn)
+    route = f"/admin/participants/{issued['participantId']}/disconnect"
+    hostile = await client.post(
+        route, content=b'{"reason": "a", "reason": "b"}', headers=bearer(ADMIN) | JSON
+    )
+    assert problem(hostile, 400)["errors"][0]["field"] == "reason"
+    response = await client.post(route, headers=bearer(ADMIN))
+    assert response.status_code == 200, response.text
 
 
 # -- huge headers and bodies, through a real server process (uvicorn) -------------------

@@ -27,6 +27,7 @@ from token_service.api.schemas import (
     ParticipantRecordBody,
 )
 from token_service.api.services import Services
+from token_service.api.strict_body import strict_json
 from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.mapping import Ban, Page, ParticipantView
 from token_service.moderation import DisconnectResult
@@ -216,6 +217,7 @@ class AdminParticipantsController(Controller):
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
         responses=problems(400, 401, 404, 413, 502, 503),
+        before_request=strict_json(DisconnectBody, optional=True),
     )
     async def disconnect(
         self,
@@ -235,6 +237,7 @@ class AdminParticipantsController(Controller):
         status_code=201,
         summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
         responses=problems(400, 401, 413, 502, 503),
+        before_request=strict_json(BanRequestBody),
     )
     async def ban(
         self,

@@ -181,8 +181,15 @@ def _field_error(message: str) -> FieldError:
     return FieldError(path or "body", message)
 
 
-def strict_json(model: type[Any]) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+def strict_json(
+    model: type[Any], *, optional: bool = False
+) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """A `before_request` hook checking the body against `model`; with `optional`, an
+    empty body (the handler's `data` is then None) is let through as is."""
+
     async def check(request: Request[Any, Any, Any]) -> None:
+        if optional and not (await request.body()).strip():
+            return
         declared = _content_type_problem(request.headers.get("content-type"))
         if declared is not None:
             raise InvalidRequest(f"{declared.field}: {declared.message}", [declared])
