@@ -216,6 +216,7 @@ def _build_authentication(settings: Settings, http: httpx.AsyncClient) -> _Authe
             user_id_claim=auth.user_id_claim,
             roles_claim=auth.roles_claim,
             leeway_seconds=auth.leeway_seconds,
+            authorized_parties=auth.authorized_parties,
         )
     oidc = None
     jwks = None
@@ -231,6 +232,7 @@ def _build_authentication(settings: Settings, http: httpx.AsyncClient) -> _Authe
             user_id_claim=auth.user_id_claim,
             roles_claim=auth.roles_claim,
             leeway_seconds=auth.leeway_seconds,
+            authorized_parties=auth.authorized_parties,
         )
     if shared is not None and oidc is not None:
         return _Authentication(CompositeAuthenticator(shared, oidc), jwks)

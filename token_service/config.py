@@ -139,6 +139,8 @@ class AuthSettings:
     roles_claim: str = "roles"
     leeway_seconds: int = 30
     jwks_refresh_seconds: int = 600
+    #: Client ids trusted in `azp` when a token lists several audiences (besides ours).
+    authorized_parties: tuple[str, ...] = ()
 
     @property
     def configured(self) -> bool:
@@ -339,6 +341,11 @@ def _account(text: str) -> str:
     return text
 
 
+def _names(text: str) -> tuple[str, ...]:
+    """A comma-separated list of names, blanks dropped."""
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
 def _algorithms(text: str) -> tuple[str, ...]:
     algorithms = tuple(a.strip() for a in text.split(",") if a.strip())
     if not algorithms:
@@ -463,6 +470,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
         roles_claim=r.raw("AUTH_ROLES_CLAIM") or "roles",
         leeway_seconds=r.integer("AUTH_LEEWAY_SECONDS", 30, 0, 300),
         jwks_refresh_seconds=r.integer("AUTH_JWKS_REFRESH_SECONDS", 600, 10, 86400),
+        authorized_parties=r.convert("AUTH_AUTHORIZED_PARTIES", (), _names),
     )
 
 

@@ -335,3 +335,36 @@ def test_minting_without_sub_is_refused() -> None:
 def test_minting_with_non_positive_ttl_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="ttl"):
         mint_user_token(SECRET, sub="sam", ttl_seconds=0)
+
+
+# Several audiences (OIDC Core 3.1.3.7): azp must name a party we trust.
+
+
+def authorized(*parties: str) -> SharedSecretAuthenticator:
+    return SharedSecretAuthenticator(SECRET, audience=AUDIENCE, authorized_parties=parties)
+
+
+async def test_several_audiences_with_a_listed_authorized_party_are_accepted() -> None:
+    # Auth0's shape: an access token for [our API, the tenant's userinfo], azp = the SPA.
+    token = hs256(claims(aud=[AUDIENCE, "https://tenant/userinfo"], azp="spa-client-id"))
+    user = await authorized("spa-client-id").authenticate(token)
+    assert user.user_id == "user-1"
+
+
+async def test_several_audiences_with_an_unlisted_authorized_party_are_refused() -> None:
+    token = hs256(claims(aud=[AUDIENCE, "https://tenant/userinfo"], azp="another-client"))
+    assert await rejected(authorized("spa-client-id"), token) == (
+        "several audiences without a matching azp claim"
+    )
+
+
+async def test_several_audiences_without_azp_are_refused_even_with_listed_parties() -> None:
+    token = hs256(claims(aud=[AUDIENCE, "https://tenant/userinfo"]))
+    assert await rejected(authorized("spa-client-id"), token) == (
+        "several audiences without a matching azp claim"
+    )
+
+
+async def test_a_single_audience_needs_no_azp() -> None:
+    user = await authorized().authenticate(hs256(claims(aud=AUDIENCE)))
+    assert user.user_id == "user-1"

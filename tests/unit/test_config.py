@@ -89,6 +89,11 @@ def test_oidc_requires_issuer_and_audience() -> None:
     assert len(info.value.problems) == 2
 
 
+def test_authorized_parties_are_a_comma_separated_list() -> None:
+    settings = load_settings({"TOKEN_SERVICE_AUTH_AUTHORIZED_PARTIES": " spa-client, ,mobile "})
+    assert settings.auth.authorized_parties == ("spa-client", "mobile")
+
+
 def test_admin_tokens_are_split_on_commas_and_must_be_long() -> None:
     settings = load_settings({"TOKEN_SERVICE_ADMIN_TOKENS": "a" * 20 + ", " + "b" * 20})
     assert [t.reveal() for t in settings.admin_tokens] == ["a" * 20, "b" * 20]

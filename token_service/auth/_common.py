@@ -8,7 +8,7 @@ rule tightened here (a header refused, a claim type checked) holds for both.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Final
 
 import jwt
@@ -93,6 +93,7 @@ def decode_verified(
     issuer: str | None,
     audience: str | None,
     leeway_seconds: float,
+    authorized_parties: Collection[str] = (),
 ) -> dict[str, Any]:
     """Verify signature and registered claims; map every PyJWT failure to one detail."""
     options: Options = {"require": ["exp"], "enforce_minimum_key_length": True}
@@ -115,19 +116,26 @@ def decode_verified(
         if value is not _MISSING and not _is_numeric_date(value):
             raise AuthenticationFailed(f"malformed {name} claim")
     if audience is not None:
-        check_authorized_party(payload, audience)
+        check_authorized_party(payload, audience, authorized_parties)
     return payload
 
 
-def check_authorized_party(payload: Mapping[str, Any], audience: str) -> None:
-    """A token for several audiences must name us as its authorized party.
+def check_authorized_party(
+    payload: Mapping[str, Any], audience: str, authorized_parties: Collection[str] = ()
+) -> None:
+    """A token for several audiences must name a party we trust in `azp`.
 
-    OpenID Connect Core 3.1.3.7: with several `aud` values, `azp` says which of them
-    the token was issued to; a token minted for another party that merely lists us
-    too must not be accepted as ours.
+    OpenID Connect Core 3.1.3.7: with several `aud` values, `azp` says which party the
+    token was issued to; a token minted for some other client that merely lists us too
+    must not be accepted as ours. Trusted: our own audience, and the client ids the
+    operator lists (`TOKEN_SERVICE_AUTH_AUTHORIZED_PARTIES`): Auth0, for one, issues
+    access tokens for `[our API, its userinfo]` with `azp` = the front-end's client id.
     """
     aud = payload.get("aud")
-    if isinstance(aud, list) and len(set(aud)) > 1 and payload.get("azp") != audience:
+    if not isinstance(aud, list) or len(set(aud)) <= 1:
+        return
+    azp = payload.get("azp")
+    if azp != audience and azp not in authorized_parties:
         raise AuthenticationFailed("several audiences without a matching azp claim")
 
 

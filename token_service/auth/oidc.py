@@ -4,7 +4,7 @@ verified with the provider's published keys from a `JwksCache`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from token_service.auth._common import (
     ASYMMETRIC_ALGORITHMS,
@@ -57,6 +57,7 @@ class OidcAuthenticator:
     __slots__ = (
         "_algorithms",
         "_audience",
+        "_authorized_parties",
         "_issuer",
         "_jwks",
         "_leeway",
@@ -74,6 +75,7 @@ class OidcAuthenticator:
         user_id_claim: str = "sub",
         roles_claim: str = "roles",
         leeway_seconds: float = 30,
+        authorized_parties: Collection[str] = (),
     ) -> None:
         problems = algorithm_problems(algorithms)
         if not issuer:
@@ -92,6 +94,7 @@ class OidcAuthenticator:
         self._user_id_claim = user_id_claim
         self._roles_claim = roles_claim
         self._leeway = leeway_seconds
+        self._authorized_parties = frozenset(authorized_parties)
 
     def __repr__(self) -> str:
         return (
@@ -121,5 +124,6 @@ class OidcAuthenticator:
             issuer=self._issuer,
             audience=self._audience,
             leeway_seconds=self._leeway,
+            authorized_parties=self._authorized_parties,
         )
         return build_user(claims, user_id_claim=self._user_id_claim, roles_claim=self._roles_claim)

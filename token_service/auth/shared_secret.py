@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 import jwt
@@ -41,6 +41,7 @@ class SharedSecretAuthenticator:
 
     __slots__ = (
         "_audience",
+        "_authorized_parties",
         "_issuer",
         "_leeway",
         "_roles_claim",
@@ -61,6 +62,7 @@ class SharedSecretAuthenticator:
         user_id_claim: str = "sub",
         roles_claim: str = "roles",
         leeway_seconds: float = 30,
+        authorized_parties: Collection[str] = (),
     ) -> None:
         problems = _secret_problems(secret)
         if issuer == "":
@@ -78,6 +80,7 @@ class SharedSecretAuthenticator:
         self._user_id_claim = user_id_claim
         self._roles_claim = roles_claim
         self._leeway = leeway_seconds
+        self._authorized_parties = frozenset(authorized_parties)
         # token -> (user, exp): a token that verified once is the same token until its
         # `exp` (the key is the whole token, signature included; only successes are kept).
         self._verified: dict[str, tuple[AppUser, float]] = {}
@@ -114,6 +117,7 @@ class SharedSecretAuthenticator:
             issuer=self._issuer,
             audience=self._audience,
             leeway_seconds=self._leeway,
+            authorized_parties=self._authorized_parties,
         )
         return build_user(claims, user_id_claim=self._user_id_claim, roles_claim=self._roles_claim)
 
