@@ -13,7 +13,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import json
 import logging
 import os
 import shutil
@@ -36,7 +38,65 @@ log = logging.getLogger(__name__)
 #: The variable prometheus_client reads at import time to store values in shared files.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Where multi-worker processes build their app: from the environment, like the parent.
-APP_FACTORY = "token_service.cli:app_from_environment"
+APP_FACTORY = "token_service.server:guarded_app_from_environment"
+
+#: What a request cut off by the shutdown bound gets (instead of uvicorn's 500).
+_CUT_OFF_BODY = json.dumps(
+    {
+        "type": "https://ivs-token-service.dev/problems/shutting-down",
+        "title": "Service shutting down",
+        "status": 503,
+        "detail": "the service stopped before this request finished; send it again",
+    }
+).encode()
+_CUT_OFF_HEADERS = [
+    (b"content-type", b"application/problem+json"),
+    (b"content-length", str(len(_CUT_OFF_BODY)).encode()),
+    (b"retry-after", b"1"),
+    (b"connection", b"close"),
+]
+
+
+def answer_cut_off_requests(app: Any) -> Any:
+    """Wrap an ASGI app: a request cancelled at the shutdown bound gets 503.
+
+    uvicorn cancels the requests still running `timeout_graceful_shutdown` after
+    SIGTERM, and answers a cancelled request that has not started its response with
+    500. The client's request was not served because the service went away: that is
+    a 503 with Retry-After (the next replica will serve it), and nothing was issued.
+    """
+
+    async def guarded(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await app(scope, receive, tracking)
+        except asyncio.CancelledError:
+            if started:
+                raise
+            # The task ends here: uvicorn cancelled it only to end it.
+            await send({"type": "http.response.start", "status": 503, "headers": _CUT_OFF_HEADERS})
+            await send({"type": "http.response.body", "body": _CUT_OFF_BODY})
+
+    return guarded
+
+
+def guarded_app_from_environment() -> Any:
+    """The workers' factory: `cli.app_from_environment`, cut-off requests answered 503."""
+    from token_service.cli import app_from_environment  # noqa: PLC0415 - cli imports this module
+
+    return answer_cut_off_requests(app_from_environment())
+
+
 #: Pending connections the kernel queues per listener while workers are busy.
 BACKLOG = 2048
 
@@ -144,7 +204,9 @@ def run(listen: Listen, app: Any | None = None) -> int:
             "workers": listen.workers,
         },
     )
-    config = uvicorn_config(app if app is not None else APP_FACTORY, listen)
+    config = uvicorn_config(
+        answer_cut_off_requests(app) if app is not None else APP_FACTORY, listen
+    )
     try:
         if listen.workers == 1:
             _run_one(uvicorn.Server(config), sockets)
