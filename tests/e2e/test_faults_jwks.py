@@ -115,6 +115,7 @@ def test_provider_down_known_key_keeps_issuing_and_a_new_key_is_401_quickly(
     for _ in range(5):
         assert issue(serving, stage_arn, app_token(known_key, "known"))[0] == 201
     status, seconds = issue(serving, stage_arn, app_token(new_key, "new"))
+    print(f"JWKS-RUN provider down: new key {status} in {seconds:.3f}s")
     assert status == 401
     assert seconds < UNKNOWN_KEY_BOUND
     assert serving.proc.poll() is None
@@ -136,6 +137,7 @@ def test_provider_slow_known_key_keeps_issuing_and_a_new_key_is_401_within_the_b
             assert status == 201
             assert seconds < UNKNOWN_KEY_BOUND
         status, seconds = issue(serving, stage_arn, app_token(new_key, "new"))
+        print(f"JWKS-RUN provider slow: new key {status} in {seconds:.3f}s")
         assert status == 401
         assert seconds < UNKNOWN_KEY_BOUND
     finally:
@@ -154,9 +156,11 @@ def test_provider_back_with_a_new_key_is_picked_up_without_a_restart(
     assert issue(serving, stage_arn, app_token(new_key, "new"))[0] == 401
     provider.set_keys([jwk(known_key, "known"), jwk(new_key, "new")])
     provider.come_back()
+    back = time.monotonic()
     wait_until(
         lambda: issue(serving, stage_arn, app_token(new_key, "new"))[0] == 201,
         timeout=30,
         what="the provider's new key accepted",
     )
+    print(f"JWKS-RUN provider back: new key accepted after {time.monotonic() - back:.1f}s")
     assert issue(serving, stage_arn, app_token(known_key, "known"))[0] == 201

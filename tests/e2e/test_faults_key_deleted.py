@@ -12,6 +12,7 @@ rotates, without a restart.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,11 +95,23 @@ def test_a_key_deleted_at_ivs_stops_issuing_with_503_and_fails_readiness(
     assert joins(emulator_url, before["token"]).status_code == 200
 
     delete_at_ivs(emulator_url, key_arn)
+    deleted = time.monotonic()
 
     # IVS's own rule: tokens of a deleted key no longer join, even unused ones.
-    status, _, _ = issue(serving, stage_arn)
     assert joins(emulator_url, before["token"]).status_code != 200
-    wait_until(lambda: issue(serving, stage_arn)[0] == 503, timeout=20, what="503 after delete")
+    dead: list[int] = []
+
+    def refused() -> bool:
+        status, body, _ = issue(serving, stage_arn)
+        if status == 201:
+            dead.append(joins(emulator_url, body["token"]).status_code)
+        return status == 503
+
+    wait_until(refused, timeout=20, what="503 after delete")
+    print(
+        f"KEY-RUN 503 after {time.monotonic() - deleted:.2f}s; "
+        f"{len(dead)} tokens issued meanwhile, join statuses {sorted(set(dead))}"
+    )
     status, body, retry_after = issue(serving, stage_arn)
     assert status == 503
     assert retry_after
