@@ -4,8 +4,10 @@ learns nothing about the request schema and costs no JSON decoding."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
@@ -22,12 +24,34 @@ def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
     return services
 
 
-async def require_app_user(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
+async def authenticate_app_user(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+    """Verify the caller's app JWT and keep the user in the connection's state."""
     token = parse_bearer(connection.headers.get("authorization"))
     user = await _services(connection).authenticator.authenticate(token)
     connection.state[USER_STATE_KEY] = user
+
+
+async def require_app_user(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    await authenticate_app_user(connection)
+
+
+def app_user_first(
+    hook: Callable[[Request[Any, Any, Any]], Awaitable[None]],
+) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """`hook` as a `before_request`, preceded by `require_app_user`'s check.
+
+    For the token route, the hottest one: Litestar hands every guard a copy of the route
+    handler (~25 µs per request here), while a before_request hook costs nothing extra.
+    The order is the guard's: the caller is authenticated before the body is looked at.
+    """
+
+    async def before(request: Request[Any, Any, Any]) -> None:
+        await authenticate_app_user(request)
+        await hook(request)
+
+    return before
 
 
 async def require_admin(

@@ -8,7 +8,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from token_service.api.guards import USER_STATE_KEY, require_app_user
+from token_service.api.guards import USER_STATE_KEY, app_user_first
 from token_service.api.openapi_responses import problems
 from token_service.api.schemas import TokenRequestBody, TokenResponseBody
 from token_service.api.services import Services
@@ -42,8 +42,8 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
 @post(
     "/v1/participant-tokens",
     status_code=201,
-    guards=[require_app_user],
-    before_request=strict_json(TokenRequestBody),
+    # Authentication, then the strict body check (as a guard would, see app_user_first).
+    before_request=app_user_first(strict_json(TokenRequestBody)),
     summary="Issue a participant token for a stage",
     description=(
         "Authenticated with the app user's JWT. The server-side policy decides the "
