@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from token_service.api.guards import ADMIN_STATE_KEY, require_admin
@@ -192,6 +193,11 @@ class AdminParticipantsController(Controller):
             PathParameter(
                 description="`{stageArn}/participants`",
                 schema_extra={"pattern": STAGE_PARTICIPANTS_PATTERN},
+                examples=[
+                    Example(
+                        value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456/participants"
+                    )
+                ],
             ),
         ],
         since: Annotated[
