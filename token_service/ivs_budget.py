@@ -306,7 +306,8 @@ class RedisSlots:
     async def reserve(self, max_wait_seconds: float) -> Reservation:
         if self._clock() >= self._open_until:
             try:
-                return await asyncio.wait_for(self._reserve_redis(max_wait_seconds), self._timeout)
+                async with asyncio.timeout(self._timeout):
+                    return await self._reserve_redis(max_wait_seconds)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._open_until = self._clock() + self._breaker_seconds
                 log.warning(
