@@ -48,7 +48,7 @@ test: lint $(WEB_SDK_BUNDLE)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Fault runs with real processes killed, frozen or failing, the long ones included
-# (docs/reliability.md, "Faults"); `make test` runs one of each family.
+# (docs/reliability.md, "Faults"); `make test` runs Redis killed and SIGTERM under load.
 FAULT_TESTS := tests/e2e/test_faults_redis.py tests/e2e/test_faults_ivs.py \
 	tests/e2e/test_faults_jwks.py tests/e2e/test_faults_key_deleted.py \
 	tests/e2e/test_shutdown_drain.py tests/integration/test_redis_connection_faults.py

@@ -103,6 +103,7 @@ def issue(service: ServeProcess, stage_arn: str, token: str) -> tuple[int | None
     return status, seconds
 
 
+@long_fault_run
 def test_provider_down_known_key_keeps_issuing_and_a_new_key_is_401_quickly(
     service: tuple[ServeProcess, str],
     provider: JwksServer,

@@ -86,6 +86,7 @@ def delete_at_ivs(emulator_url: str, key_arn: str) -> None:
     ivs.delete_public_key(arn=key_arn)
 
 
+@long_fault_run
 def test_a_key_deleted_at_ivs_stops_issuing_with_503_and_fails_readiness(
     service: tuple[ServeProcess, str, str], emulator_url: str
 ) -> None:

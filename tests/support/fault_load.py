@@ -27,7 +27,7 @@ from tests.support.processes import CLI
 from tests.support.redis_server import free_port
 
 #: The long fault runs: `make faults` runs them (TOKEN_SERVICE_FAULTS=1); `make test`
-#: keeps one run per fault family (Redis killed in both modes, JWKS down, key deleted).
+#: keeps the Redis-killed runs (both modes) and SIGTERM under load (about a minute).
 long_fault_run = pytest.mark.skipif(
     not os.environ.get("TOKEN_SERVICE_FAULTS"), reason="long fault run: `make faults`"
 )
