@@ -91,30 +91,39 @@ def record(participant_id: str) -> MappingRecord:
     )
 
 
-async def test_the_outbox_is_still_written_after_an_unexpected_upkeep_error(
+def test_the_outbox_is_still_written_after_an_unexpected_upkeep_error(
     clean_redis: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("token_service.mapping_runtime.UPKEEP_SECONDS", 0.05)
-    client = build_redis(clean_redis, timeout_seconds=0.5)
-    store = RedisMappingStore(client, retention_seconds=60)
-    gate = RedisGate(client, store, retention_seconds=60, on_mapping_error=OnMappingError.OUTBOX)
-    failures = iter([RuntimeError("unexpected")])
-    refresh = gate.refresh_bans
 
-    async def refresh_failing_once() -> None:
-        for failure in failures:
-            raise failure
-        await refresh()
+    async def scenario() -> bool:
+        client = build_redis(clean_redis, timeout_seconds=0.5)
+        store = RedisMappingStore(client, retention_seconds=60)
+        gate = RedisGate(
+            client, store, retention_seconds=60, on_mapping_error=OnMappingError.OUTBOX
+        )
+        failures = iter([RuntimeError("unexpected")])
+        refresh = gate.refresh_bans
 
-    monkeypatch.setattr(gate, "refresh_bans", refresh_failing_once)
-    runtime = MappingRuntime(store=store, gate=gate, redis_gate=gate)
-    gate.outbox.append(record("OutboxSurvives0000000001"))
-    await runtime.start()
-    try:
-        deadline = time.monotonic() + 10
-        while await store.get("OutboxSurvives0000000001") is None:
-            assert time.monotonic() < deadline, "the outbox was never written"
-            await asyncio.sleep(0.05)
-    finally:
-        await runtime.close()
-        await close_redis(client)
+        async def refresh_failing_once() -> None:
+            for failure in failures:
+                raise failure
+            await refresh()
+
+        monkeypatch.setattr(gate, "refresh_bans", refresh_failing_once)
+        runtime = MappingRuntime(store=store, gate=gate, redis_gate=gate)
+        gate.outbox.append(record("OutboxSurvives0000000001"))
+        await runtime.start()
+        try:
+            deadline = time.monotonic() + 10
+            written = False
+            while not written and time.monotonic() < deadline:
+                written = await store.get("OutboxSurvives0000000001") is not None
+                await asyncio.sleep(0 if written else 0.05)
+            return written
+        finally:
+            await runtime.close()
+            await close_redis(client)
+
+    # Its own event loop, as the service's (uvloop), bounded: a hang fails, with a reason.
+    assert uvloop.run(scenario()), "the outbox was never written"
