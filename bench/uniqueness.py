@@ -57,6 +57,10 @@ class Claims(msgspec.Struct):
     jti: str
 
 
+class Problem(msgspec.Struct):
+    detail: str = ""
+
+
 # ---------------------------------------------------------------- load generator (own process)
 
 
@@ -66,8 +70,11 @@ async def _issue(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     target: int = spec["target"]
     issued = msgspec.json.Decoder(Issued)
     claims = msgspec.json.Decoder(Claims)
+    problem = msgspec.json.Decoder(Problem)
     pairs: list[str] = []
     errors: dict[str, int] = {}
+    #: "status detail" -> [count, first and last seconds into the run]
+    refusals: dict[str, list[float]] = {}
     state = {"inflight": 0, "next_report": time.perf_counter() + 10}
     conns = [await BodyConn.open(spec["port"]) for _ in range(spec["connections"])]
     started = time.perf_counter()
@@ -83,6 +90,13 @@ async def _issue(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
             i += 7
             if status != 201:
                 errors[str(status)] = errors.get(str(status), 0) + 1
+                try:
+                    why = f"{status} {problem.decode(body).detail}"
+                except msgspec.DecodeError:
+                    why = f"{status} (no problem document)"
+                seen = refusals.setdefault(why, [0, time.perf_counter() - started, 0.0])
+                seen[0] += 1
+                seen[2] = time.perf_counter() - started
                 continue
             answer = issued.decode(body)
             payload = answer.token.split(".")[1]
@@ -101,7 +115,8 @@ async def _issue(spec: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
     elapsed = time.perf_counter() - started
     for c in conns:
         c.close()
-    return {"ok": len(pairs), "errors": errors, "seconds": elapsed}, pairs
+    result = {"ok": len(pairs), "errors": errors, "refusals": refusals, "seconds": elapsed}
+    return result, pairs
 
 
 def loadgen_main(spec_path: str) -> None:
@@ -129,18 +144,29 @@ class Checks:
     extra_records: int
     #: A few participant IDs seen more than once, if any.
     repeated: list[str]
+    #: "status detail" -> [count, first and last seconds into the run] of the non-201s.
+    refusals: dict[str, list[float]]
+
+    @property
+    def unique(self) -> bool:
+        """No participant ID or jti issued twice, and each token's jti its participantId."""
+        return (
+            self.unique_ids == self.ok and self.unique_jtis == self.ok and self.jti_mismatches == 0
+        )
+
+    @property
+    def recorded(self) -> bool:
+        """Every 201 has its record; a record without a 201 only for a request answered 503.
+
+        A request whose admission script ran in Redis but whose reply came after the
+        gate's deadline (`TOKEN_SERVICE_REDIS_TIMEOUT_SECONDS`) is refused with 503 and no
+        token is signed: its record stays, naming a participant that never got a token.
+        """
+        return self.missing_records == 0 and self.extra_records <= self.errors.get("503", 0)
 
     @property
     def passed(self) -> bool:
-        return (
-            not self.errors
-            and self.unique_ids == self.ok
-            and self.unique_jtis == self.ok
-            and self.jti_mismatches == 0
-            and self.records == self.ok
-            and self.missing_records == 0
-            and self.extra_records == 0
-        )
+        return self.unique and self.recorded
 
 
 def check(id_files: list[Path], results: list[dict[str, Any]], redis_port: int) -> Checks:
@@ -165,9 +191,14 @@ def check(id_files: list[Path], results: list[dict[str, Any]], redis_port: int) 
             key.removeprefix(prefix) for key in client.scan_iter(match=prefix + "*", count=10000)
         }
     errors: dict[str, int] = {}
+    refusals: dict[str, list[float]] = {}
     for result in results:
         for status, n in result["errors"].items():
             errors[status] = errors.get(status, 0) + n
+        for why, (n, first, last) in result["refusals"].items():
+            seen = refusals.setdefault(why, [0, first, last])
+            seen[0] += n
+            seen[1], seen[2] = min(seen[1], first), max(seen[2], last)
     return Checks(
         ok=ok,
         errors=errors,
@@ -179,26 +210,32 @@ def check(id_files: list[Path], results: list[dict[str, Any]], redis_port: int) 
         missing_records=len(ids - records),
         extra_records=len(records - ids),
         repeated=repeated,
+        refusals=refusals,
     )
 
 
 def report(c: Checks, args: argparse.Namespace, workers: int) -> str:
+    refusals = "; ".join(
+        f"{n:.0f} x {why} (from {first:.0f} s to {last:.0f} s into the run)"
+        for why, (n, first, last) in sorted(c.refusals.items())
+    )
     return "\n".join(
         [
-            f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {c.ok} tokens, "
-            f"{'no participant ID issued twice' if c.unique_ids == c.ok else 'REPEATS'}: "
-            f"**{'PASS' if c.passed else 'FAIL'}**",
+            f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {c.ok} tokens: "
+            f"no participant ID issued twice: **{'PASS' if c.unique else 'FAIL'}**; "
+            f"every 201 recorded: **{'PASS' if c.recorded else 'FAIL'}**",
             "",
             f"- machine: {os.cpu_count()} cores ({platform.machine()}), Python "
             f"{platform.python_version()}; service workers {workers}; {args.loadgens} load "
             f"generator(s) x {args.connections} keep-alive connections, closed loop",
             f"- issued: **{c.ok} tokens (201) in {c.seconds:.0f} s** ({c.ok / c.seconds:.0f}/s); "
-            f"non-201: {c.errors or 'none'}",
+            f"non-201: {c.errors or 'none'}" + (f" ({refusals})" if refusals else ""),
             f"- distinct participantId: **{c.unique_ids}**; distinct jti: **{c.unique_jtis}**; "
             f"tokens whose jti is not their participantId: {c.jti_mismatches}"
             + (f"; repeated: {c.repeated}" if c.repeated else ""),
             f"- mapping records in Redis: **{c.records}** (missing for a 201: "
-            f"{c.missing_records}; without a 201: {c.extra_records})",
+            f"{c.missing_records}; without a 201: {c.extra_records}, allowed up to the "
+            f"{c.errors.get('503', 0)} requests answered 503)",
             "",
         ]
     )
