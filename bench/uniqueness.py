@@ -10,8 +10,12 @@ Then, over every 201 of the run:
 
 - no `participantId` repeats, and no `jti` repeats;
 - each token's `jti` is its response's `participantId`;
-- Redis holds exactly one mapping record per 201 (`ts:{ts}:p:<participantId>` keys,
-  counted by SCAN), with the same participant IDs (none missing, none extra).
+- every 201 has its mapping record in Redis (`ts:{ts}:p:<participantId>` keys, listed by
+  SCAN and compared ID by ID); a record without a 201 is allowed only for a request
+  answered 503 (in `deny` mode, a request whose admission script ran in Redis after the
+  gate's deadline is refused and its token never signed), so at most one per 503.
+
+Non-201 answers are counted by status and problem detail, with when they happened.
 
     python bench/uniqueness.py                     # 1,000,000 tokens (make uniqueness)
     python bench/uniqueness.py --tokens 2000 --output /tmp/u.md
