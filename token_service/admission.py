@@ -13,6 +13,10 @@ by the copy of the ban list refreshed in the background; and the record either
 refuses the request (`deny`, the default: 503 and no token) or goes to an
 in-process outbox that is written to Redis once it answers again (`outbox`),
 while the JSON log line keeps the audit trail meanwhile.
+
+The error is one-sided, never the dangerous side: a script that Redis runs after the
+client gave up on it (Redis stalled past the timeout) leaves a record for a token
+that was never signed (the caller got 503). A token is never without its record.
 """
 
 from __future__ import annotations
