@@ -43,6 +43,13 @@ class InvalidRequest(DomainError):
         self.errors = tuple(errors)
 
 
+class UnsupportedMediaType(InvalidRequest):
+    """The body is not declared as what the route reads (JSON in UTF-8)."""
+
+    code = "unsupported-media-type"
+    title = "Unsupported media type"
+
+
 class AuthenticationFailed(DomainError):
     """Missing or invalid credentials. The detail says why without echoing them."""
 

@@ -270,12 +270,14 @@ async def test_hostile_body_is_400_naming_the_field(
         pytest.param("application/json; charset=utf-16", "utf-8", id="utf-16 charset"),
     ],
 )
-async def test_body_not_declared_as_utf8_json_is_400_naming_content_type(
+async def test_body_not_declared_as_utf8_json_is_415_naming_content_type(
     client: Client, stage_arn: str, content_type: str | None, message: str
 ) -> None:
     headers = {"Content-Type": content_type} if content_type else {}
     response = await post_raw(client, json.dumps({"stageArn": stage_arn}).encode(), headers)
-    error = problem(response, 400)["errors"][0]
+    body = problem(response, 415)
+    assert body["type"].endswith("/unsupported-media-type")
+    error = body["errors"][0]
     assert error["field"] == "Content-Type"
     assert message in error["message"]
 
@@ -504,7 +506,7 @@ async def test_hostile_exchange_body_is_400_naming_the_field(
     ],
     ids=["duplicate key", "newline", "content type"],
 )
-async def test_hostile_ban_body_is_400_naming_the_field(
+async def test_hostile_ban_body_is_refused_naming_the_field(
     client: Client, content: bytes, content_type: str, field: str
 ) -> None:
     response = await client.post(
@@ -512,7 +514,8 @@ async def test_hostile_ban_body_is_400_naming_the_field(
         content=content,
         headers=bearer(ADMIN) | {"Content-Type": content_type},
     )
-    assert problem(response, 400)["errors"][0]["field"] == field
+    status = 415 if field == "Content-Type" else 400
+    assert problem(response, status)["errors"][0]["field"] == field
 
 
 async def test_disconnect_without_a_body_is_still_accepted(client: Client, stage_arn: str) -> None:

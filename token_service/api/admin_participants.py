@@ -222,7 +222,7 @@ class AdminParticipantsController(Controller):
         "/participants/{participant_id:str}/disconnect",
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
-        responses=problems(400, 401, 404, 413, 502, 503),
+        responses=problems(400, 401, 404, 413, 415, 502, 503),
         before_request=strict_json(DisconnectBody, optional=True),
     )
     async def disconnect(
@@ -242,7 +242,7 @@ class AdminParticipantsController(Controller):
         "/bans",
         status_code=201,
         summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
-        responses=problems(400, 401, 413, 502, 503),
+        responses=problems(400, 401, 413, 415, 502, 503),
         before_request=strict_json(BanRequestBody),
     )
     async def ban(

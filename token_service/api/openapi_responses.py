@@ -21,6 +21,7 @@ _DESCRIPTIONS = {
     404: "Not found",
     409: "Conflicts with the current state",
     413: "Body larger than 16 KiB",
+    415: "The body is not declared as JSON (Content-Type: application/json, UTF-8)",
     429: "Rate limited (Retry-After, RateLimit-* headers)",
     502: "IVS failed",
     503: "IVS, Redis or the signing key unavailable (Retry-After)",

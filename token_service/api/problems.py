@@ -30,6 +30,7 @@ from token_service.errors import (
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
+    UnsupportedMediaType,
     UpstreamFailed,
     UpstreamTimeout,
 )
@@ -41,6 +42,8 @@ PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://ivs-token-service.dev/problems/"
 
 _STATUS: list[tuple[type[DomainError], int]] = [
+    # Before InvalidRequest, its base: the first match wins.
+    (UnsupportedMediaType, 415),
     (InvalidRequest, 400),
     (AuthenticationFailed, 401),
     (PermissionDenied, 403),

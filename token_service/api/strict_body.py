@@ -9,8 +9,8 @@ Schema counts a whole float as an integer); `60.5` and `"60"` are still refused.
 
 The body must be declared as JSON: `Content-Type: application/json` (or another
 `application/...+json` type), without a charset other than UTF-8 (RFC 8259: JSON
-between systems is UTF-8). A missing or other content type is a 400 naming the
-`Content-Type` header, not a guess at what the bytes are.
+between systems is UTF-8). A missing or other content type is a 415 (RFC 9110 15.5.16)
+naming the `Content-Type` header, not a guess at what the bytes are.
 
 Things JSON decoders let through are refused too, naming the field:
 
@@ -33,7 +33,7 @@ from typing import Any
 import msgspec
 from litestar import Request
 
-from token_service.errors import FieldError, InvalidRequest
+from token_service.errors import FieldError, InvalidRequest, UnsupportedMediaType
 
 _AT_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
@@ -192,7 +192,7 @@ def strict_json(
             return
         declared = _content_type_problem(request.headers.get("content-type"))
         if declared is not None:
-            raise InvalidRequest(f"{declared.field}: {declared.message}", [declared])
+            raise UnsupportedMediaType(f"{declared.field}: {declared.message}", [declared])
         body = await request.body()
         try:
             msgspec.json.decode(body, type=model, strict=True)

@@ -50,7 +50,7 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
         "capabilities, duration and attributes; asking for more than allowed is 403."
     ),
     tags=["tokens"],
-    responses=problems(400, 401, 403, 404, 413, 429, 502, 503, 504),
+    responses=problems(400, 401, 403, 404, 413, 415, 429, 502, 503, 504),
     security=[{"appUserJwt": []}],
 )
 async def create_participant_token(
