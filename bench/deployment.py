@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +28,48 @@ from typing import Any
 
 import boto3
 from bench_processes import free_port, process, wait_for
-from run import CREDENTIALS, SECRET, redis_server, service_env
 
 from token_service.auth import mint_user_token
 
 # ---------------------------------------------------------------- the deployment
+
+SECRET = "bench-shared-secret-" + "t" * 32
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+
+
+@contextmanager
+def redis_server(workdir: str) -> Iterator[int]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
+    with process(args, {}):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        yield port
+
+
+def service_env(emulator_url: str, tmp: Path, redis_port: int) -> dict[str, str]:
+    """Local mode as deployed: Redis for limits (on, set high) and the mapping log."""
+    return {
+        **CREDENTIALS,
+        "TOKEN_SERVICE_MODE": "local",
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
+        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
+        "TOKEN_SERVICE_KEYS_DIR": str(tmp / "keys"),
+        "TOKEN_SERVICE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "TOKEN_SERVICE_RATE_LIMIT_USER": "1000000/second",
+        "TOKEN_SERVICE_RATE_LIMIT_IP": "1000000/second",
+        "TOKEN_SERVICE_RATE_LIMIT_STAGE": "1000000/second",
+        "TOKEN_SERVICE_LOG_LEVEL": "WARNING",
+    }
 
 
 @dataclass
@@ -41,6 +80,7 @@ class Deployment:
     workdir: Path
     tokens: list[str]
     stages: list[str]
+    workers: int = 1
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -48,7 +88,10 @@ class Deployment:
         return {"port": self.service_port, "tokens": self.tokens, "stages": self.stages}
 
     def worker_pids(self) -> list[int]:
-        """uvicorn's worker processes (children of the master, less the resource tracker)."""
+        """uvicorn's worker processes (children of the master, less the resource tracker);
+        with one worker, the `serve` process itself serves."""
+        if self.workers == 1:
+            return [self.service.pid]
         out = subprocess.run(
             ["pgrep", "-P", str(self.service.pid)], capture_output=True, text=True, check=False
         ).stdout
@@ -63,7 +106,11 @@ def _cmdline(pid: int) -> str:
 
 
 @contextmanager
-def deployed(*, workers: int, users: int, stages: int) -> Iterator[Deployment]:
+def deployed(
+    *, workers: int, users: int, stages: int, stderr: int = subprocess.DEVNULL
+) -> Iterator[Deployment]:
+    """Redis, the emulator, a key, stages, app JWTs and the service; `stderr=PIPE` keeps
+    the service's error output to show if it dies during a run."""
     python = sys.executable
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
@@ -112,10 +159,11 @@ def deployed(*, workers: int, users: int, stages: int) -> Iterator[Deployment]:
                     *("--port", str(service_port), "--workers", str(workers)),
                 ],
                 env,
+                stderr=stderr,
             )
         )
         wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
-        deployment = Deployment(service, service_port, redis_port, tmp, tokens, arns)
+        deployment = Deployment(service, service_port, redis_port, tmp, tokens, arns, workers)
         deadline = time.monotonic() + 30
         while len(deployment.worker_pids()) < workers and time.monotonic() < deadline:
             time.sleep(0.1)

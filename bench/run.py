@@ -29,33 +29,25 @@ import platform
 import random
 import resource
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import boto3
 import httpx
 import jwt
 import redis
 import uvloop
-from bench_processes import free_port, process, wait_for
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from token_service.auth import mint_user_token
+from deployment import deployed
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "RESULTS.md"
-SECRET = "bench-shared-secret-" + "t" * 32
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
 PATH = "/v1/participant-tokens"
 
 
@@ -291,24 +283,6 @@ def run_wrk(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
 # ---------------------------------------------------------------- processes
 
 
-@contextmanager
-def redis_server(workdir: str) -> Iterator[int]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-    port = free_port()
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir]
-    with process(args, {}):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.02)
-        yield port
-
-
 def redis_calls(port: int) -> tuple[int, dict[str, int]]:
     client = redis.Redis(port=port)
     stats = client.info("commandstats")
@@ -357,14 +331,6 @@ def redis_figures(
     }
 
 
-def worker_pids(parent: int) -> list[int]:
-    out = subprocess.run(
-        ["pgrep", "-P", str(parent)], capture_output=True, text=True, check=False
-    ).stdout
-    # uvicorn's workers, plus its multiprocessing resource tracker (a small RSS).
-    return [int(p) for p in out.split()]
-
-
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (0 once it is gone)."""
     try:
@@ -404,23 +370,6 @@ def start_profile(path: Path | None, pid: int, seconds: float) -> subprocess.Pop
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-
-
-def service_env(emulator_url: str, tmp: Path, redis_port: int) -> dict[str, str]:
-    """Local mode as deployed: Redis for limits (on, set high) and the mapping log."""
-    return {
-        **CREDENTIALS,
-        "TOKEN_SERVICE_MODE": "local",
-        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
-        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
-        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
-        "TOKEN_SERVICE_KEYS_DIR": str(tmp / "keys"),
-        "TOKEN_SERVICE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
-        "TOKEN_SERVICE_RATE_LIMIT_USER": "1000000/second",
-        "TOKEN_SERVICE_RATE_LIMIT_IP": "1000000/second",
-        "TOKEN_SERVICE_RATE_LIMIT_STAGE": "1000000/second",
-        "TOKEN_SERVICE_LOG_LEVEL": "WARNING",
-    }
 
 
 # ---------------------------------------------------------------- the run
@@ -470,68 +419,18 @@ def saturate(
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     workers = args.workers or cores
-    python = sys.executable
     result: dict[str, Any] = {"cores": cores, "workers": workers}
     print(f"baseline: ES384 jwt.encode on {cores} threads for {args.baseline_seconds}s ...")
     result["baseline"], result["signature_cpu_us"] = baseline_rate(cores, args.baseline_seconds)
     print(f"  {result['baseline']:.0f} signatures/s")
-    with ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
-        redis_port = stack.enter_context(redis_server(str(tmp)))
-        emulator_port, service_port = free_port(), free_port()
-        emulator_url = f"http://127.0.0.1:{emulator_port}"
-        emulator = stack.enter_context(
-            process(
-                [
-                    *(python, "-m", "token_service", "emulator", "--port", str(emulator_port)),
-                    *("--no-quotas", "--log-level", "warning"),
-                ],
-                {},
-            )
-        )
-        wait_for(f"{emulator_url}/_emulator/health", emulator)
-        env = service_env(emulator_url, tmp, redis_port)
-        rotated = subprocess.run(
-            [python, "-m", "token_service", "keys", "rotate"],
-            env={**os.environ, **env},
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-        if rotated.returncode != 0:
-            raise RuntimeError(f"keys rotate failed: {rotated.stderr}")
-        ivs = boto3.client(
-            "ivs-realtime",
-            endpoint_url=emulator_url,
-            region_name="us-east-1",
-            aws_access_key_id=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-        )
-        stages = [ivs.create_stage(name=f"bench-{i}")["stage"]["arn"] for i in range(args.stages)]
-        tokens = [
-            mint_user_token(
-                SECRET.encode(), sub=f"bench-user-{i:05d}", roles=["publisher"], ttl_seconds=7200
-            )
-            for i in range(args.users)
-        ]
-        service = stack.enter_context(
-            process(
-                [
-                    *(python, "-m", "token_service", "serve"),
-                    *("--port", str(service_port), "--workers", str(workers)),
-                ],
-                env,
-                # Read at the end if the service died during the run.
-                stderr=subprocess.PIPE,
-            )
-        )
-        wait_for(f"http://127.0.0.1:{service_port}/healthz", service)
+    with deployed(
+        workers=workers, users=args.users, stages=args.stages, stderr=subprocess.PIPE
+    ) as deployment:
+        service, tmp, redis_port = deployment.service, deployment.workdir, deployment.redis_port
         time.sleep(1.0)
-        # One worker serves in the `serve` process itself; more are its children.
-        pids = worker_pids(service.pid) if workers > 1 else [service.pid]
+        pids = deployment.worker_pids()
         rss_start = {pid: rss_kib(pid) for pid in pids}
-        base = {"port": service_port, "tokens": tokens, "stages": stages}
+        base = deployment.spec
 
         print("warm-up ...")
         run_loadgen(
