@@ -1,13 +1,14 @@
-"""The service as deployed, for the long bench runs (soak, uniqueness), and what /proc shows of it.
+"""The service as deployed, for the bench runs (throughput, soak, uniqueness), and what /proc
+shows of it.
 
-`deployed()` starts what bench/run.py starts: a private redis-server, the IVS emulator,
+`deployed()` starts a private redis-server, the IVS emulator,
 `keys rotate`, stages, and `token-service serve` in local mode (uvicorn, workers = cores,
 Redis, limits on but high, mapping log on), with app JWTs for many users. `ProcessFigures`
 reads a process's RSS, open file descriptors and TCP sockets from /proc.
 `BodyConn` is a raw HTTP/1.1 keep-alive connection that keeps the response body.
 
-Imported by bench/soak.py and bench/uniqueness.py, which are run as scripts from the
-bench directory (as bench/run.py is).
+Imported by bench/run.py, bench/soak.py and bench/uniqueness.py, which are run as scripts
+from the bench directory.
 """
 
 from __future__ import annotations
