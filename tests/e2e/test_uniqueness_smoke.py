@@ -7,27 +7,13 @@ token's jti the same, and one mapping record in Redis per 201. No timing asserti
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SMALL = ["--users", "20", "--stages", "3", "--connections", "8", "--workers", "2"]
+from tests.support.bench_scripts import SMALL, run_bench
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-
-
-def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "bench" / script), *args],
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def test_small_uniqueness_run_finds_no_repeat_and_one_record_per_token(tmp_path: Path) -> None:
