@@ -263,7 +263,8 @@ class RedisGate:
         while self.outbox and self.healthy:
             record = self.outbox[0]
             try:
-                await asyncio.wait_for(self._store.record(record), self._timeout * 10)
+                async with asyncio.timeout(self._timeout * 10):
+                    await self._store.record(record)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
                 break
@@ -273,7 +274,9 @@ class RedisGate:
 
     async def refresh_bans(self) -> None:
         try:
-            self.bans.replace(await asyncio.wait_for(self._store.bans(), 1.0))
+            async with asyncio.timeout(1.0):
+                bans = await self._store.bans()
+            self.bans.replace(bans)
         except (RedisError, OSError, TimeoutError) as exc:
             log.debug("ban list refresh failed (%s)", exc.__class__.__name__)
 

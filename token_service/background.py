@@ -29,10 +29,21 @@ def native_spawner(tasks: set[asyncio.Task[None]]) -> Spawn:
     return spawn
 
 
+#: How long a cancelled task gets before it is cancelled again.
+RECANCEL_SECONDS = 1.0
+
+
 async def cancel_all(tasks: set[asyncio.Task[None]]) -> None:
-    """Cancel and wait for `tasks`, without mistaking their cancellation for ours."""
-    pending = list(tasks)
-    for task in pending:
-        task.cancel()
-    if pending:
-        await asyncio.wait(pending)
+    """Cancel and wait for `tasks`, without mistaking their cancellation for ours.
+
+    A task that is still running a second after its cancellation is cancelled again:
+    Python 3.11's `asyncio.wait_for` drops a cancellation that arrives as the awaited
+    call completes (gh-86296), and a loop around such a call then runs on, so a single
+    `cancel()` could leave `close()` waiting forever (anyio's task groups, which own
+    the app's loops, cancel again at every await for the same reason).
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)

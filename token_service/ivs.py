@@ -354,9 +354,8 @@ class Ivs:
             if remaining <= 0:
                 raise self._deadline_passed(operation, last_failure)
             try:
-                result = await asyncio.wait_for(
-                    loop.run_in_executor(self._pool, _on_time(fn, send_by)), remaining
-                )
+                async with asyncio.timeout(remaining):
+                    result = await loop.run_in_executor(self._pool, _on_time(fn, send_by))
             except _MissedSlot:
                 # Busy event loop or thread pool: the slot passed unused, which only
                 # leaves the budget more room. Not an attempt: nothing was sent.

@@ -290,9 +290,8 @@ class RedisSlots:
             1 if join else 0,
         ]
         try:
-            replicas = await asyncio.wait_for(
-                self._heartbeat(keys=self._keys[1:], args=args), self._timeout
-            )
+            async with asyncio.timeout(self._timeout):
+                replicas = await self._heartbeat(keys=self._keys[1:], args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning(
                 "IVS token budget: Redis heartbeat failed (%s); %d replica(s) assumed",

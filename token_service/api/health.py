@@ -22,7 +22,8 @@ async def healthz() -> Health:
 
 async def _run(check_name: str, services: Services) -> str | None:
     try:
-        return await asyncio.wait_for(services.readiness[check_name](), CHECK_TIMEOUT_SECONDS)
+        async with asyncio.timeout(CHECK_TIMEOUT_SECONDS):
+            return await services.readiness[check_name]()
     except TimeoutError:
         return "timed out"
 

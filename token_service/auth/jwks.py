@@ -289,7 +289,8 @@ class JwksCache:
             # requests after it.
             fetch = self._fetch_task()  # now, so the misses right after join it
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(fetch), self._miss_wait)
+                async with asyncio.timeout(self._miss_wait):
+                    await asyncio.shield(fetch)
             outcome, key = self._lookup(kid, alg)
         if key is not None:
             return key

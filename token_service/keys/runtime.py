@@ -95,7 +95,8 @@ class KeyRuntime:
         await self._unsubscribe()
         # Bounded: a Redis that does not answer must not hold up shutdown.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.ring.usage.flush(), CLOSE_TIMEOUT_SECONDS)
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                await self.ring.usage.flush()
 
     async def _subscribe(self) -> None:
         shared = self.ring.shared
@@ -108,7 +109,8 @@ class KeyRuntime:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), CLOSE_TIMEOUT_SECONDS)
+                async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
+                    await pubsub.aclose()
 
     async def _follow_events(self) -> None:
         while True:
