@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import msgspec
@@ -39,7 +39,6 @@ from token_service.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
-    ServiceUnavailable,
 )
 from token_service.issuance import (
     USER_AGENT_MAX,
@@ -49,7 +48,7 @@ from token_service.issuance import (
     limits_for,
     settle,
 )
-from token_service.issuing import PreparedToken, StageResolver, self_signed_claims
+from token_service.issuing import StageResolver, active_key, prepare_token
 from token_service.mapping import (
     CapabilityChange,
     CapabilityOverride,
@@ -216,20 +215,15 @@ class Exchanger:
         self, record: MappingRecord, grant: Grant, *, by: str, caller: Caller | None
     ) -> tuple[IssuedToken, MappingRecord]:
         stage = await self._stages.resolve(record.stage_arn)
-        key = self._keys.active()
-        if key is None:
-            raise ServiceUnavailable(
-                "no active signing key: run `token-service keys rotate`", retry_after=5
-            )
-        now = self._clock().replace(microsecond=0)
-        expires = now + timedelta(minutes=grant.duration_minutes)
-        claims = self_signed_claims(
+        key = active_key(self._keys)
+        prepared = prepare_token(
             stage=stage,
             grant=grant,
+            key=key,
             participant_id=record.participant_id,
-            issued_at=int(now.timestamp()),
-            expires_at=int(expires.timestamp()),
+            now=self._clock(),
         )
+        now, expires = prepared.facts.issued_at, prepared.facts.expires_at
         capabilities = sorted(c.value for c in grant.capabilities)
         updated = msgspec.structs.replace(
             record,
@@ -256,20 +250,7 @@ class Exchanger:
         # The record first, then the signature: never a token the log does not know.
         if not await self._mapping.exchange(updated, change):
             raise NotFound("no such participant for this user")
-        facts = IssuedToken(
-            token="",
-            participant_id=record.participant_id,
-            user_id=grant.token_user_id,
-            stage_arn=record.stage_arn,
-            capabilities=grant.capabilities,
-            attributes=dict(grant.attributes),
-            duration_minutes=grant.duration_minutes,
-            issued_at=now,
-            expires_at=expires,
-            signer=Signer.LOCAL,
-            key_arn=key.arn,
-        )
-        token = PreparedToken(facts=facts, claims=claims, private_key=key.private_key).sign()
+        token = prepared.sign()
         log.info(
             "participant token exchanged",
             extra={

@@ -111,6 +111,48 @@ def self_signed_claims(
     return claims
 
 
+def active_key(keys: ActiveKeySource) -> Any:
+    """The key to sign with now, or 503: no token can be signed until one is rotated in."""
+    key = keys.active()
+    if key is None:
+        raise ServiceUnavailable(
+            "no active signing key: run `token-service keys rotate`", retry_after=5
+        )
+    return key
+
+
+def prepare_token(
+    *, stage: StageInfo, grant: Grant, key: Any, participant_id: str, now: datetime
+) -> PreparedToken:
+    """A self-signed token for `participant_id` on `stage`, issued `now`, not yet signed.
+
+    Shared by first issue (a new participant id) and exchange (the participant's own).
+    """
+    issued = now.replace(microsecond=0)
+    expires = issued + timedelta(minutes=grant.duration_minutes)
+    claims = self_signed_claims(
+        stage=stage,
+        grant=grant,
+        participant_id=participant_id,
+        issued_at=int(issued.timestamp()),
+        expires_at=int(expires.timestamp()),
+    )
+    facts = IssuedToken(
+        token="",
+        participant_id=participant_id,
+        user_id=grant.token_user_id,
+        stage_arn=stage.arn,
+        capabilities=grant.capabilities,
+        attributes=dict(grant.attributes),
+        duration_minutes=grant.duration_minutes,
+        issued_at=issued,
+        expires_at=expires,
+        signer=Signer.LOCAL,
+        key_arn=key.arn,
+    )
+    return PreparedToken(facts=facts, claims=claims, private_key=key.private_key)
+
+
 class LocalIssuer:
     """Signs ES384 participant tokens with the key ring's active key."""
 
@@ -129,36 +171,14 @@ class LocalIssuer:
     async def prepare(self, grant: Grant) -> PreparedToken:
         """Everything but the signature: the caller records it first, then signs."""
         stage = await self._stages.resolve(grant.stage_arn)
-        key = self._keys.active()
-        if key is None:
-            raise ServiceUnavailable(
-                "no active signing key: run `token-service keys rotate`", retry_after=5
-            )
-        # `iat` is the moment of issue, never a time computed at start-up.
-        now = self._clock().replace(microsecond=0)
-        expires = now + timedelta(minutes=grant.duration_minutes)
-        participant_id = new_participant_id()
-        claims = self_signed_claims(
+        return prepare_token(
             stage=stage,
             grant=grant,
-            participant_id=participant_id,
-            issued_at=int(now.timestamp()),
-            expires_at=int(expires.timestamp()),
+            key=active_key(self._keys),
+            participant_id=new_participant_id(),
+            # `iat` is the moment of issue, never a time computed at start-up.
+            now=self._clock(),
         )
-        facts = IssuedToken(
-            token="",
-            participant_id=participant_id,
-            user_id=grant.token_user_id,
-            stage_arn=stage.arn,
-            capabilities=grant.capabilities,
-            attributes=dict(grant.attributes),
-            duration_minutes=grant.duration_minutes,
-            issued_at=now,
-            expires_at=expires,
-            signer=Signer.LOCAL,
-            key_arn=key.arn,
-        )
-        return PreparedToken(facts=facts, claims=claims, private_key=key.private_key)
 
     async def issue(self, grant: Grant) -> IssuedToken:
         return (await self.prepare(grant)).sign()
