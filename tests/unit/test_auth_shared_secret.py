@@ -368,3 +368,11 @@ async def test_several_audiences_without_azp_are_refused_even_with_listed_partie
 async def test_a_single_audience_needs_no_azp() -> None:
     user = await authorized().authenticate(hs256(claims(aud=AUDIENCE)))
     assert user.user_id == "user-1"
+
+
+@pytest.mark.parametrize("azp", [["spa-client-id"], {"id": "spa-client-id"}, 7, None])
+async def test_an_azp_that_is_not_a_string_is_refused_not_an_error(azp: Any) -> None:
+    token = hs256(claims(aud=[AUDIENCE, "https://tenant/userinfo"], azp=azp))
+    assert await rejected(authorized("spa-client-id"), token) == (
+        "several audiences without a matching azp claim"
+    )
