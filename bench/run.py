@@ -44,7 +44,7 @@ import jwt
 import redis
 import uvloop
 from cryptography.hazmat.primitives.asymmetric import ec
-from deployment import deployed
+from deployment import BodyConn, deployed
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "RESULTS.md"
@@ -99,32 +99,6 @@ def baseline_rate(threads: int, seconds: float) -> tuple[float, float]:
 # ---------------------------------------------------------------- load generator
 
 
-class _Conn:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-
-    async def request(self, data: bytes) -> int:
-        self.writer.write(data)
-        status_line = await self.reader.readline()
-        status = int(status_line.split(b" ", 2)[1])
-        length = 0
-        while True:
-            line = await self.reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return status
-
-
-async def _connect(port: int) -> _Conn:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    return _Conn(reader, writer)
-
-
 def _requests(spec: Mapping[str, Any]) -> list[bytes]:
     out = []
     for i, token in enumerate(spec["tokens"]):
@@ -140,16 +114,16 @@ def _requests(spec: Mapping[str, Any]) -> list[bytes]:
 
 async def _closed(spec: Mapping[str, Any]) -> dict[str, Any]:
     reqs = _requests(spec)
-    conns = [await _connect(spec["port"]) for _ in range(spec["connections"])]
+    conns = [await BodyConn.open(spec["port"]) for _ in range(spec["connections"])]
     ok = 0
     bad: dict[int, int] = {}
     end = time.perf_counter() + spec["seconds"]
 
-    async def loop(conn: _Conn, offset: int) -> None:
+    async def loop(conn: BodyConn, offset: int) -> None:
         nonlocal ok
         i = offset
         while time.perf_counter() < end:
-            status = await conn.request(reqs[i % len(reqs)])
+            status, _ = await conn.request(reqs[i % len(reqs)])
             i += 7
             if status == 201:
                 ok += 1
@@ -169,16 +143,16 @@ async def _open(spec: Mapping[str, Any]) -> dict[str, Any]:
     reqs = _requests(spec)
     rate: float = spec["rate"]
     total = int(rate * spec["seconds"])
-    idle: asyncio.Queue[_Conn] = asyncio.Queue()
+    idle: asyncio.Queue[BodyConn] = asyncio.Queue()
     for _ in range(spec["connections"]):
-        idle.put_nowait(await _connect(spec["port"]))
+        idle.put_nowait(await BodyConn.open(spec["port"]))
     latencies: list[float] = []
     bad: dict[int, int] = {}
     start = time.perf_counter() + 0.05
 
     async def one(i: int, scheduled: float) -> None:
         conn = await idle.get()
-        status = await conn.request(reqs[i % len(reqs)])
+        status, _ = await conn.request(reqs[i % len(reqs)])
         latencies.append(time.perf_counter() - scheduled)
         idle.put_nowait(conn)
         if status != 201:
