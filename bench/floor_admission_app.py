@@ -1,0 +1,101 @@
+"""The token route's floor for bench/floor.py: Litestar, the admission script, a signature.
+
+What no design of `POST /v1/participant-tokens` can leave out: the one Redis script call
+that refuses banned users, decides the three rate limits and stores the mapping record
+(the service's own script, through its own `RedisGate`), and one ES384 signature. No
+authentication, policy, metrics or logging: the service's CPU per token can only be
+above this app's.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from floor_apps import TokenBody
+from litestar import Litestar, post
+
+from token_service.admission import RedisGate
+from token_service.config import Rate
+from token_service.mapping import MappingRecord, RedisMappingStore
+from token_service.ratelimit import RateLimits
+from token_service.redis_client import build_redis
+
+
+class _Floor:
+    """What the service's token route cannot do without: the admission script, a signature.
+
+    Built lazily on the first request, inside the worker (a Redis pool belongs to the
+    event loop that uses it).
+    """
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.gate: RedisGate
+        self.rates: RateLimits
+        self.key: ec.EllipticCurvePrivateKey
+        self.served = 0
+
+    def build(self) -> None:
+        client = build_redis(os.environ["FLOOR_REDIS_URL"])
+        store = RedisMappingStore(client, retention_seconds=86_400)
+        self.gate = RedisGate(client, store, retention_seconds=86_400)
+        high = Rate(count=1_000_000, period_seconds=1)
+        self.rates = RateLimits(user=high, ip=high, stage=high)
+        self.key = ec.generate_private_key(ec.SECP384R1())
+        self.ready = True
+
+
+_floor = _Floor()
+
+
+@post("/v1/participant-tokens", status_code=201)
+async def admit_and_sign(data: TokenBody) -> dict[str, str]:
+    """One admission script call (bans, three limits, the mapping record), one signature."""
+    if not _floor.ready:
+        _floor.build()
+    _floor.served += 1
+    user = f"user-{_floor.served % 2000}"
+    now = int(time.time())
+    participant_id = secrets.token_urlsafe(9)
+    limits = _floor.rates.for_request(
+        user_key=user, ip_subject="127.0.0.1", stage_arn=data.stage_arn
+    )
+    record = MappingRecord(
+        participant_id=participant_id,
+        app_user_id=user,
+        token_user_id=user,
+        stage_arn=data.stage_arn,
+        capabilities=["PUBLISH"],
+        issued_at=now,
+        expires_at=now + 3600,
+        signer="local",
+        key_arn="arn:aws:ivs:us-east-1:123456789012:public-key/AbCdEfGhIjKl",
+    )
+    admission = await _floor.gate.admit(
+        limits, user_id=user, stage_arn=data.stage_arn, record=record
+    )
+    if not admission.admitted:
+        raise RuntimeError("the floor's limits are set far above any load")
+    claims = {
+        "exp": now + 3600,
+        "iat": now,
+        "jti": participant_id,
+        "resource": data.stage_arn,
+        "topic": data.stage_arn.rsplit("/", 1)[-1],
+        "events_url": "wss://global.events.live-video.net",
+        "whip_url": "https://453fdfd2ad24df.global-bm.whip.live-video.net",
+        "user_id": user,
+        "capabilities": {"allow_publish": True},
+        "version": "1.0",
+    }
+    token = jwt.encode(claims, _floor.key, algorithm="ES384", headers={"kid": "k"})
+    return {"token": token, "participantId": participant_id, "stageArn": data.stage_arn}
+
+
+def litestar_admission_app() -> Litestar:
+    """One-route Litestar doing the service's one Redis script call and one signature."""
+    return Litestar([admit_and_sign], debug=False, logging_config=None, openapi_config=None)
