@@ -331,7 +331,7 @@ local function write_record(rk, uk, sk, value, member, expire_at, trim_before)
 end
 """
 
-_RECORD_SCRIPT = (
+RECORD_SCRIPT = (
     RECORD_WRITE_LUA
     + "write_record(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])\n"
     + "return 1\n"
@@ -421,7 +421,7 @@ class RedisMappingStore:
     def __init__(self, client: RedisClient, *, retention_seconds: int) -> None:
         self._client = client
         self._retention = retention_seconds
-        self._record_script = client.register_script(_RECORD_SCRIPT)
+        self._record_script = client.register_script(RECORD_SCRIPT)
         self._side_script = client.register_script(_SIDE_SCRIPT)
         self._exchange_script = client.register_script(_EXCHANGE_SCRIPT)
 

@@ -17,6 +17,7 @@ from litestar.testing import AsyncTestClient
 from tests.api.conftest import ADMIN_TOKEN, MintUserToken, bearer, join
 from tests.support.redis_server import RedisProcess
 from token_service.config import load_settings
+from token_service.mapping import record_key
 
 pytestmark = pytest.mark.usefixtures("signing_key")
 URL = "/v1/participant-tokens"
@@ -412,3 +413,23 @@ async def test_admin_lookup_while_redis_is_down_is_503_not_500(
         assert response.headers["retry-after"] == "1"
     finally:
         server.close()
+
+
+async def test_the_token_path_reaches_redis_over_the_services_own_lane_connection(
+    make_app: Callable[..., Litestar],
+    env: dict[str, str],
+    redis_url: str,
+    user_token: MintUserToken,
+    stage_arn: str,
+) -> None:
+    sync_redis.Redis.from_url(redis_url).flushdb()
+    app = make_app(settings=load_settings({**env, "TOKEN_SERVICE_REDIS_URL": redis_url}))
+    async with AsyncTestClient(app=app) as client:
+        # Two: the first may load the script (EVAL) into a Redis that lacks it.
+        await _issue(client, user_token("lane-user"), stage_arn)
+        body = await _issue(client, user_token("lane-user"), stage_arn)
+        clients = sync_redis.Redis.from_url(redis_url).client_list()
+
+    lanes = [c for c in clients if c["name"] == "token-service-lane"]
+    assert [c["cmd"] for c in lanes] == ["evalsha"]
+    assert sync_redis.Redis.from_url(redis_url).exists(record_key(body["participantId"])) == 1

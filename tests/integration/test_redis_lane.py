@@ -1,0 +1,229 @@
+"""The token path's multiplexed Redis connection, against real redis-server processes.
+
+Each scenario runs on uvloop, the service's event loop, bounded by its own timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import redis
+import uvloop
+
+from tests.support.redis_server import RedisProcess
+from token_service.redis_lane import LaneScript, RedisLane
+
+_T = TypeVar("_T")
+
+ECHO = LaneScript.of("return ARGV[1]")
+SHAPES = LaneScript.of("return {1, 'two', false, {3, 'four'}}")
+FAILS = LaneScript.of("return redis.error_reply('refused by the script')")
+WRITES = LaneScript.of("redis.call('SET', KEYS[1], ARGV[1]) return 1")
+
+
+def run(scenario: Callable[[], Awaitable[_T]]) -> _T:
+    async def bounded() -> _T:
+        async with asyncio.timeout(20):
+            return await scenario()
+
+    return uvloop.run(bounded())
+
+
+@pytest.fixture
+def server() -> Iterator[RedisProcess]:
+    process = RedisProcess().start()
+    try:
+        yield process
+    finally:
+        process.close()
+
+
+async def with_lane(url: str, body: Callable[[RedisLane], Awaitable[_T]], **options: Any) -> _T:
+    lane = RedisLane(url, **options)
+    try:
+        return await body(lane)
+    finally:
+        await lane.close()
+
+
+def test_a_script_reply_keeps_its_integers_strings_nils_and_nesting(clean_redis: str) -> None:
+    reply = run(lambda: with_lane(clean_redis, lambda lane: lane.run(SHAPES, [], [])))
+
+    assert reply == [1, b"two", None, [3, b"four"]]
+
+
+def test_a_script_error_is_raised_as_a_response_error(clean_redis: str) -> None:
+    with pytest.raises(redis.ResponseError, match="refused by the script"):
+        run(lambda: with_lane(clean_redis, lambda lane: lane.run(FAILS, [], [])))
+
+
+def test_concurrent_calls_each_get_their_own_reply(clean_redis: str) -> None:
+    async def body(lane: RedisLane) -> list[Any]:
+        return await asyncio.gather(*(lane.run(ECHO, [], [f"call-{i}"]) for i in range(500)))
+
+    replies = run(lambda: with_lane(clean_redis, body))
+
+    assert replies == [f"call-{i}".encode() for i in range(500)]
+
+
+class CountingTransport:
+    """Forwards to the lane's transport, counting the writes."""
+
+    def __init__(self, inner: asyncio.Transport) -> None:
+        self.inner = inner
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        self.inner.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_calls_made_in_one_event_loop_turn_leave_in_one_write(clean_redis: str) -> None:
+    async def body(lane: RedisLane) -> int:
+        await lane.run(ECHO, [], ["connect first"])
+        protocol = lane._protocol
+        assert protocol is not None
+        assert protocol.transport is not None
+        counting = CountingTransport(protocol.transport)
+        protocol.transport = counting  # type: ignore[assignment]
+        await asyncio.gather(*(lane.run(ECHO, [], [str(i)]) for i in range(50)))
+        return counting.writes
+
+    assert run(lambda: with_lane(clean_redis, body)) == 1
+
+
+def test_a_script_redis_no_longer_has_is_sent_again_whole(clean_redis: str) -> None:
+    async def body(lane: RedisLane) -> tuple[Any, Any]:
+        first = await lane.run(ECHO, [], ["before"])
+        await lane.command("SCRIPT", "FLUSH")
+        return first, await lane.run(ECHO, [], ["after"])
+
+    assert run(lambda: with_lane(clean_redis, body)) == (b"before", b"after")
+
+
+def test_a_call_abandoned_on_timeout_leaves_later_replies_matched(server: RedisProcess) -> None:
+    async def body(lane: RedisLane) -> Any:
+        await lane.run(ECHO, [], ["warm"])
+        server.pause()
+        try:
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.1):
+                    await lane.run(ECHO, [], ["abandoned"])
+        finally:
+            server.resume()
+        return await lane.run(ECHO, [], ["wanted"])
+
+    assert run(lambda: with_lane(server.url, body)) == b"wanted"
+
+
+def test_calls_waiting_when_redis_dies_fail_as_connection_errors(server: RedisProcess) -> None:
+    async def body(lane: RedisLane) -> list[BaseException | Any]:
+        await lane.run(ECHO, [], ["warm"])
+        server.pause()
+        calls = [asyncio.ensure_future(lane.run(ECHO, [], [str(i)])) for i in range(5)]
+        await asyncio.sleep(0.05)
+        server.stop()
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    outcomes = run(lambda: with_lane(server.url, body))
+
+    assert all(isinstance(o, redis.ConnectionError) for o in outcomes), outcomes
+
+
+def test_the_next_call_after_a_restart_connects_again(server: RedisProcess) -> None:
+    async def body(lane: RedisLane) -> Any:
+        await lane.run(ECHO, [], ["before"])
+        server.stop()
+        with pytest.raises(redis.ConnectionError):
+            await lane.run(ECHO, [], ["while down"])
+        server.start()
+        return await lane.run(ECHO, [], ["after"])
+
+    assert run(lambda: with_lane(server.url, body)) == b"after"
+
+
+def test_a_connection_silent_longer_than_stale_seconds_is_dropped(server: RedisProcess) -> None:
+    async def body(lane: RedisLane) -> tuple[BaseException | Any, Any]:
+        await lane.run(ECHO, [], ["warm"])
+        server.pause()
+        stuck = asyncio.ensure_future(lane.run(ECHO, [], ["stuck"]))
+        await asyncio.sleep(0.3)
+        try:
+            # The next caller finds the oldest call waiting too long: a new connection.
+            with pytest.raises(redis.ConnectionError):
+                await lane.run(ECHO, [], ["drops it"])
+        finally:
+            server.resume()
+        outcome = (await asyncio.gather(stuck, return_exceptions=True))[0]
+        return outcome, await lane.run(ECHO, [], ["fresh"])
+
+    stuck, fresh = run(lambda: with_lane(server.url, body, stale_seconds=0.2))
+
+    assert isinstance(stuck, redis.ConnectionError)
+    assert fresh == b"fresh"
+
+
+def test_the_lane_connects_with_the_urls_user_and_password() -> None:
+    password = secrets.token_hex(16)
+    process = RedisProcess(None, "--requirepass", password).start()
+    try:
+        url = f"redis://default:{password}@127.0.0.1:{process.port}/0"
+        assert run(lambda: with_lane(url, lambda lane: lane.run(ECHO, [], ["in"]))) == b"in"
+    finally:
+        process.close()
+
+
+def test_a_wrong_password_is_a_connection_error_that_does_not_repeat_it() -> None:
+    password = secrets.token_hex(16)
+    process = RedisProcess(None, "--requirepass", password).start()
+    wrong = secrets.token_hex(16)
+    try:
+        url = f"redis://default:{wrong}@127.0.0.1:{process.port}/0"
+        with pytest.raises(redis.ConnectionError) as caught:
+            run(lambda: with_lane(url, lambda lane: lane.run(ECHO, [], ["in"])))
+    finally:
+        process.close()
+
+    assert wrong not in str(caught.value)
+    assert "refused" in str(caught.value)
+
+
+def test_the_lane_writes_into_the_urls_database(server: RedisProcess) -> None:
+    url = f"redis://127.0.0.1:{server.port}/3"
+    run(lambda: with_lane(url, lambda lane: lane.run(WRITES, ["lane-db"], ["three"])))
+
+    assert redis.Redis(port=server.port, db=3).get("lane-db") == b"three"
+    assert redis.Redis(port=server.port, db=0).get("lane-db") is None
+
+
+def test_the_lane_connects_over_a_unix_socket(tmp_path: Path) -> None:
+    socket_path = tmp_path / "redis.sock"
+    process = RedisProcess(None, "--unixsocket", str(socket_path)).start()
+    try:
+        url = f"unix://{socket_path}"
+        reply = run(lambda: with_lane(url, lambda lane: lane.run(ECHO, [], ["unix"])))
+    finally:
+        process.close()
+
+    assert reply == b"unix"
+
+
+def test_the_lane_names_itself_in_client_list(clean_redis: str) -> None:
+    async def body(lane: RedisLane) -> Any:
+        await lane.run(ECHO, [], ["named"])
+        return await lane.command("CLIENT", "GETNAME")
+
+    assert run(lambda: with_lane(clean_redis, body)) == b"token-service-lane"
+
+
+def test_a_cluster_url_is_refused() -> None:
+    with pytest.raises(ValueError, match="Cluster"):
+        RedisLane("redis+cluster://127.0.0.1:7000")
