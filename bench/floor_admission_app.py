@@ -23,6 +23,7 @@ from token_service.config import Rate
 from token_service.mapping import MappingRecord, RedisMappingStore
 from token_service.ratelimit import RateLimits
 from token_service.redis_client import build_redis
+from token_service.redis_lane import RedisLane
 
 
 class _Floor:
@@ -40,9 +41,11 @@ class _Floor:
         self.served = 0
 
     def build(self) -> None:
-        client = build_redis(os.environ["FLOOR_REDIS_URL"])
+        url = os.environ["FLOOR_REDIS_URL"]
+        client = build_redis(url)
         store = RedisMappingStore(client, retention_seconds=86_400)
-        self.gate = RedisGate(client, store, retention_seconds=86_400)
+        # As the service: the script call over the lane (token_service/redis_lane.py).
+        self.gate = RedisGate(client, store, retention_seconds=86_400, lane=RedisLane(url))
         high = Rate(count=1_000_000, period_seconds=1)
         self.rates = RateLimits(user=high, ip=high, stage=high)
         self.key = ec.generate_private_key(ec.SECP384R1())
