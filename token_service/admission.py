@@ -275,10 +275,6 @@ class RedisGate:
         keys = record_write_keys(record)
         await self._lane.run(self._lane_record, keys, record_write_args(record, self._retention))
 
-    async def close(self) -> None:
-        if self._lane is not None:
-            await self._lane.close()
-
     async def flush_outbox(self) -> int:
         """Write deferred records to Redis, oldest first; stop at the first failure."""
         written = 0

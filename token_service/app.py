@@ -85,6 +85,7 @@ from token_service.moderation import Moderation
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import RateLimits
 from token_service.redis_client import RedisClient, build_redis, close_redis, connect
+from token_service.redis_lane import RedisLane, lane_for
 from token_service.stages import StageDirectory
 
 if TYPE_CHECKING:
@@ -112,7 +113,10 @@ def build_ivs(settings: Settings) -> IvsrealtimeClient:
 
 
 def build_ivs_budget(
-    settings: Settings, redis_client: RedisClient | None, metrics: Metrics
+    settings: Settings,
+    redis_client: RedisClient | None,
+    metrics: Metrics,
+    lane: RedisLane | None = None,
 ) -> IvsTokenBudget:
     """The CreateParticipantToken budget: in Redis when configured, shared by replicas."""
     rate = BudgetRate.of(settings.ivs_token_rate)
@@ -132,6 +136,7 @@ def build_ivs_budget(
                 1.0, max(settings.redis_timeout_seconds, settings.ivs_token_max_wait_ms / 1000)
             ),
             on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
+            lane=lane,
         )
     else:
         slots = MemorySlots(rate)
@@ -391,7 +396,12 @@ def create_app(
     metrics = Metrics()
     owned_redis = redis_client is None and settings.redis_url is not None
     redis_client = redis_client or _build_redis_client(settings)
-    ivs_budget = build_ivs_budget(settings, redis_client, metrics)
+    # The token path's script calls (admission, record, IVS budget): one connection.
+    lane = lane_for(
+        settings.redis_url.reveal() if redis_client is not None and settings.redis_url else None,
+        connect_timeout=settings.redis_timeout_seconds,
+    )
+    ivs_budget = build_ivs_budget(settings, redis_client, metrics, lane)
     ivs = Ivs(
         ivs_client or build_ivs(settings),
         IVS_WORKERS,
@@ -418,7 +428,7 @@ def create_app(
     )
     issuer = build_issuer(settings, ring, stages, ivs, clock)
     authentication = _build_authentication(settings, http)
-    mapping = build_mapping(settings, redis_client, metrics)
+    mapping = build_mapping(settings, redis_client, metrics, lane)
     desk = TokenDesk(
         policy=policy,
         issuer=issuer,
@@ -475,6 +485,8 @@ def create_app(
         key_runtime.close,
         ivs_budget.close,
     ]
+    if lane is not None:
+        closers.append(lane.close)
     if authentication.jwks is not None:
         closers.append(authentication.jwks.close)
     if owned_redis and redis_client is not None:

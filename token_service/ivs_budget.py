@@ -27,13 +27,14 @@ import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
 from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import ServiceUnavailable
 from token_service.redis_client import RedisClient
+from token_service.redis_lane import LaneScript, RedisLane
 
 log = logging.getLogger(__name__)
 
@@ -241,12 +242,16 @@ class RedisSlots:
         breaker_seconds: float = 1.0,
         on_degraded: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        lane: RedisLane | None = None,
     ) -> None:
         if on_error not in {"local", "deny"}:
             raise ValueError("on_error must be 'local' or 'deny'")
         self.rate = rate
         self._client = client
         self._script = client.register_script(_SCRIPT)
+        # Every CreateParticipantToken takes a slot: over the lane when there is one.
+        self._lane = lane
+        self._lane_script = LaneScript.of(_SCRIPT)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
         self._started = False
@@ -323,16 +328,18 @@ class RedisSlots:
         return f"using this replica's share (1/{self.replicas}) of the budget"
 
     async def _reserve_redis(self, max_wait_seconds: float) -> Reservation:
-        raw = await self._script(
-            keys=self._keys,
-            args=[
-                self.rate.interval_us,
-                self.rate.burst,
-                int(max_wait_seconds * 1_000_000),
-                self._replica_id,
-                int(REPLICA_TTL_SECONDS * 1_000_000),
-            ],
-        )
+        args: list[str | int] = [
+            self.rate.interval_us,
+            self.rate.burst,
+            int(max_wait_seconds * 1_000_000),
+            self._replica_id,
+            int(REPLICA_TTL_SECONDS * 1_000_000),
+        ]
+        raw: Any
+        if self._lane is not None:
+            raw = await self._lane.run(self._lane_script, self._keys, args)
+        else:
+            raw = await self._script(keys=self._keys, args=args)
         granted, wait_us, replicas = int(raw[0]), int(raw[1]), int(raw[2])
         self.replicas = max(1, replicas)
         wait = wait_us / 1e6

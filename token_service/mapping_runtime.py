@@ -16,7 +16,7 @@ from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.config import Settings
 from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.metrics import Children, Metrics
-from token_service.redis_client import RedisClient, is_cluster_url
+from token_service.redis_client import RedisClient
 from token_service.redis_lane import RedisLane
 
 log = logging.getLogger(__name__)
@@ -83,8 +83,6 @@ class MappingRuntime:
                 )
             elif written:
                 log.info("wrote %d deferred mapping records at shutdown", written)
-        if self.redis_gate is not None:
-            await self.redis_gate.close()
 
     async def _upkeep(self, gate: RedisGate) -> None:
         while True:
@@ -102,15 +100,11 @@ class MappingRuntime:
             await asyncio.sleep(UPKEEP_SECONDS)
 
 
-def _lane(settings: Settings) -> RedisLane | None:
-    """The token path's own connection, except for Redis Cluster (see `redis_lane`)."""
-    if settings.redis_url is None or is_cluster_url(settings.redis_url.reveal()):
-        return None
-    return RedisLane(settings.redis_url.reveal(), connect_timeout=settings.redis_timeout_seconds)
-
-
 def build_mapping(
-    settings: Settings, redis_client: RedisClient | None, metrics: Metrics
+    settings: Settings,
+    redis_client: RedisClient | None,
+    metrics: Metrics,
+    lane: RedisLane | None = None,
 ) -> MappingRuntime:
     retention = settings.mapping_retention_seconds
     if redis_client is None:
@@ -125,6 +119,6 @@ def build_mapping(
         on_mapping_error=OnMappingError(settings.mapping_on_redis_error),
         timeout_seconds=settings.redis_timeout_seconds,
         on_degraded=lambda fallback: metrics.rate_limit_degraded.labels(fallback).inc(),
-        lane=_lane(settings),
+        lane=lane,
     )
     return MappingRuntime(store=redis_store, gate=gate, redis_gate=gate)

@@ -338,3 +338,10 @@ class RedisLane:
             self._protocol.closed = True
             self._protocol.transport.close()
         self._protocol = None
+
+
+def lane_for(url: str | None, *, connect_timeout: float) -> RedisLane | None:
+    """The process's lane for this Redis URL; none without Redis or for Redis Cluster."""
+    if url is None or is_cluster_url(url):
+        return None
+    return RedisLane(url, connect_timeout=connect_timeout)
