@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 import boto3
 import msgspec
-import redis.asyncio
 from botocore.config import Config
 from litestar import Litestar, post
 from litestar.types import Receive, Scope, Send
+
+from token_service.redis_lane import LaneScript, RedisLane
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
@@ -98,8 +99,9 @@ def ivs_floor_app() -> Litestar:
     client: IvsrealtimeClient = boto3.session.Session().client(
         "ivs-realtime", endpoint_url=endpoint_url, config=config
     )
-    store = None if redis_url is None else redis.asyncio.Redis.from_url(redis_url)
-    script = None if store is None else store.register_script(TRIVIAL_SCRIPT)
+    # The service's own Redis connection for the token path (token_service/redis_lane.py).
+    lane = None if redis_url is None else RedisLane(redis_url)
+    trivial = LaneScript.of(TRIVIAL_SCRIPT)
 
     def create(stage_arn: str) -> CreateParticipantTokenResponseTypeDef:
         return client.create_participant_token(
@@ -108,12 +110,12 @@ def ivs_floor_app() -> Litestar:
 
     @post("/v1/participant-tokens", status_code=201)
     async def issue_ivs(data: TokenBody) -> dict[str, str]:
-        if script is not None:
-            await script()  # admission
+        if lane is not None:
+            await lane.run(trivial, [], [])  # admission
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(pool, create, data.stage_arn)
-        if script is not None:
-            await script()  # the mapping record
+        if lane is not None:
+            await lane.run(trivial, [], [])  # the mapping record
         token = answer["participantToken"]
         return {"token": token.get("token", ""), "participantId": token.get("participantId", "")}
 
@@ -122,8 +124,8 @@ def ivs_floor_app() -> Litestar:
         try:
             yield
         finally:
-            if store is not None:
-                await store.aclose()
+            if lane is not None:
+                await lane.close()
             pool.shutdown(wait=False, cancel_futures=True)
             client.close()
 

@@ -271,8 +271,8 @@ def report(results: Results, requests: int, warmup: int) -> str:
     ]
     redis_note = (
         "; with `FLOOR_REDIS_URL` it also makes two trivial Redis script calls "
-        "(`return redis.call('TIME')` through redis.asyncio, one before the IVS call and one "
-        "after) on the same private redis-server"
+        "(`return redis.call('TIME')` over the service's own Redis lane, one before the "
+        "IVS call and one after) on the same private redis-server"
         if results.floor_redis is not None
         else "; no redis-server, so no floor with Redis calls"
     )
