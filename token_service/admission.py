@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 
 from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
+from token_service.ivs_budget import RESERVE_LUA, IvsTokenBudget
 from token_service.mapping import (
     RECORD_SCRIPT,
     RECORD_WRITE_LUA,
@@ -93,30 +94,43 @@ class Gate(Protocol):
         ...
 
 
-# KEYS: the n limit keys, the two ban keys, then (when a record is written) the
-# record, user index and stage index keys. ARGV: the limits' interval/burst pairs,
-# then the record's four write arguments when present, and last, n.
-# Returns {now, status, tat_1..tat_n} with status 1 admitted, 0 limited; or
-# {0, 2, ban id} for a banned user.
+# KEYS: the n limit keys, the two ban keys, then either (a record is written) the
+# record, user index and stage index keys, or (ivs mode: a slot of the IVS budget is
+# taken) the budget's two keys. ARGV: the limits' interval/burst pairs, then the
+# record's four write arguments or the budget's five reservation arguments, and
+# last, n. Returns {now, status, tat_1..tat_n} with status 1 admitted, 0 limited,
+# followed when admitted with a budget by the reservation {granted, wait, replicas};
+# or {0, 2, ban id} for a banned user. Nothing is written for a refused request.
 _SCRIPT = (
     RECORD_WRITE_LUA
+    + RESERVE_LUA
     + """
 local n = tonumber(ARGV[#ARGV])
 local ban = redis.call('GET', KEYS[n + 1]) or redis.call('GET', KEYS[n + 2])
 if ban then return {0, 2, ban} end
 """
     + GCRA_CHECK
-    + "if allowed == 1 then\n"
+    + """
+local slot = nil
+if allowed == 1 then
+"""
     + GCRA_COMMIT
     + """
+  local a = 2 * n
   if #KEYS == n + 5 then
-    local a = 2 * n
     write_record(KEYS[n + 3], KEYS[n + 4], KEYS[n + 5],
                  ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4])
+  elseif #KEYS == n + 4 then
+    slot = reserve_slot(KEYS[n + 3], KEYS[n + 4], now, tonumber(ARGV[a + 1]),
+                        tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4],
+                        tonumber(ARGV[a + 5]))
   end
 end
 local result = {now, allowed}
 for i = 1, n do result[#result + 1] = tats[i] end
+if slot then
+  for i = 1, 3 do result[#result + 1] = slot[i] end
+end
 return result
 """
 )
@@ -150,6 +164,7 @@ class RedisGate:
         outbox_size: int = 100_000,
         on_degraded: Callable[[str], None] | None = None,
         lane: RedisLane | None = None,
+        budget: IvsTokenBudget | None = None,
     ) -> None:
         self._client = client
         self._store = store
@@ -159,6 +174,10 @@ class RedisGate:
         self._lane = lane
         self._lane_script = LaneScript.of(_SCRIPT)
         self._lane_record = LaneScript.of(RECORD_SCRIPT)
+        # ivs mode: the request's first IVS budget slot is taken by the admission script
+        # itself (one round trip fewer). Over the lane only: with Redis Cluster the
+        # budget's keys live in another slot than the admission's.
+        self._budget = budget if lane is not None else None
         self._retention = retention_seconds
         self._on_limit_error = on_limit_error
         self._on_mapping_error = on_mapping_error
@@ -208,9 +227,15 @@ class RedisGate:
     ) -> Admission:
         keys = [limit.key for limit in limits] + list(ban_keys(user_id, stage_arn))
         args: list[bytes | str | int] = [*limit_args(limits)]
+        fold = None
         if record is not None:
             keys += record_write_keys(record)
             args += record_write_args(record, self._retention)
+        elif self._budget is not None:
+            fold = self._budget.fold()
+            if fold is not None:
+                keys += fold.keys
+                args += fold.args
         args.append(len(limits))
         if self._lane is not None:
             raw: Any = await self._lane.run(self._lane_script, keys, args)
@@ -219,7 +244,10 @@ class RedisGate:
         if int(raw[1]) == 2:
             ban = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
             return Admission(decision=Decision(allowed=False, states=()), ban_id=ban)
-        decision = decision_from_tats(limits, int(raw[0]), [int(v) for v in raw[2:]])
+        n = len(limits)
+        decision = decision_from_tats(limits, int(raw[0]), [int(v) for v in raw[2 : 2 + n]])
+        if fold is not None and self._budget is not None and len(raw) == 2 + n + 3:
+            self._budget.hold(raw[2 + n :])
         return Admission(decision=decision)
 
     def _degrade(self, what: str) -> None:

@@ -428,7 +428,9 @@ def create_app(
     )
     issuer = build_issuer(settings, ring, stages, ivs, clock)
     authentication = _build_authentication(settings, http)
-    mapping = build_mapping(settings, redis_client, metrics, lane)
+    # Outside local mode the admission script also takes the IVS budget's first slot.
+    folded = ivs_budget if settings.mode is not Mode.LOCAL else None
+    mapping = build_mapping(settings, redis_client, metrics, lane, folded)
     desk = TokenDesk(
         policy=policy,
         issuer=issuer,

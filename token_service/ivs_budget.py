@@ -22,10 +22,11 @@ so that all replicas together still stay near the shared rate.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -174,35 +175,44 @@ class MemorySlots:
         return answer
 
 
+#: The reservation as a Lua function, shared by the budget's own script and the
+#: admission script that takes a slot in the same round trip (see `IvsTokenBudget.fold`).
+#: Times in µs; returns {granted (0/1), wait µs, replicas}.
+RESERVE_LUA = """
+local function reserve_slot(tat_key, replicas_key, now, interval, burst, max_wait,
+                            replica, replica_ttl)
+  local tat = tonumber(redis.call('GET', tat_key) or now)
+  if tat < now then tat = now end
+  local slot = tat - (burst - 1) * interval
+  if slot < now then slot = now end
+  local wait = slot - now
+  local granted = 0
+  if wait <= max_wait then
+    granted = 1
+    local new_tat = tat + interval
+    -- The key expires when it stops carrying information (its TAT has passed).
+    redis.call('SET', tat_key, string.format('%d', new_tat), 'PX',
+               math.ceil((new_tat - now) / 1000) + 1)
+  end
+  redis.call('ZADD', replicas_key, string.format('%d', now), replica)
+  redis.call('ZREMRANGEBYSCORE', replicas_key, '-inf', string.format('%d', now - replica_ttl))
+  redis.call('PEXPIRE', replicas_key, math.ceil(replica_ttl / 1000))
+  return {granted, string.format('%d', wait), redis.call('ZCARD', replicas_key)}
+end
+"""
+
 # KEYS[1]: the budget's TAT; KEYS[2]: the replicas (sorted set, score = last seen, µs).
 # ARGV: interval µs, burst, max wait µs, this replica's id, replica TTL µs.
 # Returns {granted (0/1), wait µs, replicas}.
-_SCRIPT = """
+_SCRIPT = (
+    RESERVE_LUA
+    + """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local max_wait = tonumber(ARGV[3])
-local replica_ttl = tonumber(ARGV[5])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local slot = tat - (burst - 1) * interval
-if slot < now then slot = now end
-local wait = slot - now
-local granted = 0
-if wait <= max_wait then
-  granted = 1
-  local new_tat = tat + interval
-  -- The key expires when it stops carrying information (its TAT has passed).
-  redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX',
-             math.ceil((new_tat - now) / 1000) + 1)
-end
-redis.call('ZADD', KEYS[2], string.format('%d', now), ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%d', now - replica_ttl))
-redis.call('PEXPIRE', KEYS[2], math.ceil(replica_ttl / 1000))
-local replicas = redis.call('ZCARD', KEYS[2])
-return {granted, string.format('%d', wait), replicas}
+return reserve_slot(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(ARGV[2]),
+                    tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
 """
+)
 
 # KEYS[2] only: ARGV: this replica's id, replica TTL µs, 1 to join / 0 to leave.
 _HEARTBEAT = """
@@ -308,7 +318,7 @@ class RedisSlots:
             self.replicas = max(1, int(replicas))
 
     async def reserve(self, max_wait_seconds: float) -> Reservation:
-        if self._clock() >= self._open_until:
+        if self.available:
             try:
                 async with asyncio.timeout(self._timeout):
                     return await self._reserve_redis(max_wait_seconds)
@@ -327,25 +337,42 @@ class RedisSlots:
             return "refusing CreateParticipantToken"
         return f"using this replica's share (1/{self.replicas}) of the budget"
 
-    async def _reserve_redis(self, max_wait_seconds: float) -> Reservation:
-        args: list[str | int] = [
+    @property
+    def keys(self) -> list[str]:
+        return list(self._keys)
+
+    @property
+    def available(self) -> bool:
+        """Redis is tried (not inside the pause after a failure)."""
+        return self._clock() >= self._open_until
+
+    def reservation_args(self, max_wait_seconds: float) -> list[str | int]:
+        """`reserve_slot`'s arguments after the keys and the time (see RESERVE_LUA)."""
+        return [
             self.rate.interval_us,
             self.rate.burst,
             int(max_wait_seconds * 1_000_000),
             self._replica_id,
             int(REPLICA_TTL_SECONDS * 1_000_000),
         ]
-        raw: Any
-        if self._lane is not None:
-            raw = await self._lane.run(self._lane_script, self._keys, args)
-        else:
-            raw = await self._script(keys=self._keys, args=args)
+
+    def answer(self, raw: Sequence[Any], max_wait_seconds: float) -> Reservation:
+        """`reserve_slot`'s reply as a reservation; remembers how many replicas share."""
         granted, wait_us, replicas = int(raw[0]), int(raw[1]), int(raw[2])
         self.replicas = max(1, replicas)
         wait = wait_us / 1e6
         if granted:
             return Reservation(True, wait)
         return Reservation(False, wait, max(0.0, wait - max_wait_seconds))
+
+    async def _reserve_redis(self, max_wait_seconds: float) -> Reservation:
+        args = self.reservation_args(max_wait_seconds)
+        raw: Any
+        if self._lane is not None:
+            raw = await self._lane.run(self._lane_script, self._keys, args)
+        else:
+            raw = await self._script(keys=self._keys, args=args)
+        return self.answer(raw, max_wait_seconds)
 
     async def _degraded(self, max_wait_seconds: float) -> Reservation:
         if self._on_degraded is not None:
@@ -357,6 +384,22 @@ class RedisSlots:
             self._fallback = MemorySlots(share, self._clock)
         answer = await self._fallback.reserve(max_wait_seconds)
         return Reservation(answer.granted, answer.wait_seconds, answer.retry_after, degraded=True)
+
+
+@dataclass(frozen=True)
+class SlotFold:
+    """What another Lua script needs to call `reserve_slot` (RESERVE_LUA) itself."""
+
+    keys: list[str]
+    #: After the keys and Redis's time: interval, burst, max wait, replica, replica TTL.
+    args: list[str | int]
+
+
+#: A reservation the admission script made for the current request: (answer, arrived).
+#: Per task, so per request: the next `acquire` in the same request uses it.
+_held: contextvars.ContextVar[tuple[Reservation, float] | None] = contextvars.ContextVar(
+    "ivs_budget_held", default=None
+)
 
 
 class IvsTokenBudget:
@@ -389,11 +432,37 @@ class IvsTokenBudget:
     async def close(self) -> None:
         await self._slots.close()
 
+    def fold(self) -> SlotFold | None:
+        """A reservation another script can make in its own round trip, or None.
+
+        The admission script takes the request's first slot this way (ivs mode: one
+        Redis round trip fewer per token); `hold` then keeps the answer for this
+        request's first `acquire`. Only the shared budget folds, and only while Redis
+        is tried: otherwise `acquire` decides as usual, degraded behaviour included.
+        """
+        slots = self._slots
+        if not isinstance(slots, RedisSlots) or not slots.available:
+            return None
+        return SlotFold(slots.keys, slots.reservation_args(self.max_wait_seconds))
+
+    def hold(self, raw: Sequence[Any]) -> None:
+        """Keep a folded reservation's reply for this request's (task's) next `acquire`."""
+        if isinstance(self._slots, RedisSlots):
+            answer = self._slots.answer(raw, self.max_wait_seconds)
+            _held.set((answer, self._clock()))
+
     async def acquire(self, limit: float | None = None) -> float:
         max_wait = self.max_wait_seconds if limit is None else min(self.max_wait_seconds, limit)
-        answer = await self._slots.reserve(max(0.0, max_wait))
+        held = _held.get()
+        if held is not None:
+            # Taken by the admission script, moments ago, for this very call.
+            _held.set(None)
+            answer, arrived = held
+        else:
+            answer = await self._slots.reserve(max(0.0, max_wait))
+            arrived = self._clock()
         # From when the answer arrived: the slot can only be later than this says.
-        send_by = self._clock() + answer.wait_seconds + self._slots.rate.late_tolerance()
+        send_by = arrived + answer.wait_seconds + self._slots.rate.late_tolerance()
         if not answer.granted:
             self._record("refused", 0.0)
             raise BudgetExhausted(
@@ -401,8 +470,12 @@ class IvsTokenBudget:
                 retry_after=max(answer.retry_after, 0.001),
             )
         self._record("waited" if answer.wait_seconds > 0 else "immediate", answer.wait_seconds)
-        if answer.wait_seconds > 0:
-            await self._sleep(answer.wait_seconds)
+        # A held slot's wait counts from when the admission's reply arrived.
+        wait = (
+            answer.wait_seconds if held is None else arrived + answer.wait_seconds - self._clock()
+        )
+        if wait > 0:
+            await self._sleep(wait)
         return send_by
 
     def _record(self, outcome: str, wait: float) -> None:

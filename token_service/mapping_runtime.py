@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from token_service.admission import Gate, MemoryGate, OnMappingError, RedisGate
 from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.config import Settings
+from token_service.ivs_budget import IvsTokenBudget
 from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.metrics import Children, Metrics
 from token_service.redis_client import RedisClient
@@ -105,6 +106,7 @@ def build_mapping(
     redis_client: RedisClient | None,
     metrics: Metrics,
     lane: RedisLane | None = None,
+    budget: IvsTokenBudget | None = None,
 ) -> MappingRuntime:
     retention = settings.mapping_retention_seconds
     if redis_client is None:
@@ -120,5 +122,6 @@ def build_mapping(
         timeout_seconds=settings.redis_timeout_seconds,
         on_degraded=lambda fallback: metrics.rate_limit_degraded.labels(fallback).inc(),
         lane=lane,
+        budget=budget,
     )
     return MappingRuntime(store=redis_store, gate=gate, redis_gate=gate)

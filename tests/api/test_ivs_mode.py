@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import redis
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -43,9 +44,14 @@ def inject(emulator: Any, operation: str = "CreateParticipantToken", **fault: An
     assert response.status_code == 200, response.text
 
 
-@pytest.fixture
-def ivs_env(env: dict[str, str]) -> dict[str, str]:
-    return {**env, "TOKEN_SERVICE_MODE": "ivs"}
+@pytest.fixture(params=["memory", "redis"])
+def ivs_env(request: pytest.FixtureRequest, env: dict[str, str]) -> dict[str, str]:
+    """Every test twice: the budget and limits in memory, and in Redis, where the
+    admission script takes the request's IVS budget slot in its own round trip."""
+    if request.param == "memory":
+        return {**env, "TOKEN_SERVICE_MODE": "ivs"}
+    redis_url: str = request.getfixturevalue("clean_redis")
+    return {**env, "TOKEN_SERVICE_MODE": "ivs", "TOKEN_SERVICE_REDIS_URL": redis_url}
 
 
 @pytest.fixture
@@ -422,3 +428,59 @@ async def test_metrics_count_budget_refusals(ivs_env, app_for, stage_arn, user_t
 
     assert 'token_service_ivs_budget_decisions_total{outcome="immediate"} 1.0' in text
     assert 'token_service_ivs_budget_decisions_total{outcome="refused"} 1.0' in text
+
+
+# ------------------------------------------------------------------ the budget in Redis
+
+
+def script_calls(redis_url: str) -> int:
+    """Script calls Redis has answered (EVALSHA and EVAL), not the commands run inside."""
+    stats = redis.Redis.from_url(redis_url).info("commandstats")
+    return sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("evalsha", "eval"))
+
+
+def budget_tat(redis_url: str) -> bytes | None:
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match="ts:ivs:*:budget:*"))
+    assert len(keys) <= 1
+    value: bytes | None = client.get(keys[0]) if keys else None
+    return value
+
+
+async def test_an_ivs_mode_token_costs_two_redis_round_trips_with_its_budget_slot(
+    env, app_for, clean_redis, emulator, stage_arn, user_token
+) -> None:
+    ivs_redis = {**env, "TOKEN_SERVICE_MODE": "ivs", "TOKEN_SERVICE_REDIS_URL": clean_redis}
+    async with app_for(ivs_redis) as client:
+        await request_token(client, user_token(sub="warm"), stage_arn)
+        before = script_calls(clean_redis)
+        for i in range(5):
+            response = await request_token(client, user_token(sub=f"u{i}"), stage_arn)
+            assert response.status_code == 201
+        calls = script_calls(clean_redis) - before
+
+    # Admission with the budget slot, then the mapping record once IVS answered
+    # (a separate slot reservation would make it 15).
+    assert calls == 10
+    assert emulator_stats(emulator)["CreateParticipantToken"]["calls"] == 6
+
+
+async def test_a_rate_limited_request_takes_no_ivs_budget_slot(
+    env, app_for, clean_redis, stage_arn, user_token
+) -> None:
+    ivs_redis = {
+        **env,
+        "TOKEN_SERVICE_MODE": "ivs",
+        "TOKEN_SERVICE_REDIS_URL": clean_redis,
+        "TOKEN_SERVICE_RATE_LIMIT_USER": "1/minute",
+        "TOKEN_SERVICE_IVS_TOKEN_RATE": "1/minute",
+    }
+    async with app_for(ivs_redis) as client:
+        token = user_token(sub="one-per-minute")
+        first = await request_token(client, token, stage_arn)
+        slot_after_first = budget_tat(clean_redis)
+        limited = await request_token(client, token, stage_arn)
+
+    assert first.status_code == 201
+    assert limited.status_code == 429
+    assert budget_tat(clean_redis) == slot_after_first

@@ -6,12 +6,20 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from redis.crc import key_slot
 
 from tests.support.redis_server import free_port, redis_cluster
-from token_service.ivs_budget import BudgetRate, RedisSlots
+from token_service.ivs_budget import (
+    RESERVE_LUA,
+    BudgetExhausted,
+    BudgetRate,
+    IvsTokenBudget,
+    RedisSlots,
+    Reservation,
+)
 from token_service.redis_client import RedisClient, build_redis, connect
 
 RATE = BudgetRate(count=10, period_seconds=1)
@@ -178,3 +186,71 @@ async def test_degradations_are_reported(dead_redis_url: str) -> None:
     await slots.reserve(1.0)
 
     assert seen == ["local"]
+
+
+# ------------------------------------------- a slot taken by another script (the admission's)
+
+
+class CountingSlots(RedisSlots):
+    """A replica that counts its own reservation calls to Redis."""
+
+    reservations = 0
+
+    async def reserve(self, max_wait_seconds: float) -> Reservation:
+        self.reservations += 1
+        return await super().reserve(max_wait_seconds)
+
+
+async def reserve_as_another_script(client: RedisClient, budget: IvsTokenBudget) -> list[Any]:
+    """What the admission script does with a fold: `reserve_slot` with the fold's arguments."""
+    fold = budget.fold()
+    assert fold is not None
+    script = client.register_script(
+        RESERVE_LUA
+        + "local t = redis.call('TIME')\n"
+        + "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+        + "return reserve_slot(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(ARGV[2]),"
+        + " tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))\n"
+    )
+    raw: list[Any] = await script(keys=fold.keys, args=fold.args)
+    return raw
+
+
+async def test_a_held_slot_serves_the_next_acquire_without_asking_redis_again(
+    client: RedisClient,
+) -> None:
+    slots = CountingSlots(client, RATE, scope="test", timeout_seconds=2)
+    budget = IvsTokenBudget(slots, max_wait_seconds=1.0)
+
+    budget.hold(await reserve_as_another_script(client, budget))
+    await budget.acquire()
+    first = slots.reservations
+    await budget.acquire()
+
+    assert first == 0
+    assert slots.reservations == 1
+
+
+async def test_a_held_slot_belongs_to_its_own_request_only(client: RedisClient) -> None:
+    slots = CountingSlots(client, RATE, scope="test", timeout_seconds=2)
+    budget = IvsTokenBudget(slots, max_wait_seconds=1.0)
+
+    async def request_holding_a_slot() -> None:
+        budget.hold(await reserve_as_another_script(client, budget))
+
+    await asyncio.create_task(request_holding_a_slot())
+    await asyncio.create_task(budget.acquire())
+
+    assert slots.reservations == 1
+
+
+async def test_a_held_refusal_raises_budget_exhausted(client: RedisClient) -> None:
+    one_a_minute = BudgetRate(count=1, period_seconds=60)
+    slots = RedisSlots(client, one_a_minute, scope="test", timeout_seconds=2)
+    budget = IvsTokenBudget(slots, max_wait_seconds=0.0)
+    await budget.acquire()
+
+    budget.hold(await reserve_as_another_script(client, budget))
+
+    with pytest.raises(BudgetExhausted):
+        await budget.acquire()
