@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -17,15 +17,6 @@ from token_service.redis_client import RedisClient, build_redis
 
 LIMITS = [Limit.of("user", "u-failure", Rate.parse("2/minute"))]
 BREAKER_SECONDS = 0.3
-
-
-@pytest.fixture
-def server() -> Iterator[RedisProcess]:
-    process = RedisProcess().start()
-    try:
-        yield process
-    finally:
-        process.close()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -21,15 +20,6 @@ from token_service.admission import OnMappingError, RedisGate
 from token_service.mapping import MappingRecord, RedisMappingStore
 from token_service.mapping_runtime import MappingRuntime
 from token_service.redis_client import RedisClient, build_redis, close_redis
-
-
-@pytest.fixture
-def server() -> Iterator[RedisProcess]:
-    process = RedisProcess().start()
-    try:
-        yield process
-    finally:
-        process.close()
 
 
 async def close_a_pooled_connection_behind_the_clients_back(client: RedisClient) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,15 +32,6 @@ def run(scenario: Callable[[], Awaitable[_T]]) -> _T:
             return await scenario()
 
     return uvloop.run(bounded())
-
-
-@pytest.fixture
-def server() -> Iterator[RedisProcess]:
-    process = RedisProcess().start()
-    try:
-        yield process
-    finally:
-        process.close()
 
 
 async def with_lane(url: str, body: Callable[[RedisLane], Awaitable[_T]], **options: Any) -> _T:
