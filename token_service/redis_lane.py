@@ -139,6 +139,10 @@ class _Protocol(asyncio.Protocol):
     def send(self, command: bytes) -> asyncio.Future[Reply]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
+        if self.closed:
+            # Lost between the caller's check and now: fail at once, never wait forever.
+            future.set_exception(ConnectionError("connection to Redis lost"))
+            return future
         self.waiting.append((future, time.monotonic()))
         self._outgoing.append(command)
         if not self._flush_scheduled:

@@ -76,3 +76,13 @@ def test_arguments_keep_any_bytes_by_their_length(value: str) -> None:
     encoded = value.encode()
 
     assert pack([value]) == b"*1\r\n$%d\r\n%s\r\n" % (len(encoded), encoded)
+
+
+def test_a_command_sent_on_a_lost_connection_fails_at_once() -> None:
+    async def scenario() -> BaseException | None:
+        protocol = _Protocol()
+        protocol.connection_made(Transport())  # type: ignore[arg-type]
+        protocol.connection_lost(None)
+        return protocol.send(b"PING").exception()
+
+    assert isinstance(asyncio.run(scenario()), redis.ConnectionError)
