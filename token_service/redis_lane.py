@@ -249,10 +249,6 @@ class RedisLane:
         self._protocol: _Protocol | None = None
         self._connecting: asyncio.Future[_Protocol] | None = None
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._protocol.waiting) if self._protocol is not None else 0
-
     async def run(
         self, script: LaneScript, keys: Sequence[str], args: Sequence[bytes | str | int]
     ) -> Reply:
@@ -303,6 +299,7 @@ class RedisLane:
     async def _connect(self) -> _Protocol:
         loop = asyncio.get_running_loop()
         endpoint = self._endpoint
+        protocol: _Protocol | None = None
         try:
             async with asyncio.timeout(self._connect_timeout):
                 if endpoint.host is None:
@@ -312,10 +309,16 @@ class RedisLane:
                         _Protocol, endpoint.host, endpoint.port, ssl=endpoint.ssl
                     )
                 await self._hello(protocol)
-        except OSError as exc:
+        except (OSError, TimeoutError, asyncio.CancelledError) as exc:
+            # A connection that was made but never set up (a frozen Redis accepts and
+            # then says nothing) is closed here, not left open for each retry.
+            if protocol is not None:
+                protocol.abort("connection set-up failed")
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            if isinstance(exc, TimeoutError):
+                raise ConnectionError("connecting to Redis timed out") from None
             raise ConnectionError(f"cannot connect to Redis: {exc.__class__.__name__}") from None
-        except TimeoutError:
-            raise ConnectionError("connecting to Redis timed out") from None
         return protocol
 
     async def _hello(self, protocol: _Protocol) -> None:

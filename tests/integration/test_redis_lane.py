@@ -162,6 +162,27 @@ def test_a_connection_silent_longer_than_stale_seconds_is_dropped(server: RedisP
     assert fresh == b"fresh"
 
 
+def test_connections_a_frozen_redis_never_set_up_are_closed_not_kept(
+    server: RedisProcess,
+) -> None:
+    async def body(lane: RedisLane) -> int:
+        server.pause()
+        try:
+            for _ in range(3):
+                with pytest.raises(redis.ConnectionError, match="timed out"):
+                    await lane.run(ECHO, [], ["while frozen"])
+        finally:
+            server.resume()
+        assert await lane.run(ECHO, [], ["thawed"]) == b"thawed"
+        await asyncio.sleep(0.2)  # Redis reads whatever the earlier attempts left
+        # Counted while this process (and any connection it kept) is still alive.
+        listing = await lane.command("CLIENT", "LIST")
+        assert isinstance(listing, bytes)
+        return listing.count(b"name=token-service-lane ")
+
+    assert run(lambda: with_lane(server.url, body, connect_timeout=0.1)) == 1
+
+
 def test_the_lane_connects_with_the_urls_user_and_password() -> None:
     password = secrets.token_hex(16)
     process = RedisProcess(None, "--requirepass", password).start()
