@@ -1,14 +1,15 @@
-"""How the lane reads Redis's replies: in order, however the bytes are split."""
+"""The lane's reading of replies (in order, however the bytes are split) and of URLs."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from typing import Any
 
 import pytest
 import redis
 
-from token_service.redis_lane import _Protocol, pack
+from token_service.redis_lane import _endpoint, _Protocol, pack
 
 REPLIES = b"*3\r\n:1\r\n$3\r\nabc\r\n*-1\r\n" + b"$-1\r\n" + b"-ERR nope\r\n" + b"+OK\r\n"
 
@@ -86,3 +87,30 @@ def test_a_command_sent_on_a_lost_connection_fails_at_once() -> None:
         return protocol.send(b"PING").exception()
 
     assert isinstance(asyncio.run(scenario()), redis.ConnectionError)
+
+
+def test_a_rediss_url_verifies_the_servers_certificate_and_name_by_default() -> None:
+    endpoint = _endpoint("rediss://cache.example.internal:6380/0")
+
+    assert endpoint.ssl is not None
+    assert endpoint.ssl.verify_mode == ssl.CERT_REQUIRED
+    assert endpoint.ssl.check_hostname
+
+
+def test_a_rediss_url_keeps_redis_pys_tls_options() -> None:
+    endpoint = _endpoint("rediss://app:secret@cache.example.internal:6380/2?ssl_cert_reqs=none")
+
+    assert endpoint.ssl is not None
+    assert endpoint.ssl.verify_mode == ssl.CERT_NONE
+    assert (endpoint.username, endpoint.password, endpoint.db) == ("app", "secret", 2)
+
+
+def test_a_unix_url_connects_to_its_socket_path_and_database() -> None:
+    endpoint = _endpoint("unix:///run/redis/redis.sock?db=3")
+
+    assert (endpoint.host, endpoint.path, endpoint.db, endpoint.ssl) == (
+        None,
+        "/run/redis/redis.sock",
+        3,
+        None,
+    )
