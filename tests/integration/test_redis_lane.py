@@ -6,16 +6,22 @@ Each scenario runs on uvloop, the service's event loop, bounded by its own timeo
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import redis
 import uvloop
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from tests.support.redis_server import RedisProcess
+from tests.support.redis_server import RedisProcess, free_port
 from token_service.redis_lane import LaneScript, RedisLane
 
 _T = TypeVar("_T")
@@ -239,3 +245,81 @@ def test_the_lane_names_itself_in_client_list(clean_redis: str) -> None:
 def test_a_cluster_url_is_refused() -> None:
     with pytest.raises(ValueError, match="Cluster"):
         RedisLane("redis+cluster://127.0.0.1:7000")
+
+
+# ------------------------------------------------------------------ TLS (rediss://)
+
+
+def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for localhost / 127.0.0.1, as PEM files."""
+    now = datetime.now(UTC)
+
+    def certificate(
+        subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, signer: Any, ca: bool
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(issuer)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5))
+            .not_valid_after(now + timedelta(hours=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "test CA")])
+    ca_cert = certificate("test CA", ca_key, ca_name, ca_key, ca=True)
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = certificate("localhost", server_key, ca_name, ca_key, ca=False)
+    ca_path, cert_path, key_path = (directory / n for n in ("ca.pem", "server.pem", "key.pem"))
+    ca_path.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    cert_path.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        server_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return ca_path, cert_path, key_path
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[RedisProcess, Path]]:
+    ca, cert, key = write_tls_files(tmp_path)
+    port = free_port()
+    tls = ["--tls-port", str(port), "--tls-cert-file", str(cert), "--tls-key-file", str(key)]
+    tls += ["--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no"]
+    # TLS on the process's port; the later --port 0 turns plain TCP off.
+    process = RedisProcess(port, *tls, "--port", "0").start()
+    try:
+        yield process, ca
+    finally:
+        process.close()
+
+
+def test_the_lane_speaks_tls_and_verifies_the_server_against_the_urls_ca(
+    tls_server: tuple[RedisProcess, Path],
+) -> None:
+    process, ca = tls_server
+    url = f"rediss://localhost:{process.port}/0?ssl_ca_certs={ca}"
+
+    assert run(lambda: with_lane(url, lambda lane: lane.run(ECHO, [], ["tls"]))) == b"tls"
+
+
+def test_the_lane_refuses_a_tls_server_its_ca_did_not_sign(
+    tls_server: tuple[RedisProcess, Path], tmp_path: Path
+) -> None:
+    process, _ = tls_server
+    (tmp_path / "other").mkdir()
+    other_ca, _, _ = write_tls_files(tmp_path / "other")
+    url = f"rediss://localhost:{process.port}/0?ssl_ca_certs={other_ca}"
+
+    with pytest.raises(redis.ConnectionError, match="cannot connect"):
+        run(lambda: with_lane(url, lambda lane: lane.run(ECHO, [], ["tls"])))
