@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from redis.exceptions import RedisError
 
@@ -36,7 +36,6 @@ from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
 from token_service.ivs_budget import RESERVE_LUA, IvsTokenBudget
 from token_service.mapping import (
-    RECORD_SCRIPT,
     RECORD_WRITE_LUA,
     Ban,
     MappingRecord,
@@ -56,7 +55,7 @@ from token_service.ratelimit import (
     limit_args,
 )
 from token_service.redis_client import Breaker, RedisClient
-from token_service.redis_lane import LaneScript, RedisLane
+from token_service.redis_lane import RedisLane, script_call
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +167,9 @@ class RedisGate:
     ) -> None:
         self._client = client
         self._store = store
-        self._script = client.register_script(_SCRIPT)
-        # The token path's two script calls go through the lane when there is one
-        # (not for Redis Cluster): a fraction of redis-py's CPU per call.
-        self._lane = lane
-        self._lane_script = LaneScript.of(_SCRIPT)
-        self._lane_record = LaneScript.of(RECORD_SCRIPT)
+        # Over the lane when there is one (not for Redis Cluster): a fraction of
+        # redis-py's CPU per call. The store writes ivs mode's records the same way.
+        self._script = script_call(client, lane, _SCRIPT)
         # ivs mode: the request's first IVS budget slot is taken by the admission script
         # itself (one round trip fewer). Over the lane only: with Redis Cluster the
         # budget's keys live in another slot than the admission's.
@@ -237,17 +233,14 @@ class RedisGate:
                 keys += fold.keys
                 args += fold.args
         args.append(len(limits))
-        if self._lane is not None:
-            raw: Any = await self._lane.run(self._lane_script, keys, args)
-        else:
-            raw = await self._script(keys=keys, args=args)
+        raw = await self._script(keys, args)
         if int(raw[1]) == 2:
             ban = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
             return Admission(decision=Decision(allowed=False, states=()), ban_id=ban)
         n = len(limits)
         decision = decision_from_tats(limits, int(raw[0]), [int(v) for v in raw[2 : 2 + n]])
-        if fold is not None and self._budget is not None and len(raw) == 2 + n + 3:
-            self._budget.hold(raw[2 + n :])
+        if fold is not None and len(raw) == 2 + n + 3:
+            fold.hold(raw[2 + n :])
         return Admission(decision=decision)
 
     def _degrade(self, what: str) -> None:
@@ -285,7 +278,7 @@ class RedisGate:
         if self.healthy:
             try:
                 async with asyncio.timeout(self._timeout):
-                    await self._write_record(record)
+                    await self._store.record(record)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
             else:
@@ -295,13 +288,6 @@ class RedisGate:
             raise ServiceUnavailable("the mapping store (Redis) is unavailable", retry_after=1)
         self.outbox.append(record)
         return True
-
-    async def _write_record(self, record: MappingRecord) -> None:
-        if self._lane is None:
-            await self._store.record(record)
-            return
-        keys = record_write_keys(record)
-        await self._lane.run(self._lane_record, keys, record_write_args(record, self._retention))
 
     async def flush_outbox(self) -> int:
         """Write deferred records to Redis, oldest first; stop at the first failure."""

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import ServiceUnavailable
 from token_service.redis_client import RedisClient
-from token_service.redis_lane import LaneScript, RedisLane
+from token_service.redis_lane import RedisLane, script_call
 
 log = logging.getLogger(__name__)
 
@@ -258,10 +258,8 @@ class RedisSlots:
             raise ValueError("on_error must be 'local' or 'deny'")
         self.rate = rate
         self._client = client
-        self._script = client.register_script(_SCRIPT)
         # Every CreateParticipantToken takes a slot: over the lane when there is one.
-        self._lane = lane
-        self._lane_script = LaneScript.of(_SCRIPT)
+        self._script = script_call(client, lane, _SCRIPT)
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
         self._started = False
@@ -366,12 +364,7 @@ class RedisSlots:
         return Reservation(False, wait, max(0.0, wait - max_wait_seconds))
 
     async def _reserve_redis(self, max_wait_seconds: float) -> Reservation:
-        args = self.reservation_args(max_wait_seconds)
-        raw: Any
-        if self._lane is not None:
-            raw = await self._lane.run(self._lane_script, self._keys, args)
-        else:
-            raw = await self._script(keys=self._keys, args=args)
+        raw = await self._script(self._keys, self.reservation_args(max_wait_seconds))
         return self.answer(raw, max_wait_seconds)
 
     async def _degraded(self, max_wait_seconds: float) -> Reservation:
@@ -388,11 +381,13 @@ class RedisSlots:
 
 @dataclass(frozen=True)
 class SlotFold:
-    """What another Lua script needs to call `reserve_slot` (RESERVE_LUA) itself."""
+    """What another Lua script needs to call `reserve_slot` (RESERVE_LUA) itself, and
+    where its reply goes: `hold(reply)` keeps it for this request's next `acquire`."""
 
     keys: list[str]
     #: After the keys and Redis's time: interval, burst, max wait, replica, replica TTL.
     args: list[str | int]
+    hold: Callable[[Sequence[Any]], None]
 
 
 #: A reservation the admission script made for the current request: (answer, arrived).
@@ -443,13 +438,12 @@ class IvsTokenBudget:
         slots = self._slots
         if not isinstance(slots, RedisSlots) or not slots.available:
             return None
-        return SlotFold(slots.keys, slots.reservation_args(self.max_wait_seconds))
+        max_wait = self.max_wait_seconds
 
-    def hold(self, raw: Sequence[Any]) -> None:
-        """Keep a folded reservation's reply for this request's (task's) next `acquire`."""
-        if isinstance(self._slots, RedisSlots):
-            answer = self._slots.answer(raw, self.max_wait_seconds)
-            _held.set((answer, self._clock()))
+        def hold(raw: Sequence[Any]) -> None:
+            _held.set((slots.answer(raw, max_wait), self._clock()))
+
+        return SlotFold(slots.keys, slots.reservation_args(max_wait), hold)
 
     async def acquire(self, limit: float | None = None) -> float:
         max_wait = self.max_wait_seconds if limit is None else min(self.max_wait_seconds, limit)

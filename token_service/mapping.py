@@ -35,6 +35,7 @@ import msgspec
 
 from token_service.ratelimit import HASH_TAG
 from token_service.redis_client import RedisClient
+from token_service.redis_lane import RedisLane, script_call
 
 #: Longest lifetime a participant token can have (14 days): index entries older than
 #: the retention plus this can no longer point at a live record.
@@ -331,7 +332,7 @@ local function write_record(rk, uk, sk, value, member, expire_at, trim_before)
 end
 """
 
-RECORD_SCRIPT = (
+_RECORD_SCRIPT = (
     RECORD_WRITE_LUA
     + "write_record(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])\n"
     + "return 1\n"
@@ -418,16 +419,19 @@ def change_field(change: CapabilityChange) -> str:
 
 
 class RedisMappingStore:
-    def __init__(self, client: RedisClient, *, retention_seconds: int) -> None:
+    def __init__(
+        self, client: RedisClient, *, retention_seconds: int, lane: RedisLane | None = None
+    ) -> None:
         self._client = client
         self._retention = retention_seconds
-        self._record_script = client.register_script(RECORD_SCRIPT)
+        # ivs mode writes each record after IVS answered, on the token path: the lane.
+        self._record_script = script_call(client, lane, _RECORD_SCRIPT)
         self._side_script = client.register_script(_SIDE_SCRIPT)
         self._exchange_script = client.register_script(_EXCHANGE_SCRIPT)
 
     async def record(self, record: MappingRecord) -> None:
         await self._record_script(
-            keys=record_write_keys(record), args=record_write_args(record, self._retention)
+            record_write_keys(record), record_write_args(record, self._retention)
         )
 
     async def get(self, participant_id: str) -> ParticipantView | None:

@@ -112,7 +112,7 @@ def build_mapping(
     if redis_client is None:
         store = MemoryMappingStore(retention_seconds=retention)
         return MappingRuntime(store=store, gate=MemoryGate(store))
-    redis_store = RedisMappingStore(redis_client, retention_seconds=retention)
+    redis_store = RedisMappingStore(redis_client, retention_seconds=retention, lane=lane)
     gate = RedisGate(
         redis_client,
         redis_store,

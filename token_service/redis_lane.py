@@ -35,14 +35,14 @@ import hashlib
 import logging
 import ssl
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.exceptions import ConnectionError, ResponseError
 
-from token_service.redis_client import is_cluster_url
+from token_service.redis_client import RedisClient, is_cluster_url
 
 log = logging.getLogger(__name__)
 
@@ -352,3 +352,29 @@ def lane_for(url: str | None, *, connect_timeout: float) -> RedisLane | None:
     if url is None or is_cluster_url(url):
         return None
     return RedisLane(url, connect_timeout=connect_timeout)
+
+
+#: A Lua script ready to call: `await call(keys, args)` -> its reply.
+ScriptCall = Callable[[Sequence[str], Sequence[bytes | str | int]], Awaitable[Any]]
+
+
+def script_call(client: RedisClient, lane: RedisLane | None, body: str) -> ScriptCall:
+    """`body` called over the lane when there is one, through redis-py otherwise.
+
+    The one place that chooses: the token path's scripts (admission, the mapping
+    record, the IVS budget) take the lane; without one (Redis Cluster) redis-py's
+    client routes each call to its keys' shard.
+    """
+    if lane is None:
+        script = client.register_script(body)
+
+        async def through_client(keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
+            return await script(keys=list(keys), args=list(args))
+
+        return through_client
+    lane_script = LaneScript.of(body)
+
+    async def through_lane(keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
+        return await lane.run(lane_script, keys, args)
+
+    return through_lane

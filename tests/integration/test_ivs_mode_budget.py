@@ -6,7 +6,6 @@ import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import pytest
 from redis.crc import key_slot
@@ -201,8 +200,11 @@ class CountingSlots(RedisSlots):
         return await super().reserve(max_wait_seconds)
 
 
-async def reserve_as_another_script(client: RedisClient, budget: IvsTokenBudget) -> list[Any]:
-    """What the admission script does with a fold: `reserve_slot` with the fold's arguments."""
+async def hold_a_slot_reserved_by_another_script(
+    client: RedisClient, budget: IvsTokenBudget
+) -> None:
+    """What the admission script does with a fold: `reserve_slot` with the fold's
+    arguments, its reply handed to the fold."""
     fold = budget.fold()
     assert fold is not None
     script = client.register_script(
@@ -212,8 +214,7 @@ async def reserve_as_another_script(client: RedisClient, budget: IvsTokenBudget)
         + "return reserve_slot(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(ARGV[2]),"
         + " tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))\n"
     )
-    raw: list[Any] = await script(keys=fold.keys, args=fold.args)
-    return raw
+    fold.hold(await script(keys=fold.keys, args=fold.args))
 
 
 async def test_a_held_slot_serves_the_next_acquire_without_asking_redis_again(
@@ -222,7 +223,7 @@ async def test_a_held_slot_serves_the_next_acquire_without_asking_redis_again(
     slots = CountingSlots(client, RATE, scope="test", timeout_seconds=2)
     budget = IvsTokenBudget(slots, max_wait_seconds=1.0)
 
-    budget.hold(await reserve_as_another_script(client, budget))
+    await hold_a_slot_reserved_by_another_script(client, budget)
     await budget.acquire()
     first = slots.reservations
     await budget.acquire()
@@ -236,7 +237,7 @@ async def test_a_held_slot_belongs_to_its_own_request_only(client: RedisClient) 
     budget = IvsTokenBudget(slots, max_wait_seconds=1.0)
 
     async def request_holding_a_slot() -> None:
-        budget.hold(await reserve_as_another_script(client, budget))
+        await hold_a_slot_reserved_by_another_script(client, budget)
 
     await asyncio.create_task(request_holding_a_slot())
     await asyncio.create_task(budget.acquire())
@@ -250,7 +251,7 @@ async def test_a_held_refusal_raises_budget_exhausted(client: RedisClient) -> No
     budget = IvsTokenBudget(slots, max_wait_seconds=0.0)
     await budget.acquire()
 
-    budget.hold(await reserve_as_another_script(client, budget))
+    await hold_a_slot_reserved_by_another_script(client, budget)
 
     with pytest.raises(BudgetExhausted):
         await budget.acquire()
