@@ -19,10 +19,11 @@ parsed), for at most `LINGER_SECONDS` or `LINGER_MAX_BYTES`, whichever comes fir
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, Final
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from token_service.problem_json import PROBLEM_JSON, problem_bytes
 
 #: Far above any real request to this API (the bearer token alone is capped at 8 KiB),
 #: and at the size of common proxies' limits (nginx's default is 4 x 8 KiB).
@@ -31,14 +32,12 @@ MAX_HEAD_BYTES: Final = 64 * 1024
 LINGER_SECONDS: Final = 5.0
 LINGER_MAX_BYTES: Final = 64 * 1024 * 1024
 _END_OF_HEAD: Final = b"\r\n\r\n"
-_PROBLEM: Final = json.dumps(
-    {
-        "type": "https://ivs-token-service.dev/problems/request-head-too-large",
-        "title": "Request header fields too large",
-        "status": 431,
-        "detail": f"the request line and headers exceed {MAX_HEAD_BYTES // 1024} KiB",
-    }
-).encode()
+_PROBLEM: Final = problem_bytes(
+    431,
+    title="Request header fields too large",
+    detail=f"the request line and headers exceed {MAX_HEAD_BYTES // 1024} KiB",
+    code="request-head-too-large",
+)
 
 
 class BoundedHttpToolsProtocol(HttpToolsProtocol):
@@ -86,7 +85,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._dropped = 0
         head = (
             b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: application/problem+json\r\n"
+            b"content-type: " + PROBLEM_JSON.encode() + b"\r\n"
             b"content-length: " + str(len(_PROBLEM)).encode() + b"\r\n"
             b"connection: close\r\n\r\n"
         )

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import logging
 import os
 import shutil
@@ -32,6 +31,7 @@ from uvicorn.supervisors import Multiprocess
 
 from token_service.config import Settings
 from token_service.http_limits import BoundedHttpToolsProtocol
+from token_service.problem_json import PROBLEM_JSON, problem_bytes
 
 log = logging.getLogger(__name__)
 
@@ -41,16 +41,14 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 APP_FACTORY = "token_service.server:guarded_app_from_environment"
 
 #: What a request cut off by the shutdown bound gets (instead of uvicorn's 500).
-_CUT_OFF_BODY = json.dumps(
-    {
-        "type": "https://ivs-token-service.dev/problems/shutting-down",
-        "title": "Service shutting down",
-        "status": 503,
-        "detail": "the service stopped before this request finished; send it again",
-    }
-).encode()
+_CUT_OFF_BODY = problem_bytes(
+    503,
+    title="Service shutting down",
+    detail="the service stopped before this request finished; send it again",
+    code="shutting-down",
+)
 _CUT_OFF_HEADERS = [
-    (b"content-type", b"application/problem+json"),
+    (b"content-type", PROBLEM_JSON.encode()),
     (b"content-length", str(len(_CUT_OFF_BODY)).encode()),
     (b"retry-after", b"1"),
     (b"connection", b"close"),

@@ -35,11 +35,10 @@ from token_service.errors import (
     UpstreamTimeout,
 )
 from token_service.logging_setup import new_request_id, request_id_var
+from token_service.problem_json import PROBLEM_JSON, problem_document
 
 log = logging.getLogger(__name__)
 
-PROBLEM_JSON = "application/problem+json"
-TYPE_BASE = "https://ivs-token-service.dev/problems/"
 
 _STATUS: list[tuple[type[DomainError], int]] = [
     # Before InvalidRequest, its base: the first match wins.
@@ -87,12 +86,7 @@ def problem(
     headers: Mapping[str, str] | None = None,
     extra: Mapping[str, Any] | None = None,
 ) -> Response[dict[str, Any]]:
-    body: dict[str, Any] = {
-        "type": TYPE_BASE + code,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
+    body = problem_document(status, title=title, detail=detail, code=code)
     if errors:
         body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
     if extra:
