@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
@@ -42,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+import deployment
 from bench_processes import free_port, process, wait_for
 from botocore.config import Config
 from raw_http import RawHttp
@@ -58,25 +58,11 @@ CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "sec
 
 @contextmanager
 def redis_server() -> Iterator[str | None]:
-    binary = shutil.which("redis-server")
-    if binary is None:
+    """A private redis-server (bench/deployment.py's), or None when none is installed."""
+    if shutil.which("redis-server") is None:
         yield None
         return
-    port = free_port()
-    with (
-        tempfile.TemporaryDirectory() as workdir,
-        process(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", workdir],
-            {},
-        ),
-    ):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.02)
+    with tempfile.TemporaryDirectory() as workdir, deployment.redis_server(workdir) as port:
         yield f"redis://127.0.0.1:{port}/0"
 
 
