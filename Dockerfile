@@ -4,12 +4,14 @@
 #   docker build -t ivs-token-service .
 #   docker run -p 8080:8080 -e TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE=... ivs-token-service
 #
-# Stage 1 builds the package's wheel and installs it into a virtual environment; stage 2
-# copies only that environment onto a clean slim base. Configuration (secrets included)
-# comes from the environment and mounted files at run time; see deploy/ and README.md.
-# tests/e2e/test_container_start.py runs this file's ENV, CMD and HEALTHCHECK from a
-# virtual environment built the same way, and tests/unit/test_container_dockerfile.py
-# lints it with hadolint.
+# Stage 1 builds the package's wheel with the locked build backend and installs it into a
+# virtual environment holding exactly the locked runtime set (requirements/runtime.txt,
+# every package pinned with its hashes: what was tested is what ships); stage 2 copies only
+# that environment onto a clean slim base. Configuration (secrets included) comes from the
+# environment and mounted files at run time; see deploy/ and docs/operations.md.
+# tests/e2e/test_container_start.py runs this file's install lines, ENV, CMD and
+# HEALTHCHECK from a virtual environment built the same way, and
+# tests/unit/test_container_dockerfile.py lints it with hadolint and holds it to the lock.
 
 FROM python:3.11-slim-bookworm AS build
 
@@ -17,12 +19,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-# Only what the wheel is built from (.dockerignore keeps everything else out of the context).
-COPY pyproject.toml README.md ./
-COPY token_service ./token_service
-RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
+# The dependencies first, from the lock alone, so this layer is rebuilt only when it changes.
+COPY requirements/build.txt requirements/runtime.txt ./requirements/
+RUN python -m venv /opt/build \
+    && /opt/build/bin/python -m pip install --require-hashes -r requirements/build.txt \
     && python -m venv /opt/token-service \
-    && /opt/token-service/bin/python -m pip install /wheels/*.whl
+    && /opt/token-service/bin/python -m pip install --require-hashes -r requirements/runtime.txt
+# Only what the wheel is built from (.dockerignore keeps everything else out of the context).
+COPY pyproject.toml README.md LICENSE ./
+COPY token_service ./token_service
+RUN /opt/build/bin/python -m pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
+    && /opt/token-service/bin/python -m pip install --no-deps /wheels/*.whl
 
 
 FROM python:3.11-slim-bookworm

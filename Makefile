@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk faults
+.PHONY: run test test-latest lock lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk faults
 
 # The real IVS web broadcast SDK for the demo page (GET /demo), from the npm registry into a
 # git-ignored folder, pinned by version and by the tarball's integrity hash. Only its browser
@@ -26,11 +26,33 @@ $(WEB_SDK_BUNDLE):
 	rm $(WEB_SDK_DIR)/amazon-ivs-web-broadcast-$(WEB_SDK_VERSION).tgz
 	touch $@
 
-$(STAMP): pyproject.toml
+# Installs come from the lock (requirements/test.txt: every package pinned, with hashes),
+# so what was tested is what is installed; then the package itself, editable, built by the
+# locked hatchling. pip runs with -qq: the lock is all it installs, and errors still show.
+LOCK := requirements/test.txt
+PIP  := $(BIN)/python -m pip --disable-pip-version-check -qq
+
+$(STAMP): $(LOCK) pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP) install --require-hashes -r $(LOCK)
+	$(PIP) install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
+
+# Regenerates requirements/*.txt from pyproject.toml (uv, pinned by the lock itself);
+# tests/unit/test_lock.py fails while they are out of date.
+lock: $(STAMP)
+	$(BIN)/python tools/lock.py compile
+
+# The suite against the newest releases pyproject.toml's ranges allow, in a venv of its
+# own (never the lock): how a new release of a dependency is caught before users get it.
+LATEST_VENV := .venv-latest
+test-latest: $(WEB_SDK_BUNDLE)
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -qq install --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -qq install --upgrade -e '.[test]'
+	$(LATEST_VENV)/bin/python tools/lock.py newer
+	$(LATEST_VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 run: $(STAMP)
 	@$(MAKE) --no-print-directory web-sdk || echo "(no IVS web SDK: the demo page works without its verdict)"
@@ -40,8 +62,8 @@ emulator: $(STAMP)
 	$(BIN)/token-service emulator
 
 lint: $(STAMP)
-	$(BIN)/ruff check token_service tests bench
-	$(BIN)/ruff format --check token_service tests bench
+	$(BIN)/ruff check token_service tests bench tools
+	$(BIN)/ruff format --check token_service tests bench tools
 	$(BIN)/mypy
 
 test: lint $(WEB_SDK_BUNDLE)
@@ -78,4 +100,4 @@ fuzz: $(STAMP)
 	  tests/api/test_openapi_fuzz.py -p no:cacheprovider -o timeout=0 -q -s --log-level=WARNING
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,8 @@ command; the run-time configuration is given the way `docker run -e` would.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -21,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.dockerfile import ROOT, Stage, final_stage
+from tests.support.dockerfile import ROOT, Stage, final_stage, stages
 from tests.support.processes import wait_for_http
 from tests.support.redis_server import free_port
 
@@ -41,29 +43,51 @@ def build_context(destination: Path) -> Path:
         if source.is_dir():
             shutil.copytree(source, destination / name, ignore=ignored)
         else:
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, destination / name)
     return destination
 
 
-def run(*command: str | Path, timeout: float = 600) -> None:
+def run(*command: str | Path, timeout: float = 600, env: dict[str, str] | None = None) -> None:
     result = subprocess.run(
-        [str(c) for c in command], capture_output=True, text=True, timeout=timeout, check=False
+        [str(c) for c in command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
 def image_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`/opt/token-service` of the image: a venv with the wheel built from the context."""
+    """`/opt/token-service` of the image: the build stage's RUN lines, as written, run in a
+    build context made as Docker makes it, with the image's paths mapped to ours."""
     base = tmp_path_factory.mktemp("image")
     context = build_context(base / "context")
-    wheels = base / "wheels"
-    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", wheels, context)
-    (wheel,) = wheels.glob("*.whl")
-    venv = base / "opt-token-service"
-    run(sys.executable, "-m", "venv", venv)
-    run(venv / "bin" / "python", "-m", "pip", "install", "--disable-pip-version-check", wheel)
-    return venv
+    paths = {
+        "/opt/build": base / "opt-build",
+        "/opt/token-service": base / "opt-token-service",
+        "/wheels": base / "wheels",
+    }
+    build = stages()[0]
+    env = {**os.environ, **build.env()}
+    for written in build.all("RUN"):
+        command = written
+        for image_path, ours in paths.items():
+            command = command.replace(image_path, str(ours))
+        # The image's `python` is the base image's interpreter; ours is this one.
+        command = re.sub(r"(?<![/\w-])python -m venv", f"{sys.executable} -m venv", command)
+        run(
+            "bash",
+            "-euo",
+            "pipefail",
+            "-c",
+            f"cd {shlex.quote(str(context))} && {command}",
+            env=env,
+        )
+    return paths["/opt/token-service"]
 
 
 @pytest.fixture(scope="module")

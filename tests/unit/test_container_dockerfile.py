@@ -50,6 +50,28 @@ def test_final_stage_installs_only_what_the_build_stage_made() -> None:
     assert any("pip wheel" in run for run in stages()[0].all("RUN"))
 
 
+def test_the_image_installs_the_locked_runtime_set_requiring_hashes() -> None:
+    runs = " && ".join(stages()[0].all("RUN"))
+
+    assert "install --require-hashes -r requirements/runtime.txt" in runs
+    assert "install --require-hashes -r requirements/build.txt" in runs
+
+
+def test_the_wheel_is_built_by_the_locked_backend_and_adds_no_unlocked_package() -> None:
+    runs = " && ".join(stages()[0].all("RUN"))
+
+    assert "pip wheel --no-deps --no-build-isolation" in runs
+    assert "pip install --no-deps /wheels/" in runs
+    assert not re.search(r"pip install(?! --require-hashes| --no-deps)", runs)
+
+
+def test_the_lock_files_the_image_needs_are_in_the_build_context() -> None:
+    allowed = (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+
+    assert {"!requirements/build.txt", "!requirements/runtime.txt"} <= set(allowed)
+    assert "!requirements/test.txt" not in allowed
+
+
 def test_runs_as_a_fixed_non_root_uid() -> None:
     user = final_stage().last("USER")
     assert user is not None
@@ -86,7 +108,14 @@ def test_build_context_is_an_allow_list_without_keys_or_env_files() -> None:
     ]
     assert lines[0] == "*", "everything is excluded unless listed"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "token_service"}
+    assert allowed == {
+        "pyproject.toml",
+        "README.md",
+        "LICENSE",
+        "requirements/build.txt",
+        "requirements/runtime.txt",
+        "token_service",
+    }
 
 
 def test_nothing_copied_names_keys_or_env_files() -> None:

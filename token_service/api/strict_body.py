@@ -181,6 +181,20 @@ def _field_error(message: str) -> FieldError:
     return FieldError(path or "body", message)
 
 
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _not_utf8() -> InvalidRequest:
+    return InvalidRequest(
+        "the request body is not valid UTF-8", [FieldError("body", "not valid UTF-8")]
+    )
+
+
 def strict_json(
     model: type[Any], *, optional: bool = False
 ) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
@@ -201,14 +215,17 @@ def strict_json(
             if "got `float`" not in str(exc) or not _valid_with_whole_numbers(body, model):
                 error = _field_error(str(exc))
                 raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+        except UnicodeDecodeError:
+            # msgspec before 0.23 raised this for invalid UTF-8 inside a string.
+            raise _not_utf8() from None
         except msgspec.DecodeError:
+            # msgspec 0.23 reports invalid UTF-8 as a DecodeError like any other; the
+            # codec's own exception type tells the two apart, not the message text.
+            if not _is_utf8(body):
+                raise _not_utf8() from None
             located = _member_error(body)
             error = located if located is not None else FieldError("body", "malformed JSON")
             raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
-        except UnicodeDecodeError:
-            raise InvalidRequest(
-                "the request body is not valid UTF-8", [FieldError("body", "not valid UTF-8")]
-            ) from None
         problem = _member_error(body)
         if problem is not None:
             raise InvalidRequest(f"{problem.field}: {problem.message}", [problem])

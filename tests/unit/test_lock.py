@@ -1,0 +1,85 @@
+"""The lock files are what `make lock` makes of pyproject.toml, and installs use them."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tools import lock
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _project_copy(tmp_path: Path, old: str, new: str) -> Path:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    assert old in text
+    copy = tmp_path / "pyproject.toml"
+    copy.write_text(text.replace(old, new), encoding="utf-8")
+    return copy
+
+
+def test_the_lock_files_are_made_from_pyproject_as_it_is() -> None:
+    assert lock.problems() == []
+
+
+def test_a_changed_requirement_makes_the_lock_out_of_date(tmp_path: Path) -> None:
+    changed = _project_copy(tmp_path, '"pyyaml>=6.0,<7"', '"pyyaml>=6.0.1,<7"')
+
+    found = lock.problems(pyproject=changed)
+
+    assert found == [
+        "requirements/runtime.txt was made from other requirements than now",
+        "requirements/test.txt was made from other requirements than now",
+    ]
+
+
+def test_a_new_dependency_missing_from_the_lock_is_named(tmp_path: Path) -> None:
+    changed = _project_copy(tmp_path, '"pyyaml>=6.0,<7",', '"pyyaml>=6.0,<7", "left-pad>=1",')
+
+    found = lock.problems(pyproject=changed)
+
+    assert "requirements/runtime.txt does not pin left-pad" in found
+
+
+def test_a_pin_outside_its_range_is_named(tmp_path: Path) -> None:
+    changed = _project_copy(tmp_path, '"pyyaml>=6.0,<7"', '"pyyaml>=7,<8"')
+    pinned = lock.pins(ROOT / "requirements" / "runtime.txt")["pyyaml"]
+
+    found = lock.problems(pyproject=changed)
+
+    assert f"requirements/runtime.txt pins pyyaml {pinned[0]}, outside <8,>=7" in found
+
+
+def test_comments_and_order_in_pyproject_do_not_make_the_lock_out_of_date() -> None:
+    assert lock.digest(["b>=1", "a ; python_version < '4'"]) == lock.digest(
+        ["A;python_version<'4'", "b >= 1"]
+    )
+
+
+def test_a_missing_lock_file_is_named(tmp_path: Path) -> None:
+    shutil.copytree(ROOT / "requirements", tmp_path / "requirements")
+    (tmp_path / "requirements" / "build.txt").unlink()
+
+    assert "requirements/build.txt is missing" in lock.problems(tmp_path / "requirements")
+
+
+@pytest.mark.parametrize("name", ["build.txt", "runtime.txt", "test.txt"])
+def test_every_pinned_release_carries_its_hashes(name: str) -> None:
+    text = (ROOT / "requirements" / name).read_text(encoding="utf-8")
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 3)[3])
+
+    unhashed = [entry.split()[0] for entry in entries if "--hash=sha256:" not in entry]
+
+    assert entries
+    assert unhashed == []
+
+
+def test_make_installs_the_test_set_from_the_lock_requiring_hashes() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+
+    assert "LOCK := requirements/test.txt" in makefile
+    assert "install --require-hashes -r $(LOCK)" in makefile
+    assert "install --no-deps --no-build-isolation -e ." in makefile
