@@ -26,7 +26,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from prometheus_client import Counter
 
-from token_service import __version__
+from token_service import package_version
 from token_service.api.admin_keys import AdminKeysController
 from token_service.api.admin_participants import AdminParticipantsController
 from token_service.api.cors import cors_config
@@ -536,7 +536,7 @@ def create_app(
 def _openapi() -> OpenAPIConfig:
     return OpenAPIConfig(
         title="IVS participant token service",
-        version=__version__,
+        version=package_version(),
         description=("Issues Amazon IVS real-time participant tokens to authenticated app users."),
         components=Components(
             security_schemes={

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from token_service import package_version
 from token_service.config import check_can_serve, load_settings, read_dotenv
 from token_service.errors import ConfigurationError, DomainError
 
@@ -143,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="token-service",
         description="Amazon IVS real-time participant token service.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")

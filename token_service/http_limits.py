@@ -21,6 +21,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
+# A private module of uvicorn, checked against uvicorn 0.55.0 with httptools 0.9.0: uvicorn
+# bounds incomplete events only on its h11 protocol (`h11_max_incomplete_event_size`), and
+# no public option bounds a request head on the httptools one. This module is the only user;
+# tests/unit/test_library_internals.py fails when the hooks overridden here change.
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from token_service.problem_json import PROBLEM_JSON, problem_bytes

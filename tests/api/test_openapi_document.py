@@ -5,6 +5,7 @@ stage ARN rule, and OPTIONS answers."""
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -33,6 +34,10 @@ def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     schema: dict[str, Any] = create_app(settings).openapi_schema.to_schema()
     return schema
+
+
+def test_the_document_carries_the_installed_package_version(document: dict[str, Any]) -> None:
+    assert document["info"]["version"] == version("ivs-token-service")
 
 
 def _operations(document: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

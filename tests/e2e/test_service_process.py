@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from importlib.metadata import version
 from pathlib import Path
 
 import httpx
@@ -109,3 +110,10 @@ def test_bad_configuration_lists_every_problem(service_env: dict[str, str]) -> N
     assert result.returncode == 2
     assert "TOKEN_SERVICE_MODE" in result.stderr
     assert "TOKEN_SERVICE_RATE_LIMIT_IP" in result.stderr
+
+
+def test_version_is_the_installed_distributions(service_env: dict[str, str]) -> None:
+    shown = run_cli("--version", env=service_env)
+
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip() == f"token-service {version('ivs-token-service')}"
