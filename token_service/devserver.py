@@ -1,8 +1,9 @@
 """`token-service serve --dev`: everything a newcomer needs, with nothing but Python.
 
 Starts the IVS emulator in-process, creates a demo stage, generates and imports a
-signing key into a temporary keys directory, enables a development shared secret
-(random per run unless one is set), and prints a `curl` that works as pasted.
+signing key into a temporary directory, enables a development shared secret (random per
+run unless one is set, in a file of that directory), and prints a `curl` that works as
+pasted and a `token-service user-token` command that mints with the same secret.
 DEVELOPMENT ONLY: the secret and admin token are printed to the terminal.
 """
 
@@ -31,15 +32,21 @@ DEMO_STAGE_NAME = "demo"
 BANNER = "=" * 78
 
 
-def _dev_environment(env: Mapping[str, str], emulator_url: str, keys_dir: Path) -> dict[str, str]:
+def _dev_environment(env: Mapping[str, str], emulator_url: str, dev_dir: Path) -> dict[str, str]:
+    """The environment `serve --dev` runs with: the emulator, keys in `dev_dir`, and a shared
+    secret. A generated secret is written to a file in `dev_dir` (owner-only) and given as
+    `_FILE`, so `token-service user-token` in another shell can mint with the same one."""
     dev = dict(env)
     dev["TOKEN_SERVICE_IVS_ENDPOINT_URL"] = emulator_url
-    dev["TOKEN_SERVICE_KEYS_DIR"] = str(keys_dir)
+    dev["TOKEN_SERVICE_KEYS_DIR"] = str(dev_dir / "keys")
     dev.setdefault("TOKEN_SERVICE_AWS_REGION", "us-east-1")
     if not dev.get("TOKEN_SERVICE_AUTH_SHARED_SECRET") and not dev.get(
         "TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE"
     ):
-        dev["TOKEN_SERVICE_AUTH_SHARED_SECRET"] = secrets.token_urlsafe(48)
+        secret_file = dev_dir / "shared-secret"
+        secret_file.touch(mode=0o600)
+        secret_file.write_text(secrets.token_urlsafe(48), encoding="utf-8")
+        dev["TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE"] = str(secret_file)
     if not dev.get("TOKEN_SERVICE_ADMIN_TOKENS"):
         dev["TOKEN_SERVICE_ADMIN_TOKENS"] = "dev-admin-" + secrets.token_urlsafe(24)
     return dev
@@ -75,6 +82,7 @@ def _print_banner(
     user_token: str,
     admin_token: str,
     key: str,
+    mint_command: str,
     demo_page: bool = False,
 ) -> None:
     body = f'{{"stageArn": "{stage_arn}", "capabilities": ["PUBLISH", "SUBSCRIBE"]}}'
@@ -107,10 +115,25 @@ def _print_banner(
         f"  curl -sS -X POST {emulator_url}/_emulator/join "
         "-H 'Content-Type: application/json' -d '{\"token\": \"<token>\"}'",
         "",
+        " Mint an app-user JWT for any user id and roles (from another shell):",
+        f"  {mint_command}",
+        "",
         f" Admin API:  curl -sS {base}/admin/keys -H 'Authorization: Bearer {admin_token}'",
         BANNER,
     ]
     print("\n".join(lines), flush=True)
+
+
+def _mint_command(env: Mapping[str, str], dev_env: Mapping[str, str]) -> str:
+    """`token-service user-token` as it works from another shell against this server: the
+    script beside this interpreter (it may not be on PATH), and the secret's file when the
+    secret was generated here (the caller's own secret is in the caller's environment)."""
+    script = Path(sys.executable).with_name("token-service")
+    command = shlex.quote(str(script)) if script.is_file() else "token-service"
+    generated = dev_env.get("TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE")
+    if generated and generated != env.get("TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE"):
+        command = f"TOKEN_SERVICE_AUTH_SHARED_SECRET_FILE={shlex.quote(generated)} {command}"
+    return f"{command} user-token --sub alice --roles publisher"
 
 
 def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
@@ -122,8 +145,8 @@ def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
     emulator = EmulatorServer(host="127.0.0.1", port=0)
     emulator.start()
     try:
-        with tempfile.TemporaryDirectory(prefix="token-service-dev-keys-") as keys_dir:
-            dev_env = _dev_environment(env, emulator.url, Path(keys_dir))
+        with tempfile.TemporaryDirectory(prefix="token-service-dev-") as dev_dir:
+            dev_env = _dev_environment(env, emulator.url, Path(dev_dir))
             settings = load_settings(dev_env, dev=True)
             log_format = settings.log_format
             if log_format is LogFormat.AUTO:
@@ -153,6 +176,7 @@ def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
                 user_token=user_token,
                 admin_token=settings.admin_tokens[0].reveal(),
                 key=key_arn,
+                mint_command=_mint_command(env, dev_env),
                 demo_page=settings.demo_enabled,
             )
             uvicorn.run(app, host=host, port=port, log_config=None)

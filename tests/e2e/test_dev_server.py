@@ -70,3 +70,35 @@ def test_printed_curl_returns_201_and_the_token_joins() -> None:
         assert emulator is not None
         joined = httpx.post(f"{emulator.group(1)}/_emulator/join", json={"token": token}, timeout=5)
         assert joined.status_code == 200, joined.text
+
+
+def test_printed_user_token_command_mints_a_jwt_the_dev_server_accepts() -> None:
+    port = free_port()
+    env = {"TOKEN_SERVICE_REDIS_URL": "", "TOKEN_SERVICE_LOG_FORMAT": "text"}
+    with background("serve", "--dev", "--port", str(port), env=env) as proc:
+        banner = _read_banner(proc)
+        base = f"http://127.0.0.1:{port}"
+        _wait_ready(base)
+        command = re.search(r"^  (.*token-service user-token .*)$", banner, re.MULTILINE)
+        assert command is not None, banner
+        stage = re.search(r"demo stage\s+(\S+)", banner)
+        assert stage is not None
+
+        minted = subprocess.run(
+            ["bash", "-c", command.group(1)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+        )
+        assert minted.returncode == 0, minted.stderr
+        response = httpx.post(
+            f"{base}/v1/participant-tokens",
+            json={"stageArn": stage.group(1)},
+            headers={"Authorization": f"Bearer {minted.stdout.strip()}"},
+            timeout=10,
+        )
+
+        assert response.status_code == 201, response.text
+        assert response.json()["userId"] == "alice"
