@@ -169,7 +169,7 @@ _THROTTLING = frozenset({"ThrottlingException", "TooManyRequestsException"})
 _DENIED_HINTS = {
     "AccessDeniedException": (
         "the service's AWS credentials may not call it: grant ivs:{op} "
-        "(the README's IVS mode section, 'The IAM policy', lists what each mode needs)"
+        "(docs/ivs-mode.md, 'The IAM policy', lists what each mode needs)"
     ),
     "PendingVerification": (
         "the AWS account is pending verification for IVS: contact AWS Support; "

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -72,7 +73,7 @@ def test_printed_curl_returns_201_and_the_token_joins() -> None:
         assert joined.status_code == 200, joined.text
 
 
-def test_printed_user_token_command_mints_a_jwt_the_dev_server_accepts() -> None:
+def test_printed_user_token_command_mints_a_jwt_the_dev_server_accepts(tmp_path: Path) -> None:
     port = free_port()
     env = {"TOKEN_SERVICE_REDIS_URL": "", "TOKEN_SERVICE_LOG_FORMAT": "text"}
     with background("serve", "--dev", "--port", str(port), env=env) as proc:
@@ -90,7 +91,8 @@ def test_printed_user_token_command_mints_a_jwt_the_dev_server_accepts() -> None
             text=True,
             timeout=30,
             check=False,
-            env={"PATH": "/usr/bin:/bin", "HOME": "/tmp"},
+            # A new shell: nothing of the server's environment, the venv not on PATH.
+            env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         )
         assert minted.returncode == 0, minted.stderr
         response = httpx.post(

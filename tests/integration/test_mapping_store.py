@@ -207,7 +207,7 @@ BROWSER = (
 
 async def test_a_record_takes_under_640_bytes_of_redis_memory(redis_url: str) -> None:
     """Measured with MEMORY USAGE over records, indexes and all, with a real browser's
-    user agent; the README quotes the figure for ten million records."""
+    user agent; docs/mapping-log.md quotes the figure for ten million records."""
     client = redis.asyncio.Redis.from_url(redis_url, socket_timeout=5)
     try:
         await client.flushdb()

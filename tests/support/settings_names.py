@@ -1,6 +1,6 @@
 """Every environment variable the service reads, taken from config.py's own reads.
 
-Deployment files and the README are checked against this list, so a misspelt name in
+Deployment files and docs/configuration.md are checked against this list, so a misspelt name in
 a ConfigMap (silently ignored at run time) or an undocumented new setting fails a test.
 """
 
