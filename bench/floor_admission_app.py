@@ -20,10 +20,10 @@ from litestar import Litestar, post
 
 from token_service.admission import RedisGate
 from token_service.config import Rate
+from token_service.infra.lane import RedisLane
+from token_service.infra.redis import build_redis
 from token_service.mapping import MappingRecord, RedisMappingStore
 from token_service.ratelimit import RateLimits
-from token_service.redis_client import build_redis
-from token_service.redis_lane import RedisLane
 
 
 class _Floor:
@@ -44,7 +44,7 @@ class _Floor:
         url = os.environ["FLOOR_REDIS_URL"]
         client = build_redis(url)
         store = RedisMappingStore(client, retention_seconds=86_400)
-        # As the service: the script call over the lane (token_service/redis_lane.py).
+        # As the service: the script call over the lane (token_service/infra/lane.py).
         self.gate = RedisGate(client, store, retention_seconds=86_400, lane=RedisLane(url))
         high = Rate(count=1_000_000, period_seconds=1)
         self.rates = RateLimits(user=high, ip=high, stage=high)

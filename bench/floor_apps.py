@@ -22,7 +22,7 @@ from botocore.config import Config
 from litestar import Litestar, post
 from litestar.types import Receive, Scope, Send
 
-from token_service.redis_lane import LaneScript, RedisLane
+from token_service.infra.lane import LaneScript, RedisLane
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
@@ -99,7 +99,7 @@ def ivs_floor_app() -> Litestar:
     client: IvsrealtimeClient = boto3.session.Session().client(
         "ivs-realtime", endpoint_url=endpoint_url, config=config
     )
-    # The service's own Redis connection for the token path (token_service/redis_lane.py).
+    # The service's own Redis connection for the token path (token_service/infra/lane.py).
     lane = None if redis_url is None else RedisLane(redis_url)
     trivial = LaneScript.of(TRIVIAL_SCRIPT)
 

@@ -34,6 +34,8 @@ from redis.exceptions import RedisError
 
 from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
+from token_service.infra.lane import RedisLane, script_call
+from token_service.infra.redis import Breaker, RedisClient
 from token_service.ivs_budget import RESERVE_LUA, IvsTokenBudget
 from token_service.mapping import (
     RECORD_WRITE_LUA,
@@ -54,8 +56,6 @@ from token_service.ratelimit import (
     decision_from_tats,
     limit_args,
 )
-from token_service.redis_client import Breaker, RedisClient
-from token_service.redis_lane import RedisLane, script_call
 
 log = logging.getLogger(__name__)
 

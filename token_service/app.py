@@ -51,11 +51,13 @@ from token_service.auth import (
     OidcAuthenticator,
     SharedSecretAuthenticator,
 )
-from token_service.background import Spawn
-from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
 from token_service.exchange import Exchanger
+from token_service.infra.background import Spawn
+from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
+from token_service.infra.lane import RedisLane, lane_for
+from token_service.infra.redis import RedisClient, build_redis, close_redis, connect
 from token_service.issuance import TokenDesk
 from token_service.issuing import (
     AutoIssuer,
@@ -80,12 +82,10 @@ from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: 
 from token_service.keys.wiring import build_key_runtime, check_key_ring
 from token_service.mapping_runtime import IssuanceMetrics as _IssuanceMetrics
 from token_service.mapping_runtime import build_mapping
-from token_service.metrics import Metrics
 from token_service.moderation import Moderation
+from token_service.observability.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import RateLimits
-from token_service.redis_client import RedisClient, build_redis, close_redis, connect
-from token_service.redis_lane import RedisLane, lane_for
 from token_service.stages import StageDirectory
 
 if TYPE_CHECKING:

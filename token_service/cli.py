@@ -40,7 +40,7 @@ def app_from_environment() -> Any:
     """Factory for the ASGI server's workers: each process builds its own app."""
     from token_service.app import check_signing_key, create_app
     from token_service.heap import freeze_startup_heap
-    from token_service.logging_setup import configure_logging
+    from token_service.observability.logs import configure_logging
 
     settings = load_settings(environment())
     configure_logging(settings.log_level, settings.log_format)
@@ -58,7 +58,7 @@ def _serve(args: argparse.Namespace) -> int:
         return run_dev(host=args.host or "127.0.0.1", port=args.port or 8080, env=environment())
     from token_service import server
     from token_service.app import check_signing_key
-    from token_service.logging_setup import configure_logging
+    from token_service.observability.logs import configure_logging
 
     # Validate once in the parent so a bad configuration fails before workers start.
     settings = load_settings(environment())

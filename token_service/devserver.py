@@ -26,7 +26,7 @@ from token_service.app import build_key_ring, build_operator_ivs, build_policy, 
 from token_service.auth import mint_user_token
 from token_service.config import LogFormat, Settings, load_settings
 from token_service.emulator.server import EmulatorServer
-from token_service.logging_setup import configure_logging
+from token_service.observability.logs import configure_logging
 
 DEMO_STAGE_NAME = "demo"
 BANNER = "=" * 78

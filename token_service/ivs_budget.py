@@ -32,10 +32,10 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
-from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import ServiceUnavailable
-from token_service.redis_client import RedisClient
-from token_service.redis_lane import RedisLane, script_call
+from token_service.infra.background import Spawn, cancel_all, native_spawner
+from token_service.infra.lane import RedisLane, script_call
+from token_service.infra.redis import RedisClient
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import secrets
 import time
 from typing import Protocol
 
-from token_service.redis_client import RedisClient
+from token_service.infra.redis import RedisClient
 
 #: Poll interval while waiting for a held lock (with jitter, so waiters do not align).
 _RETRY_SECONDS = 0.05

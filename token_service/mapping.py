@@ -33,9 +33,9 @@ from typing import Protocol
 
 import msgspec
 
+from token_service.infra.lane import RedisLane, script_call
+from token_service.infra.redis import RedisClient
 from token_service.ratelimit import HASH_TAG
-from token_service.redis_client import RedisClient
-from token_service.redis_lane import RedisLane, script_call
 
 #: Longest lifetime a participant token can have (14 days): index entries older than
 #: the retention plus this can no longer point at a live record.

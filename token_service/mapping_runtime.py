@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass, field
 
 from token_service.admission import Gate, MemoryGate, OnMappingError, RedisGate
-from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.config import Settings
+from token_service.infra.background import Spawn, cancel_all, native_spawner
+from token_service.infra.lane import RedisLane
+from token_service.infra.redis import RedisClient
 from token_service.ivs_budget import IvsTokenBudget
 from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
-from token_service.metrics import Children, Metrics
-from token_service.redis_client import RedisClient
-from token_service.redis_lane import RedisLane
+from token_service.observability.metrics import Children, Metrics
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import msgspec
 from token_service.api.admin_participants import participant_body
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
+from token_service.infra.redis import build_redis, close_redis
 from token_service.mapping import RedisMappingStore
-from token_service.redis_client import build_redis, close_redis
 
 
 def _print(value: object) -> None:

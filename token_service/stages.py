@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from token_service.cache import Cache
 from token_service.config import FOURTEEN_DAYS_SECONDS
 from token_service.errors import FieldError, InvalidRequest, PermissionDenied, StageNotFound
+from token_service.infra.cache import Cache
 from token_service.ivs import StageInfo
 
 # Real stage ids are 12 alphanumerics; the model allows [a-zA-Z0-9-], up to 128 in all.

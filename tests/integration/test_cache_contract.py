@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
-from token_service.cache import Cache, MemoryCache, RedisCache, TieredCache
+from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -11,6 +11,7 @@ import pytest
 from redis.crc import key_slot
 
 from tests.support.redis_server import free_port, redis_cluster
+from token_service.infra.redis import RedisClient, build_redis, connect
 from token_service.ivs_budget import (
     RESERVE_LUA,
     BudgetExhausted,
@@ -19,7 +20,6 @@ from token_service.ivs_budget import (
     RedisSlots,
     Reservation,
 )
-from token_service.redis_client import RedisClient, build_redis, connect
 
 RATE = BudgetRate(count=10, period_seconds=1)
 

@@ -17,9 +17,9 @@ import uvloop
 
 from tests.support.redis_server import RedisProcess
 from token_service.admission import OnMappingError, RedisGate
+from token_service.infra.redis import RedisClient, build_redis, close_redis
 from token_service.mapping import MappingRecord, RedisMappingStore
 from token_service.mapping_runtime import MappingRuntime
-from token_service.redis_client import RedisClient, build_redis, close_redis
 
 
 async def close_a_pooled_connection_behind_the_clients_back(client: RedisClient) -> None:

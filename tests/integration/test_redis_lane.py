@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from tests.support.redis_server import RedisProcess, free_port
-from token_service.redis_lane import LaneScript, RedisLane
+from token_service.infra.lane import LaneScript, RedisLane
 
 _T = TypeVar("_T")
 

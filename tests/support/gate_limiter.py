@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 
 from token_service.admission import OnMappingError, RedisGate
 from token_service.config import OnRedisError
+from token_service.infra.redis import RedisClient
 from token_service.mapping import RedisMappingStore
 from token_service.ratelimit import Decision, Limit
-from token_service.redis_client import RedisClient
 
 
 class GateLimiter:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from token_service import background
-from token_service.background import cancel_all, native_spawner
+from token_service.infra import background
+from token_service.infra.background import cancel_all, native_spawner
 
 
 async def test_cancelled_tasks_end_and_leave_the_set() -> None:

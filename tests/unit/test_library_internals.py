@@ -30,8 +30,8 @@ from uvicorn.server import ServerState
 
 from token_service.api.openapi_responses import StrictStructSchemaPlugin
 from token_service.http_limits import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
-from token_service.redis_client import _WriteGuard, build_redis
-from token_service.redis_lane import _endpoint
+from token_service.infra.lane import _endpoint
+from token_service.infra.redis import _WriteGuard, build_redis
 
 
 class _Transport(asyncio.Transport):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import redis
 
-from token_service.redis_lane import _endpoint, _Protocol, pack
+from token_service.infra.lane import _endpoint, _Protocol, pack
 
 REPLIES = b"*3\r\n:1\r\n$3\r\nabc\r\n*-1\r\n" + b"$-1\r\n" + b"-ERR nope\r\n" + b"+OK\r\n"
 

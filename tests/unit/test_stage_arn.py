@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from token_service.cache import MemoryCache
 from token_service.errors import InvalidRequest, PermissionDenied
+from token_service.infra.cache import MemoryCache
 from token_service.ivs import StageInfo
 from token_service.stages import StageDirectory, parse_stage_arn
 

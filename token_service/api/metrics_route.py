@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Request, Response, get
 
-from token_service.metrics import Metrics
+from token_service.observability.metrics import Metrics
 
 #: The classic text format every Prometheus reads (the metric names need no escaping);
 #: Litestar appends the charset itself.

@@ -34,7 +34,7 @@ from token_service.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
-from token_service.logging_setup import new_request_id, request_id_var
+from token_service.observability.logs import new_request_id, request_id_var
 from token_service.problem_json import PROBLEM_JSON, problem_document
 
 log = logging.getLogger(__name__)

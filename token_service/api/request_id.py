@@ -12,7 +12,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from token_service.logging_setup import new_request_id, request_id_var
+from token_service.observability.logs import new_request_id, request_id_var
 
 _SANE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
 HEADER = "x-request-id"

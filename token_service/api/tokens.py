@@ -16,7 +16,7 @@ from token_service.api.strict_body import strict_json
 from token_service.client_ip import client_address, limit_subject
 from token_service.domain import IssuedToken, TokenRequest
 from token_service.issuance import Caller
-from token_service.logging_setup import request_id_var
+from token_service.observability.logs import request_id_var
 from token_service.ratelimit import response_headers
 
 

@@ -37,8 +37,8 @@ from typing import Any, Final
 import httpx
 import jwt
 
-from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import AuthenticationFailed, ConfigurationError, ServiceUnavailable
+from token_service.infra.background import Spawn, cancel_all, native_spawner
 
 logger = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from collections.abc import Coroutine
 from datetime import timedelta
 from typing import Any
 
-from token_service.background import Spawn, cancel_all, native_spawner
 from token_service.errors import DomainError
+from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.keys.ring import KeyRing
 from token_service.keys.state import CHANNEL
 from token_service.keys.usage import FLUSH_INTERVAL_SECONDS

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from token_service.errors import Conflict
+from token_service.infra.redis import RedisClient
 from token_service.locks import Lease
-from token_service.redis_client import RedisClient
 
 # One hash tag: the commit script touches the lock, the hash and the counter together,
 # which Redis Cluster allows only within one slot.

@@ -22,8 +22,8 @@ from typing import Protocol
 import redis
 
 from token_service.domain import Grant, IssuedToken, Signer
+from token_service.infra.redis import RedisClient
 from token_service.issuing import Issuer, PreparedToken
-from token_service.redis_client import RedisClient
 
 log = logging.getLogger(__name__)
 

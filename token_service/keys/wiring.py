@@ -20,6 +20,7 @@ from botocore.config import Config
 
 from token_service.config import KeyStoreKind, Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
+from token_service.infra.redis import RedisClient, build_redis, connect
 from token_service.ivs import Ivs
 from token_service.keys.admin import KeyAdministration
 from token_service.keys.files import KeyFiles
@@ -31,7 +32,6 @@ from token_service.keys.store import KeyStore
 from token_service.keys.usage import KeyUsage, MemoryKeyUsage, RedisKeyUsage
 from token_service.locks import Lock, MemoryLock, RedisLock
 from token_service.policy import Policy
-from token_service.redis_client import RedisClient, build_redis, connect
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

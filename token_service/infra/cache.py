@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from typing import Protocol
 
-from token_service.redis_client import RedisClient
+from token_service.infra.redis import RedisClient
 
 
 class Cache(Protocol):

@@ -42,7 +42,7 @@ from typing import Any, cast
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.exceptions import ConnectionError, ResponseError
 
-from token_service.redis_client import RedisClient, is_cluster_url
+from token_service.infra.redis import RedisClient, is_cluster_url
 
 log = logging.getLogger(__name__)
 
