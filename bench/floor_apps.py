@@ -67,7 +67,7 @@ def litestar_app() -> Litestar:
     return Litestar([issue], debug=False, logging_config=None, openapi_config=None)
 
 
-#: As token_service/ivs.py: worker threads for IVS calls, and as many pooled connections.
+#: As token_service/ivs/client.py: worker threads for IVS calls, and as many pooled connections.
 IVS_WORKERS = 16
 #: token_service/config.py's defaults for the IVS connect and read timeouts.
 IVS_CONNECT_TIMEOUT_SECONDS = 2.0
@@ -79,7 +79,7 @@ TRIVIAL_SCRIPT = "return redis.call('TIME')"
 def ivs_floor_app() -> Litestar:
     """One route that mints a participant token through boto3, called off the event loop.
 
-    The client is built once with token_service/ivs.py `build_client`'s configuration
+    The client is built once with token_service/ivs/client.py `build_client`'s configuration
     (endpoint from FLOOR_IVS_ENDPOINT_URL). When FLOOR_REDIS_URL is set, every request
     also makes two trivial Redis script calls, one before the IVS call and one after it
     answered: ivs mode's admission and mapping record. No authentication, policy,

@@ -36,7 +36,7 @@ from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
 from token_service.infra.lane import RedisLane, script_call
 from token_service.infra.redis import Breaker, RedisClient
-from token_service.ivs_budget import RESERVE_LUA, IvsTokenBudget
+from token_service.ivs.budget import RESERVE_LUA, IvsTokenBudget
 from token_service.mapping import (
     RECORD_WRITE_LUA,
     Ban,

@@ -66,8 +66,7 @@ from token_service.issuing import (
     IvsWithLocalFallback,
     LocalIssuer,
 )
-from token_service.ivs import DEFAULT_WORKERS, Ivs, RetryPolicy, build_client
-from token_service.ivs_budget import (
+from token_service.ivs.budget import (
     BudgetRate,
     IvsTokenBudget,
     MemorySlots,
@@ -75,6 +74,8 @@ from token_service.ivs_budget import (
     SlotStore,
     quota_warning,
 )
+from token_service.ivs.client import DEFAULT_WORKERS, Ivs, RetryPolicy, build_client
+from token_service.ivs.stages import StageDirectory
 from token_service.key_metrics import KeyRingCollector
 from token_service.keys import KeyRing
 from token_service.keys.usage import CountingIssuer
@@ -86,7 +87,6 @@ from token_service.moderation import Moderation
 from token_service.observability.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import RateLimits
-from token_service.stages import StageDirectory
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TypeVar
 
 from token_service.errors import ConfigurationError
+from token_service.ivs.stages import ENDPOINT_CACHE_MAX_SECONDS
 
 PREFIX = "TOKEN_SERVICE_"
 _T = TypeVar("_T")
 
 # IVS rejects a token whose lifetime exceeds 14 days; endpoints may be cached that long.
-FOURTEEN_DAYS_SECONDS = 14 * 24 * 3600
 
 
 class Secret:
@@ -527,7 +527,9 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         mapping_retention_seconds=r.convert("MAPPING_RETENTION", 30 * 86400, _retention),
         mapping_on_redis_error=r.convert("MAPPING_ON_REDIS_ERROR", "deny", _mapping_error),
         events_secret=_events_secret(r),
-        stage_cache_seconds=r.integer("STAGE_CACHE_SECONDS", 6 * 3600, 1, FOURTEEN_DAYS_SECONDS),
+        stage_cache_seconds=r.integer(
+            "STAGE_CACHE_SECONDS", 6 * 3600, 1, ENDPOINT_CACHE_MAX_SECONDS
+        ),
         stage_not_found_cache_seconds=r.integer("STAGE_NOT_FOUND_CACHE_SECONDS", 60, 0, 3600),
         ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),
         ivs_read_timeout_seconds=r.number("IVS_READ_TIMEOUT_SECONDS", 5.0, 0.1, 120),

@@ -23,8 +23,8 @@ import jwt
 
 from token_service.domain import Capability, Grant, IssuedToken, Signer
 from token_service.errors import ServiceUnavailable
-from token_service.ivs import Ivs, IvsOverloaded, IvsThrottled, StageInfo
-from token_service.ivs_budget import BudgetExhausted
+from token_service.ivs.budget import BudgetExhausted
+from token_service.ivs.client import Ivs, IvsOverloaded, IvsThrottled, StageInfo
 
 # Only [A-Za-z0-9]: the current model also allows `_` and `-`, older ones not `_`.
 _JTI_ALPHABET = string.ascii_letters + string.digits

@@ -16,7 +16,7 @@ from token_service.config import Settings
 from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
-from token_service.ivs_budget import IvsTokenBudget
+from token_service.ivs.budget import IvsTokenBudget
 from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.observability.metrics import Children, Metrics
 

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from token_service.app import create_app
 from token_service.auth import mint_user_token
 from token_service.config import Settings, load_settings
-from token_service.ivs import Ivs
+from token_service.ivs.client import Ivs
 from token_service.keys import KeyFiles, KeyRing, SigningKey
 
 SHARED_SECRET = "test-shared-secret-" + "x" * 32

@@ -180,10 +180,10 @@ async def test_ivs_access_denied_tells_the_operator_which_permission(
 ) -> None:
     inject(emulator, errorRate=1.0, error="AccessDeniedException")
 
-    with caplog.at_level(logging.ERROR, logger="token_service.ivs"):
+    with caplog.at_level(logging.ERROR, logger="token_service.ivs.client"):
         await request_token(ivs, user_token(), stage_arn)
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "token_service.ivs"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "token_service.ivs.client"]
     assert any("ivs:CreateParticipantToken" in line for line in lines), lines
 
 
@@ -192,10 +192,10 @@ async def test_ivs_pending_verification_tells_the_operator_about_the_account(
 ) -> None:
     inject(emulator, errorRate=1.0, error="PendingVerification")
 
-    with caplog.at_level(logging.ERROR, logger="token_service.ivs"):
+    with caplog.at_level(logging.ERROR, logger="token_service.ivs.client"):
         await request_token(ivs, user_token(), stage_arn)
 
-    lines = [r.getMessage() for r in caplog.records if r.name == "token_service.ivs"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "token_service.ivs.client"]
     assert any("pending verification" in line for line in lines), lines
 
 

@@ -14,7 +14,7 @@ from tests.api.conftest import ADMIN_TOKEN, SHARED_SECRET
 from token_service.app import create_app
 from token_service.config import load_settings
 from token_service.errors import InvalidRequest
-from token_service.stages import parse_stage_arn
+from token_service.ivs.stages import parse_stage_arn
 
 PROBLEM = "application/problem+json"
 

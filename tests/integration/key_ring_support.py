@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from token_service.ivs import Ivs
+from token_service.ivs.client import Ivs
 from token_service.keys import KeyFiles, KeyRing
 from token_service.keys.state import RedisKeyState
 from token_service.keys.usage import MemoryKeyUsage, RedisKeyUsage

@@ -12,7 +12,7 @@ from redis.crc import key_slot
 
 from tests.support.redis_server import free_port, redis_cluster
 from token_service.infra.redis import RedisClient, build_redis, connect
-from token_service.ivs_budget import (
+from token_service.ivs.budget import (
     RESERVE_LUA,
     BudgetExhausted,
     BudgetRate,

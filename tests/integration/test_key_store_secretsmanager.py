@@ -15,7 +15,7 @@ from tests.integration.key_ring_support import MARGIN, Clock
 from tests.support.redis_server import free_port
 from token_service.emulator.options import EmulatorOptions
 from token_service.errors import ConfigurationError
-from token_service.ivs import Ivs
+from token_service.ivs.client import Ivs
 from token_service.keys import KeyRing, KeyStatus
 from token_service.keys.secretsmanager import SecretsManagerKeyStore
 from token_service.keys.state import RedisKeyState

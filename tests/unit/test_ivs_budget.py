@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from token_service.config import Rate
-from token_service.ivs_budget import (
+from token_service.ivs.budget import (
     BudgetExhausted,
     BudgetRate,
     IvsTokenBudget,

@@ -16,7 +16,8 @@ from token_service.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
-from token_service.ivs import (
+from token_service.ivs.budget import BudgetExhausted
+from token_service.ivs.client import (
     MAX_MISSED_SLOTS,
     Ivs,
     IvsOverloaded,
@@ -25,7 +26,6 @@ from token_service.ivs import (
     build_client,
     translate,
 )
-from token_service.ivs_budget import BudgetExhausted
 
 TOKEN_ANSWER = {
     "participantToken": {
@@ -258,7 +258,7 @@ def test_refusals_map_to_upstream_failed_without_aws_message(code: str) -> None:
 
 
 def test_access_denied_logs_the_missing_permission(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR, logger="token_service.ivs"):
+    with caplog.at_level(logging.ERROR, logger="token_service.ivs.client"):
         translate(aws_error("AccessDeniedException", 403), "CreateParticipantToken")
 
     assert "grant ivs:CreateParticipantToken" in caplog.text

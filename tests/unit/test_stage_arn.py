@@ -6,8 +6,8 @@ import pytest
 
 from token_service.errors import InvalidRequest, PermissionDenied
 from token_service.infra.cache import MemoryCache
-from token_service.ivs import StageInfo
-from token_service.stages import StageDirectory, parse_stage_arn
+from token_service.ivs.client import StageInfo
+from token_service.ivs.stages import StageDirectory, parse_stage_arn
 
 ARN = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456"
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import redis
 
 from token_service.errors import ConfigurationError, Conflict, DomainError, NotFound, UpstreamFailed
-from token_service.ivs import PublicKeyInfo
+from token_service.ivs.client import PublicKeyInfo
 from token_service.keys.model import (
     DELETED,
     IVS_KEY_LIMIT,

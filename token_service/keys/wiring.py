@@ -21,7 +21,7 @@ from botocore.config import Config
 from token_service.config import KeyStoreKind, Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
 from token_service.infra.redis import RedisClient, build_redis, connect
-from token_service.ivs import Ivs
+from token_service.ivs.client import Ivs
 from token_service.keys.admin import KeyAdministration
 from token_service.keys.files import KeyFiles
 from token_service.keys.ring import KeyRing

@@ -15,16 +15,17 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
-from token_service.config import FOURTEEN_DAYS_SECONDS
 from token_service.errors import FieldError, InvalidRequest, PermissionDenied, StageNotFound
 from token_service.infra.cache import Cache
-from token_service.ivs import StageInfo
+from token_service.ivs.client import StageInfo
 
 # Real stage ids are 12 alphanumerics; the model allows [a-zA-Z0-9-], up to 128 in all.
 STAGE_ARN_RE = re.compile(
     r"^arn:aws:ivs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):stage/(?P<id>[a-zA-Z0-9-]{1,64})$"
 )
 _NOT_FOUND = b"\x00missing"
+#: AWS allows stage endpoints to be cached for up to 14 days.
+ENDPOINT_CACHE_MAX_SECONDS = 14 * 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class StageDirectory:
         self._cache = cache
         self._region = region
         self._account_id = account_id
-        self._ttl = min(ttl_seconds, FOURTEEN_DAYS_SECONDS)
+        self._ttl = min(ttl_seconds, ENDPOINT_CACHE_MAX_SECONDS)
         self._not_found_ttl = not_found_ttl_seconds
         self._inflight: dict[str, asyncio.Future[StageInfo]] = {}
 
