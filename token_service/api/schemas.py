@@ -11,8 +11,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from token_service.domain import Capability
-from token_service.ivs.stages import STAGE_ARN_RE
+from token_service.domain import STAGE_ARN_RE, Capability
 
 #: `STAGE_ARN_RE` as an ECMA-262 pattern (no Python named groups), for the OpenAPI document.
 STAGE_ARN_PATTERN = re.sub(r"\(\?P<\w+>", "(", STAGE_ARN_RE.pattern)

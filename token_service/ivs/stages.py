@@ -11,43 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-from dataclasses import dataclass
 from typing import Protocol
 
+from token_service.domain import StageArn
 from token_service.errors import FieldError, InvalidRequest, PermissionDenied, StageNotFound
 from token_service.infra.cache import Cache
 from token_service.ivs.client import StageInfo
 
-# Real stage ids are 12 alphanumerics; the model allows [a-zA-Z0-9-], up to 128 in all.
-STAGE_ARN_RE = re.compile(
-    r"^arn:aws:ivs:(?P<region>[a-z0-9-]+):(?P<account>[0-9]{12}):stage/(?P<id>[a-zA-Z0-9-]{1,64})$"
-)
 _NOT_FOUND = b"\x00missing"
 #: AWS allows stage endpoints to be cached for up to 14 days.
 ENDPOINT_CACHE_MAX_SECONDS = 14 * 24 * 3600
 
 
-@dataclass(frozen=True)
-class StageArn:
-    arn: str
-    region: str
-    account: str
-    stage_id: str
-
-
 def parse_stage_arn(arn: str, field: str = "stageArn") -> StageArn:
-    match = STAGE_ARN_RE.fullmatch(arn)
-    if match is None:
-        raise InvalidRequest(
-            "stageArn is not a stage ARN",
-            [
-                FieldError(
-                    field, "expected arn:aws:ivs:<region>:<12-digit account>:stage/<stage id>"
-                )
-            ],
-        )
-    return StageArn(arn, match["region"], match["account"], match["id"])
+    """The stage ARN of a request, or a 400 naming `field`."""
+    try:
+        return StageArn.parse(arn)
+    except ValueError as exc:
+        raise InvalidRequest("stageArn is not a stage ARN", [FieldError(field, str(exc))]) from None
 
 
 class StageLookup(Protocol):

@@ -7,6 +7,7 @@ the rule) or `InvalidRequest` (400). It does no I/O and imports nothing of HTTP.
 The file format and its semantics are described in docs/policy.md.
 """
 
+from token_service.domain import is_stage_arn
 from token_service.policy.identity import (
     PSEUDONYM_SECRET_MIN_BYTES,
     USER_ID_MAX_CHARS,
@@ -40,7 +41,7 @@ from token_service.policy.model import (
     ServerAttribute,
     attributes_size,
 )
-from token_service.policy.stages import StagePattern, is_stage_arn
+from token_service.policy.stages import StagePattern
 
 __all__ = [
     "ATTRIBUTES_MAX_BYTES",

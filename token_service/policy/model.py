@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from token_service.domain import AppUser, Capability, Grant, TokenRequest
+from token_service.domain import AppUser, Capability, Grant, TokenRequest, is_stage_arn
 from token_service.errors import ConfigurationError, FieldError, InvalidRequest, PermissionDenied
 from token_service.policy.identity import (
     USER_ID_MAX_CHARS,
@@ -24,7 +24,7 @@ from token_service.policy.identity import (
     pseudonymize,
     user_id_mode_problems,
 )
-from token_service.policy.stages import StagePattern, is_stage_arn
+from token_service.policy.stages import StagePattern
 
 #: IVS bounds on a token's lifetime, in minutes (CreateParticipantToken's `duration`).
 DURATION_MIN_MINUTES: Final = 1

@@ -14,10 +14,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-#: The `StageArn` shape of botocore's `ivs-realtime` model, anchored, plus its length.
-STAGE_ARN_RE = re.compile(r"arn:aws:ivs:[a-z0-9-]+:[0-9]+:stage/[a-zA-Z0-9-]+")
-STAGE_ARN_MAX_LENGTH = 128
-
 _FIXED_PREFIX = ("arn", "aws", "ivs")
 _RESOURCE_PREFIX = "stage/"
 
@@ -25,11 +21,6 @@ _RESOURCE_PREFIX = "stage/"
 _REGION_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789-"
 _ACCOUNT_CHARS = "0123456789"
 _STAGE_ID_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"
-
-
-def is_stage_arn(value: str) -> bool:
-    """Whether `value` is shaped like an IVS stage ARN (the botocore model's pattern)."""
-    return len(value) <= STAGE_ARN_MAX_LENGTH and STAGE_ARN_RE.fullmatch(value) is not None
 
 
 class PatternError(ValueError):
