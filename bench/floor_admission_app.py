@@ -22,7 +22,8 @@ from token_service.admission import RedisGate
 from token_service.config import Rate
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import build_redis
-from token_service.mapping import MappingRecord, RedisMappingStore
+from token_service.mapping.records import MappingRecord
+from token_service.mapping.store import RedisMappingStore
 from token_service.ratelimit import RateLimits
 
 

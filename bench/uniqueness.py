@@ -44,7 +44,7 @@ import uvloop
 from deployment import BodyConn, deployed
 from run import _requests
 
-from token_service.mapping import record_key
+from token_service.mapping.records import record_key
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "results" / "uniqueness.md"

@@ -37,13 +37,11 @@ from token_service.errors import ServiceUnavailable
 from token_service.infra.lane import RedisLane, script_call
 from token_service.infra.redis import Breaker, RedisClient
 from token_service.ivs.budget import RESERVE_LUA, IvsTokenBudget
-from token_service.mapping import (
+from token_service.mapping.records import Ban, MappingRecord, ban_keys
+from token_service.mapping.store import (
     RECORD_WRITE_LUA,
-    Ban,
-    MappingRecord,
     MemoryMappingStore,
     RedisMappingStore,
-    ban_keys,
     record_write_args,
     record_write_keys,
 )

@@ -81,9 +81,9 @@ from token_service.keys import KeyRing
 from token_service.keys.usage import CountingIssuer
 from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: PLC0414 - re-export
 from token_service.keys.wiring import build_key_runtime, check_key_ring
+from token_service.mapping.moderation import Moderation
 from token_service.mapping_runtime import IssuanceMetrics as _IssuanceMetrics
 from token_service.mapping_runtime import build_mapping
-from token_service.moderation import Moderation
 from token_service.observability.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.ratelimit import RateLimits

@@ -49,13 +49,13 @@ from token_service.issuance import (
     settle,
 )
 from token_service.issuing import StageResolver, active_key, prepare_token
-from token_service.mapping import (
+from token_service.mapping.records import (
     CapabilityChange,
     CapabilityOverride,
     MappingRecord,
-    MappingStore,
     ParticipantView,
 )
+from token_service.mapping.store import MappingStore
 from token_service.ratelimit import Decision, RateLimits
 
 log = logging.getLogger("token_service.issued")

@@ -21,7 +21,7 @@ from token_service.admission import Admission, Gate
 from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
 from token_service.errors import DomainError, PermissionDenied, RateLimited
 from token_service.issuing import Issuer
-from token_service.mapping import MappingRecord
+from token_service.mapping.records import MappingRecord
 from token_service.ratelimit import (
     Decision,
     Limit,

@@ -17,7 +17,7 @@ from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
 from token_service.ivs.budget import IvsTokenBudget
-from token_service.mapping import MappingStore, MemoryMappingStore, RedisMappingStore
+from token_service.mapping.store import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.observability.metrics import Children, Metrics
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from token_service.api.admin_participants import participant_body
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
 from token_service.infra.redis import build_redis, close_redis
-from token_service.mapping import RedisMappingStore
+from token_service.mapping.store import RedisMappingStore
 
 
 def _print(value: object) -> None:

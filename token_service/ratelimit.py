@@ -29,11 +29,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-log = logging.getLogger(__name__)
+from token_service.infra.redis import HASH_TAG
 
-#: Every key of a token request (limits, bans, the mapping record) shares this hash
-#: tag, so one script may touch them all: one slot in Redis Cluster (see module doc).
-HASH_TAG = "{ts}"
+log = logging.getLogger(__name__)
 
 
 class RateSpec(Protocol):

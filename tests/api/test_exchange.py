@@ -19,7 +19,8 @@ from litestar.testing import AsyncTestClient
 
 from tests.api.conftest import ADMIN_TOKEN, MintUserToken, bearer, join
 from token_service.config import load_settings
-from token_service.mapping import Ban, MemoryMappingStore, ban_keys
+from token_service.mapping.records import Ban, ban_keys
+from token_service.mapping.store import MemoryMappingStore
 
 pytestmark = pytest.mark.usefixtures("signing_key")
 URL = "/v1/participant-tokens"

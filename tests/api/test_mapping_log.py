@@ -17,7 +17,7 @@ from litestar.testing import AsyncTestClient
 from tests.api.conftest import ADMIN_TOKEN, MintUserToken, bearer, join
 from tests.support.redis_server import RedisProcess
 from token_service.config import load_settings
-from token_service.mapping import record_key
+from token_service.mapping.records import record_key
 
 pytestmark = pytest.mark.usefixtures("signing_key")
 URL = "/v1/participant-tokens"

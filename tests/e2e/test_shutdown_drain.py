@@ -31,7 +31,7 @@ from tests.support.fault_load import wait_until as wait_for
 from tests.support.processes import background, run_cli, wait_for_http
 from tests.support.redis_server import free_port
 from token_service.auth import mint_user_token
-from token_service.mapping import record_key
+from token_service.mapping.records import record_key
 
 SECRET = "shutdown-shared-secret-" + "d" * 32
 BURST = 16

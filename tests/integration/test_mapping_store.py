@@ -10,17 +10,15 @@ import msgspec
 import pytest
 import redis.asyncio
 
-from token_service.mapping import (
+from token_service.mapping.records import (
     Ban,
     Disconnect,
     MappingRecord,
-    MappingStore,
-    MemoryMappingStore,
-    RedisMappingStore,
     StageEvent,
     record_key,
     user_index_key,
 )
+from token_service.mapping.store import MappingStore, MemoryMappingStore, RedisMappingStore
 
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456"
 OTHER_STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/ZyXwVu987654"

@@ -9,7 +9,8 @@ import time
 import redis.asyncio
 
 from tests.support.processes import run_cli
-from token_service.mapping import MappingRecord, RedisMappingStore
+from token_service.mapping.records import MappingRecord
+from token_service.mapping.store import RedisMappingStore
 
 
 def _record(pid: str, user: str, issued: int) -> MappingRecord:

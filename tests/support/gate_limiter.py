@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from token_service.admission import OnMappingError, RedisGate
 from token_service.config import OnRedisError
 from token_service.infra.redis import RedisClient
-from token_service.mapping import RedisMappingStore
+from token_service.mapping.store import RedisMappingStore
 from token_service.ratelimit import Decision, Limit
 
 

@@ -31,8 +31,8 @@ from token_service.api.services import Services
 from token_service.api.strict_body import strict_json
 from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.ivs.stages import parse_stage_arn
-from token_service.mapping import Ban, Page, ParticipantView
-from token_service.moderation import DisconnectResult
+from token_service.mapping.moderation import DisconnectResult
+from token_service.mapping.records import Ban, Page, ParticipantView
 
 #: What `/admin/stages/{rest}` serves: a stage ARN then `/participants` (else 400 or 404).
 STAGE_PARTICIPANTS_PATTERN = STAGE_ARN_PATTERN.removesuffix("$") + "/participants$"

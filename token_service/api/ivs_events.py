@@ -16,7 +16,7 @@ from token_service.api.schemas import EventAccepted
 from token_service.api.services import Services
 from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed, NotFound
-from token_service.ivs_events import StageUpdateEvent, ingest, parse_event
+from token_service.mapping.events import StageUpdateEvent, ingest, parse_event
 
 
 async def require_events_secret(

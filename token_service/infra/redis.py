@@ -28,6 +28,9 @@ from redis.backoff import NoBackoff
 log = logging.getLogger(__name__)
 
 RedisClient = redis.asyncio.Redis | RedisCluster
+#: Every key of a token request (rate limits, bans, the mapping record) shares this hash
+#: tag, so one script may touch them all: one slot in Redis Cluster.
+HASH_TAG = "{ts}"
 #: Connections per process (per node in a cluster): more than one event loop's
 #: requests need at once, since each holds a connection for one round trip.
 MAX_CONNECTIONS = 128

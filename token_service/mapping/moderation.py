@@ -20,14 +20,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from token_service.errors import FieldError, InvalidRequest, NotFound
-from token_service.mapping import (
-    Ban,
-    Disconnect,
-    MappingStore,
-    ParticipantView,
-    live_records,
-    new_ban_id,
-)
+from token_service.mapping.records import Ban, Disconnect, ParticipantView
+from token_service.mapping.store import MappingStore, live_records, new_ban_id
 
 audit = logging.getLogger("token_service.audit")
 

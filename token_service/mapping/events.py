@@ -12,7 +12,8 @@ import logging
 import msgspec
 
 from token_service.errors import FieldError, InvalidRequest
-from token_service.mapping import MappingStore, StageEvent
+from token_service.mapping.records import StageEvent
+from token_service.mapping.store import MappingStore
 
 log = logging.getLogger(__name__)
 
