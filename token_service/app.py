@@ -76,8 +76,8 @@ from token_service.ivs.budget import (
 )
 from token_service.ivs.client import DEFAULT_WORKERS, Ivs, RetryPolicy, build_client
 from token_service.ivs.stages import StageDirectory
-from token_service.key_metrics import KeyRingCollector
 from token_service.keys import KeyRing
+from token_service.keys.metrics import KeyRingCollector
 from token_service.keys.usage import CountingIssuer
 from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: PLC0414 - re-export
 from token_service.keys.wiring import build_key_runtime, check_key_ring

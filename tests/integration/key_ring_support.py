@@ -9,9 +9,9 @@ from typing import Any
 
 from token_service.ivs.client import Ivs
 from token_service.keys import KeyFiles, KeyRing
+from token_service.keys.locks import MemoryLock, RedisLock
 from token_service.keys.state import RedisKeyState
 from token_service.keys.usage import MemoryKeyUsage, RedisKeyUsage
-from token_service.locks import MemoryLock, RedisLock
 
 LIFETIME = timedelta(hours=1)
 MARGIN = timedelta(minutes=5)

@@ -12,9 +12,9 @@ from tests.integration.key_ring_support import Clock, make_ring
 from token_service.emulator.options import EmulatorOptions
 from token_service.errors import Conflict
 from token_service.keys import KeyFiles, KeyStatus
+from token_service.keys.locks import MemoryLock, RedisLock
 from token_service.keys.state import LOCK_KEY, RedisKeyState
 from token_service.keys.usage import RedisKeyUsage
-from token_service.locks import MemoryLock, RedisLock
 
 
 @pytest.fixture

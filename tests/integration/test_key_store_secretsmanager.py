@@ -17,10 +17,10 @@ from token_service.emulator.options import EmulatorOptions
 from token_service.errors import ConfigurationError
 from token_service.ivs.client import Ivs
 from token_service.keys import KeyRing, KeyStatus
+from token_service.keys.locks import RedisLock
 from token_service.keys.secretsmanager import SecretsManagerKeyStore
 from token_service.keys.state import RedisKeyState
 from token_service.keys.usage import RedisKeyUsage
-from token_service.locks import RedisLock
 
 moto_server = pytest.importorskip("moto.server")
 PREFIX = "test/signing-keys/"

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from token_service.key_metrics import KeyRingCollector
 from token_service.keys import KeyStatus, SigningKey
+from token_service.keys.metrics import KeyRingCollector
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 

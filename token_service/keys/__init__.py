@@ -3,7 +3,8 @@
 `model` (what a key is), `store`/`files`/`secretsmanager` (where private keys live),
 `state` (the lifecycle shared in Redis), `usage` (tokens counted per key), `ring`
 (the lifecycle operations), `admin` (audited operations for the API and the CLI),
-`runtime` (background refresh in a serving process), `wiring` (building it all).
+`runtime` (background refresh in a serving process), `scheduler` (scheduled rotation),
+`locks` (mutual exclusion across replicas), `metrics` (gauges read at scrape time).
 """
 
 from token_service.keys.files import KeyFiles

@@ -29,6 +29,7 @@ import redis
 
 from token_service.errors import ConfigurationError, Conflict, DomainError, NotFound, UpstreamFailed
 from token_service.ivs.client import PublicKeyInfo
+from token_service.keys.locks import Lease, Lock, MemoryLock
 from token_service.keys.model import (
     DELETED,
     IVS_KEY_LIMIT,
@@ -44,7 +45,6 @@ from token_service.keys.model import (
 from token_service.keys.state import LOCK_KEY, RedisKeyState, tombstone
 from token_service.keys.store import KeyStore
 from token_service.keys.usage import KeyUsage, MemoryKeyUsage
-from token_service.locks import Lease, Lock, MemoryLock
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from typing import Any
 from token_service.errors import DomainError
 from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.keys.ring import KeyRing
+from token_service.keys.scheduler import RotationScheduler
 from token_service.keys.state import CHANNEL
 from token_service.keys.usage import FLUSH_INTERVAL_SECONDS
-from token_service.scheduler import RotationScheduler
 
 log = logging.getLogger(__name__)
 

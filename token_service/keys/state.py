@@ -18,7 +18,7 @@ from typing import Any
 
 from token_service.errors import Conflict
 from token_service.infra.redis import RedisClient
-from token_service.locks import Lease
+from token_service.keys.locks import Lease
 
 # One hash tag: the commit script touches the lock, the hash and the counter together,
 # which Redis Cluster allows only within one slot.

@@ -24,13 +24,13 @@ from token_service.infra.redis import RedisClient, build_redis, connect
 from token_service.ivs.client import Ivs
 from token_service.keys.admin import KeyAdministration
 from token_service.keys.files import KeyFiles
+from token_service.keys.locks import Lock, MemoryLock, RedisLock
 from token_service.keys.ring import KeyRing
 from token_service.keys.runtime import KeyRuntime
 from token_service.keys.secretsmanager import SecretsManagerKeyStore
 from token_service.keys.state import RedisKeyState
 from token_service.keys.store import KeyStore
 from token_service.keys.usage import KeyUsage, MemoryKeyUsage, RedisKeyUsage
-from token_service.locks import Lock, MemoryLock, RedisLock
 from token_service.policy import Policy
 
 if TYPE_CHECKING:
