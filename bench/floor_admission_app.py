@@ -18,13 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from floor_apps import TokenBody
 from litestar import Litestar, post
 
-from token_service.admission import RedisGate
+from token_service.admission.gate import RedisGate
+from token_service.admission.ratelimit import RateLimits
 from token_service.config import Rate
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import build_redis
 from token_service.mapping.records import MappingRecord
 from token_service.mapping.store import RedisMappingStore
-from token_service.ratelimit import RateLimits
 
 
 class _Floor:

@@ -27,6 +27,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from prometheus_client import Counter
 
 from token_service import package_version
+from token_service.admission.ratelimit import RateLimits
 from token_service.api.admin_keys import AdminKeysController
 from token_service.api.admin_participants import AdminParticipantsController
 from token_service.api.cors import cors_config
@@ -53,19 +54,10 @@ from token_service.auth import (
 )
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
-from token_service.exchange import Exchanger
 from token_service.infra.background import Spawn
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.infra.lane import RedisLane, lane_for
 from token_service.infra.redis import RedisClient, build_redis, close_redis, connect
-from token_service.issuance import TokenDesk
-from token_service.issuing import (
-    AutoIssuer,
-    Issuer,
-    IvsIssuer,
-    IvsWithLocalFallback,
-    LocalIssuer,
-)
 from token_service.ivs.budget import (
     BudgetRate,
     IvsTokenBudget,
@@ -78,7 +70,6 @@ from token_service.ivs.client import DEFAULT_WORKERS, Ivs, RetryPolicy, build_cl
 from token_service.ivs.stages import StageDirectory
 from token_service.keys import KeyRing
 from token_service.keys.metrics import KeyRingCollector
-from token_service.keys.usage import CountingIssuer
 from token_service.keys.wiring import build_key_ring as build_key_ring  # noqa: PLC0414 - re-export
 from token_service.keys.wiring import build_key_runtime, check_key_ring
 from token_service.mapping.moderation import Moderation
@@ -86,7 +77,16 @@ from token_service.mapping_runtime import IssuanceMetrics as _IssuanceMetrics
 from token_service.mapping_runtime import build_mapping
 from token_service.observability.metrics import Metrics
 from token_service.policy import Policy, load_policy
-from token_service.ratelimit import RateLimits
+from token_service.tokens.counting import CountingIssuer
+from token_service.tokens.desk import TokenDesk
+from token_service.tokens.exchange import Exchanger
+from token_service.tokens.issuers import (
+    AutoIssuer,
+    Issuer,
+    IvsIssuer,
+    IvsWithLocalFallback,
+    LocalIssuer,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient

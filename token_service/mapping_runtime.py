@@ -11,7 +11,7 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from token_service.admission import Gate, MemoryGate, OnMappingError, RedisGate
+from token_service.admission.gate import Gate, MemoryGate, OnMappingError, RedisGate
 from token_service.config import Settings
 from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.lane import RedisLane

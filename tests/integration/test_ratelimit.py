@@ -11,14 +11,14 @@ from redis.crc import key_slot
 
 from tests.support.gate_limiter import GateLimiter
 from tests.support.redis_server import redis_cluster
-from token_service.config import Rate
-from token_service.infra.redis import RedisClient, build_redis, connect
-from token_service.ratelimit import (
+from token_service.admission.ratelimit import (
     Limit,
     MemoryRateLimiter,
     RateLimiter,
     RateLimits,
 )
+from token_service.config import Rate
+from token_service.infra.redis import RedisClient, build_redis, connect
 
 MakeLimiter = Callable[[], Awaitable[RateLimiter]]
 

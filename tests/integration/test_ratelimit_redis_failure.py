@@ -10,10 +10,10 @@ import pytest
 
 from tests.support.gate_limiter import GateLimiter
 from tests.support.redis_server import RedisProcess
+from token_service.admission.ratelimit import Decision, Limit
 from token_service.config import OnRedisError, Rate
 from token_service.errors import ServiceUnavailable
 from token_service.infra.redis import RedisClient, build_redis
-from token_service.ratelimit import Decision, Limit
 
 LIMITS = [Limit.of("user", "u-failure", Rate.parse("2/minute"))]
 BREAKER_SECONDS = 0.3

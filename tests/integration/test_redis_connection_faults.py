@@ -16,7 +16,7 @@ import redis
 import uvloop
 
 from tests.support.redis_server import RedisProcess
-from token_service.admission import OnMappingError, RedisGate
+from token_service.admission.gate import OnMappingError, RedisGate
 from token_service.infra.redis import RedisClient, build_redis, close_redis
 from token_service.mapping.records import MappingRecord
 from token_service.mapping.store import RedisMappingStore

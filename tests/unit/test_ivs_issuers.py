@@ -9,9 +9,9 @@ import pytest
 
 from token_service.domain import Capability, Grant, IssuedToken, Signer
 from token_service.errors import StageNotFound
-from token_service.issuing import AutoIssuer, IvsWithLocalFallback
 from token_service.ivs.budget import BudgetExhausted
 from token_service.ivs.client import IvsThrottled
+from token_service.tokens.issuers import AutoIssuer, IvsWithLocalFallback
 
 GRANT = Grant(
     stage_arn="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456",

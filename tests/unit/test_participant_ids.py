@@ -5,7 +5,7 @@ from __future__ import annotations
 import collections
 import string
 
-from token_service.issuing import JTI_LENGTH, new_participant_id
+from token_service.tokens.issuers import JTI_LENGTH, new_participant_id
 
 ALPHABET = set(string.ascii_letters + string.digits)
 

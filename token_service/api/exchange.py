@@ -9,6 +9,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
+from token_service.admission.ratelimit import response_headers
 from token_service.api.guards import ADMIN_STATE_KEY, require_admin, require_app_user
 from token_service.api.openapi_responses import problems
 from token_service.api.schemas import (
@@ -21,8 +22,7 @@ from token_service.api.services import Services
 from token_service.api.strict_body import strict_json
 from token_service.api.tokens import caller, to_response
 from token_service.errors import ServiceUnavailable
-from token_service.exchange import ExchangeOutcome, Exchanger, ExchangeRequest
-from token_service.ratelimit import response_headers
+from token_service.tokens.exchange import ExchangeOutcome, Exchanger, ExchangeRequest
 
 
 class ExchangeRequestBody(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):

@@ -11,11 +11,11 @@ from typing import Protocol
 
 from token_service.auth import Authenticator
 from token_service.client_ip import Network
-from token_service.exchange import Exchanger
-from token_service.issuance import TokenDesk
 from token_service.keys import KeyRing
 from token_service.mapping.moderation import Moderation
 from token_service.mapping.store import MappingStore
+from token_service.tokens.desk import TokenDesk
+from token_service.tokens.exchange import Exchanger
 
 #: A readiness check: returns None when healthy, else a short reason (no secrets).
 ReadinessCheck = Callable[[], Awaitable[str | None]]

@@ -21,9 +21,7 @@ from typing import Protocol
 
 import redis
 
-from token_service.domain import Grant, IssuedToken, Signer
 from token_service.infra.redis import RedisClient
-from token_service.issuing import Issuer, PreparedToken
 
 log = logging.getLogger(__name__)
 
@@ -159,29 +157,3 @@ class RedisKeyUsage:
         await self.flush()
         value = await self._client.get(MAX_EXPIRY_PREFIX + arn)
         return datetime.fromtimestamp(int(value), UTC) if value else None
-
-
-class CountingIssuer:
-    """Wraps the local issuer: counts every token under the key that signs it."""
-
-    def __init__(self, inner: Issuer, usage: KeyUsage) -> None:
-        self._inner = inner
-        self._usage = usage
-
-    @property
-    def signer(self) -> Signer:
-        return self._inner.signer
-
-    async def prepare(self, grant: Grant) -> PreparedToken | None:
-        prepared = await self._inner.prepare(grant)
-        # Counted before signing: a token prepared but never signed makes the count an
-        # upper bound, never short.
-        if prepared is not None and prepared.facts.key_arn is not None:
-            self._usage.record(prepared.facts.key_arn, prepared.facts.expires_at)
-        return prepared
-
-    async def issue(self, grant: Grant) -> IssuedToken:
-        issued = await self._inner.issue(grant)
-        if issued.key_arn is not None:
-            self._usage.record(issued.key_arn, issued.expires_at)
-        return issued

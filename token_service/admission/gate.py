@@ -32,6 +32,15 @@ from typing import Protocol
 
 from redis.exceptions import RedisError
 
+from token_service.admission.ratelimit import (
+    GCRA_CHECK,
+    GCRA_COMMIT,
+    Decision,
+    Limit,
+    MemoryRateLimiter,
+    decision_from_tats,
+    limit_args,
+)
 from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
 from token_service.infra.lane import RedisLane, script_call
@@ -44,15 +53,6 @@ from token_service.mapping.store import (
     RedisMappingStore,
     record_write_args,
     record_write_keys,
-)
-from token_service.ratelimit import (
-    GCRA_CHECK,
-    GCRA_COMMIT,
-    Decision,
-    Limit,
-    MemoryRateLimiter,
-    decision_from_tats,
-    limit_args,
 )
 
 log = logging.getLogger(__name__)

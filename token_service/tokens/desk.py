@@ -17,12 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from token_service.admission import Admission, Gate
-from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
-from token_service.errors import DomainError, PermissionDenied, RateLimited
-from token_service.issuing import Issuer
-from token_service.mapping.records import MappingRecord
-from token_service.ratelimit import (
+from token_service.admission.gate import Admission, Gate
+from token_service.admission.ratelimit import (
     Decision,
     Limit,
     RateLimits,
@@ -30,6 +26,10 @@ from token_service.ratelimit import (
     response_headers,
     user_key,
 )
+from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
+from token_service.errors import DomainError, PermissionDenied, RateLimited
+from token_service.mapping.records import MappingRecord
+from token_service.tokens.issuers import Issuer
 
 log = logging.getLogger("token_service.issued")
 

@@ -33,22 +33,14 @@ from typing import Any, Protocol
 
 import msgspec
 
-from token_service.admission import Gate
+from token_service.admission.gate import Gate
+from token_service.admission.ratelimit import Decision, RateLimits
 from token_service.domain import Capability, Grant, IssuedToken, Signer, TokenRequest
 from token_service.errors import (
     Conflict,
     NotFound,
     PermissionDenied,
 )
-from token_service.issuance import (
-    USER_AGENT_MAX,
-    Caller,
-    Decider,
-    IssuanceHooks,
-    limits_for,
-    settle,
-)
-from token_service.issuing import StageResolver, active_key, prepare_token
 from token_service.mapping.records import (
     CapabilityChange,
     CapabilityOverride,
@@ -56,7 +48,15 @@ from token_service.mapping.records import (
     ParticipantView,
 )
 from token_service.mapping.store import MappingStore
-from token_service.ratelimit import Decision, RateLimits
+from token_service.tokens.desk import (
+    USER_AGENT_MAX,
+    Caller,
+    Decider,
+    IssuanceHooks,
+    limits_for,
+    settle,
+)
+from token_service.tokens.issuers import StageResolver, active_key, prepare_token
 
 log = logging.getLogger("token_service.issued")
 
