@@ -28,22 +28,6 @@ from prometheus_client import Counter
 
 from token_service import package_version
 from token_service.admission.ratelimit import RateLimits
-from token_service.api.admin_keys import AdminKeysController
-from token_service.api.admin_participants import AdminParticipantsController
-from token_service.api.cors import cors_config
-from token_service.api.demo import demo_route_handlers
-from token_service.api.exchange import exchange_participant_token, set_participant_capabilities
-from token_service.api.health import healthz, readyz
-from token_service.api.http_metrics import HttpMetrics, http_metrics_middleware
-from token_service.api.ivs_events import ivs_events
-from token_service.api.listeners import listener_guard
-from token_service.api.metrics_route import metrics as metrics_route
-from token_service.api.openapi_responses import StrictStructSchemaPlugin
-from token_service.api.options_allow import allow_header_hook
-from token_service.api.problems import exception_handlers
-from token_service.api.request_id import request_id_middleware
-from token_service.api.services import ReadinessCheck, Services
-from token_service.api.tokens import create_participant_token
 from token_service.auth import (
     AdminTokens,
     Authenticator,
@@ -54,6 +38,25 @@ from token_service.auth import (
 )
 from token_service.config import Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
+from token_service.http.cors import cors_config
+from token_service.http.listeners import listener_guard
+from token_service.http.metrics import HttpMetrics, http_metrics_middleware
+from token_service.http.openapi import StrictStructSchemaPlugin
+from token_service.http.options_allow import allow_header_hook
+from token_service.http.problems import exception_handlers
+from token_service.http.request_id import request_id_middleware
+from token_service.http.routes.admin_keys import AdminKeysController
+from token_service.http.routes.admin_participants import AdminParticipantsController
+from token_service.http.routes.demo import demo_route_handlers
+from token_service.http.routes.exchange import (
+    exchange_participant_token,
+    set_participant_capabilities,
+)
+from token_service.http.routes.health import healthz, readyz
+from token_service.http.routes.ivs_events import ivs_events
+from token_service.http.routes.metrics import metrics as metrics_route
+from token_service.http.routes.tokens import create_participant_token
+from token_service.http.services import ReadinessCheck, Services
 from token_service.infra.background import Spawn
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.infra.lane import RedisLane, lane_for

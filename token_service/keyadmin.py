@@ -7,8 +7,8 @@ import json
 
 import msgspec
 
-from token_service.api.admin_keys import key_view, revocation_view
 from token_service.config import Settings
+from token_service.http.routes.admin_keys import key_view, revocation_view
 from token_service.keys.admin import cli_actor
 from token_service.keys.wiring import operator_key_admin
 

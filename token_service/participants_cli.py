@@ -12,9 +12,9 @@ import json
 
 import msgspec
 
-from token_service.api.admin_participants import participant_body
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
+from token_service.http.routes.admin_participants import participant_body
 from token_service.infra.redis import build_redis, close_redis
 from token_service.mapping.store import RedisMappingStore
 

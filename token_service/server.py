@@ -30,8 +30,8 @@ import uvicorn
 from uvicorn.supervisors import Multiprocess
 
 from token_service.config import Settings
-from token_service.http_limits import BoundedHttpToolsProtocol
-from token_service.problem_json import PROBLEM_JSON, problem_bytes
+from token_service.http.head_limits import BoundedHttpToolsProtocol
+from token_service.http.problem_json import PROBLEM_JSON, problem_bytes
 
 log = logging.getLogger(__name__)
 

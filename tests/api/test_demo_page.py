@@ -13,8 +13,8 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.api.conftest import SHARED_SECRET, bearer
-from token_service.api.demo import SDK_BUNDLE, SDK_URL
 from token_service.config import Settings, load_settings
+from token_service.http.routes.demo import SDK_BUNDLE, SDK_URL
 from token_service.keys import SigningKey
 
 Client = AsyncTestClient[Litestar]

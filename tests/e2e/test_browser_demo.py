@@ -26,7 +26,7 @@ import pytest
 
 from tests.support.processes import background
 from tests.support.redis_server import free_port
-from token_service.api.demo import SDK_BUNDLE
+from token_service.http.routes.demo import SDK_BUNDLE
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright for Python is not installed (pip install -e .[test])"

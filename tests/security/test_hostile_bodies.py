@@ -35,7 +35,7 @@ from token_service.app import create_app
 from token_service.auth import mint_user_token
 from token_service.config import load_settings
 from token_service.emulator.server import EmulatorServer
-from token_service.http_limits import MAX_HEAD_BYTES
+from token_service.http.head_limits import MAX_HEAD_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ipaddress import ip_address, ip_network
 
-from token_service.client_ip import client_address, limit_subject
+from token_service.http.client_ip import client_address, limit_subject
 
 PROXIES = (ip_network("10.0.0.0/8"),)
 

@@ -28,8 +28,8 @@ from redis.asyncio.connection import AbstractConnection, SSLConnection
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from token_service.api.openapi_responses import StrictStructSchemaPlugin
-from token_service.http_limits import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
+from token_service.http.head_limits import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
+from token_service.http.openapi import StrictStructSchemaPlugin
 from token_service.infra.lane import _endpoint
 from token_service.infra.redis import _WriteGuard, build_redis
 

@@ -34,8 +34,8 @@ from token_service.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
+from token_service.http.problem_json import PROBLEM_JSON, problem_document
 from token_service.observability.logs import new_request_id, request_id_var
-from token_service.problem_json import PROBLEM_JSON, problem_document
 
 log = logging.getLogger(__name__)
 

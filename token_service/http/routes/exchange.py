@@ -10,18 +10,18 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
 from token_service.admission.ratelimit import response_headers
-from token_service.api.guards import ADMIN_STATE_KEY, require_admin, require_app_user
-from token_service.api.openapi_responses import problems
-from token_service.api.schemas import (
+from token_service.errors import ServiceUnavailable
+from token_service.http.guards import ADMIN_STATE_KEY, require_admin, require_app_user
+from token_service.http.openapi import problems
+from token_service.http.routes.tokens import caller, to_response
+from token_service.http.schemas import (
     ATTRIBUTES,
     CAPABILITIES,
     DURATION,
     TokenResponseBody,
 )
-from token_service.api.services import Services
-from token_service.api.strict_body import strict_json
-from token_service.api.tokens import caller, to_response
-from token_service.errors import ServiceUnavailable
+from token_service.http.services import Services
+from token_service.http.strict_body import strict_json
 from token_service.tokens.exchange import ExchangeOutcome, Exchanger, ExchangeRequest
 
 

@@ -8,8 +8,8 @@ from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 
-from token_service.api.schemas import Health
-from token_service.api.services import Services
+from token_service.http.schemas import Health
+from token_service.http.services import Services
 
 #: A readiness check that takes longer than this counts as failed.
 CHECK_TIMEOUT_SECONDS = 2.0

@@ -11,9 +11,9 @@ from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from token_service.api.services import Services
 from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed
+from token_service.http.services import Services
 
 USER_STATE_KEY = "app_user"
 ADMIN_STATE_KEY = "admin_id"

@@ -1,6 +1,6 @@
 """The demo page: `GET /demo`, where a frontend developer tries the service in a browser.
 
-The page (plain HTML and JavaScript in `token_service/web/`, no build step) asks for a
+The page (plain HTML and JavaScript in `token_service/http/web/`, no build step) asks for a
 participant token through the real `POST /v1/participant-tokens`, exactly as a
 frontend would, shows what came back, and lets the real IVS web broadcast SDK
 (`amazon-ivs-web-broadcast`, installed by `make web-sdk`) construct a `Stage` from it.
@@ -25,10 +25,10 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
-from token_service.api.strict_body import strict_json
 from token_service.auth import mint_user_token
 from token_service.config import Settings
 from token_service.errors import NotFound, PermissionDenied
+from token_service.http.strict_body import strict_json
 
 #: Where `npm` puts the SDK's browser bundle (UMD, global `IVSBroadcastClient`) under
 #: `TOKEN_SERVICE_WEB_SDK_DIR`.
@@ -126,7 +126,7 @@ def sdk_bundle(settings: Settings) -> Path | None:
 
 
 def _asset(name: str) -> bytes:
-    return (resources.files("token_service") / "web" / name).read_bytes()
+    return (resources.files("token_service.http") / "web" / name).read_bytes()
 
 
 @get("/demo", include_in_schema=False, media_type="text/html")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from token_service.auth import Authenticator
-from token_service.client_ip import Network
+from token_service.http.client_ip import Network
 from token_service.keys import KeyRing
 from token_service.mapping.moderation import Moderation
 from token_service.mapping.store import MappingStore

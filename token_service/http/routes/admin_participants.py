@@ -11,9 +11,10 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
-from token_service.api.guards import ADMIN_STATE_KEY, require_admin
-from token_service.api.openapi_responses import problems
-from token_service.api.schemas import (
+from token_service.errors import FieldError, InvalidRequest, NotFound
+from token_service.http.guards import ADMIN_STATE_KEY, require_admin
+from token_service.http.openapi import problems
+from token_service.http.schemas import (
     STAGE_ARN_PATTERN,
     BanBody,
     BanCreatedBody,
@@ -27,9 +28,8 @@ from token_service.api.schemas import (
     ParticipantPage,
     ParticipantRecordBody,
 )
-from token_service.api.services import Services
-from token_service.api.strict_body import strict_json
-from token_service.errors import FieldError, InvalidRequest, NotFound
+from token_service.http.services import Services
+from token_service.http.strict_body import strict_json
 from token_service.ivs.stages import parse_stage_arn
 from token_service.mapping.moderation import DisconnectResult
 from token_service.mapping.records import Ban, Page, ParticipantView

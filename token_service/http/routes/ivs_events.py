@@ -11,11 +11,11 @@ from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 
-from token_service.api.openapi_responses import problems
-from token_service.api.schemas import EventAccepted
-from token_service.api.services import Services
 from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed, NotFound
+from token_service.http.openapi import problems
+from token_service.http.schemas import EventAccepted
+from token_service.http.services import Services
 from token_service.mapping.events import StageUpdateEvent, ingest, parse_event
 
 

@@ -27,7 +27,7 @@ from typing import Any, Final
 # tests/unit/test_library_internals.py fails when the hooks overridden here change.
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from token_service.problem_json import PROBLEM_JSON, problem_bytes
+from token_service.http.problem_json import PROBLEM_JSON, problem_bytes
 
 #: Far above any real request to this API (the bearer token alone is capped at 8 KiB),
 #: and at the size of common proxies' limits (nginx's default is 4 x 8 KiB).

@@ -9,13 +9,13 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import response_headers
-from token_service.api.guards import USER_STATE_KEY, app_user_first
-from token_service.api.openapi_responses import problems
-from token_service.api.schemas import TokenRequestBody, TokenResponseBody
-from token_service.api.services import Services
-from token_service.api.strict_body import strict_json
-from token_service.client_ip import client_address, limit_subject
 from token_service.domain import IssuedToken, TokenRequest
+from token_service.http.client_ip import client_address, limit_subject
+from token_service.http.guards import USER_STATE_KEY, app_user_first
+from token_service.http.openapi import problems
+from token_service.http.schemas import TokenRequestBody, TokenResponseBody
+from token_service.http.services import Services
+from token_service.http.strict_body import strict_json
 from token_service.observability.logs import request_id_var
 from token_service.tokens.desk import Caller
 

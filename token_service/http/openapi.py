@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import ResponseSpec
 
-from token_service.api.schemas import Problem
+from token_service.http.schemas import Problem
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator

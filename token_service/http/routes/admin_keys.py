@@ -15,12 +15,12 @@ from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from token_service.api.guards import require_admin
-from token_service.api.openapi_responses import problems
-from token_service.api.schemas import KeyDeleted, KeyList, KeyView
-from token_service.api.services import Services
 from token_service.auth import parse_bearer
 from token_service.config import Settings
+from token_service.http.guards import require_admin
+from token_service.http.openapi import problems
+from token_service.http.schemas import KeyDeleted, KeyList, KeyView
+from token_service.http.services import Services
 from token_service.keys import Revocation, SigningKey
 from token_service.keys.admin import KeyAdministration
 

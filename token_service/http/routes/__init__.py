@@ -1,0 +1,1 @@
+"""The route handlers, one module per resource; each is thin: parse, call a feature, answer."""
