@@ -1,6 +1,6 @@
 """`python -m token_service`: the same as the `token-service` console script."""
 
-from token_service.cli import main
+from token_service.cli.main import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

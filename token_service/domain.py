@@ -10,7 +10,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 #: A stage ARN as the service accepts it: `arn:aws:ivs:<region>:<12-digit account>:stage/<id>`.
@@ -106,3 +106,10 @@ class IssuedToken:
     expires_at: datetime
     signer: Signer
     key_arn: str | None
+
+
+def iso_utc(moment: datetime | float) -> str:
+    """A moment (a datetime, or Unix seconds) as the API writes times: `2026-11-28T21:00:00Z`."""
+    if not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -13,8 +13,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from token_service.app import create_app
 from token_service.auth import mint_user_token
+from token_service.bootstrap.app import create_app
 from token_service.config import Settings, load_settings
 from token_service.ivs.client import Ivs
 from token_service.keys import KeyFiles, KeyRing, SigningKey

@@ -21,7 +21,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.api.conftest import bearer, emulator_stats, join
-from token_service.app import create_app
+from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
 from token_service.keys import SigningKey
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import ADMIN_TOKEN, SHARED_SECRET
-from token_service.app import create_app
+from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
 from token_service.errors import InvalidRequest
 from token_service.ivs.stages import parse_stage_arn

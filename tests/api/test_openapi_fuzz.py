@@ -33,8 +33,8 @@ from schemathesis.python import asgi
 
 from tests.api.conftest import ADMIN_TOKEN, SHARED_SECRET, rotate_key
 from tests.support.redis_server import private_redis_server
-from token_service.app import create_app
 from token_service.auth import mint_user_token
+from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
 from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer

@@ -17,10 +17,10 @@ import uvloop
 
 from tests.support.redis_server import RedisProcess
 from token_service.admission.gate import OnMappingError, RedisGate
+from token_service.bootstrap.mapping import MappingRuntime
 from token_service.infra.redis import RedisClient, build_redis, close_redis
 from token_service.mapping.records import MappingRecord
 from token_service.mapping.store import RedisMappingStore
-from token_service.mapping_runtime import MappingRuntime
 
 
 async def close_a_pooled_connection_behind_the_clients_back(client: RedisClient) -> None:
@@ -85,7 +85,7 @@ def record(participant_id: str) -> MappingRecord:
 def test_the_outbox_is_still_written_after_an_unexpected_upkeep_error(
     clean_redis: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("token_service.mapping_runtime.UPKEEP_SECONDS", 0.05)
+    monkeypatch.setattr("token_service.bootstrap.mapping.UPKEEP_SECONDS", 0.05)
 
     async def scenario() -> bool:
         client = build_redis(clean_redis, timeout_seconds=0.5)

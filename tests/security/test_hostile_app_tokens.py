@@ -38,7 +38,7 @@ from litestar.testing import AsyncTestClient
 
 from tests.api.conftest import SHARED_SECRET, bearer
 from tests.support.jwks_server import JwksServer, running_jwks_server
-from token_service.app import create_app
+from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -31,8 +31,8 @@ from litestar.testing import AsyncTestClient
 from tests.api.conftest import SHARED_SECRET, bearer
 from tests.support.processes import background, wait_for_http
 from tests.support.redis_server import free_port
-from token_service.app import create_app
 from token_service.auth import mint_user_token
+from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
 from token_service.emulator.server import EmulatorServer
 from token_service.http.head_limits import MAX_HEAD_BYTES

@@ -1,4 +1,4 @@
-"""token_service/server.py: listener settings, and the Prometheus multiprocess directory."""
+"""token_service/cli/serve.py: listener settings, and the Prometheus multiprocess directory."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from token_service.cli.serve import MULTIPROC_ENV, Listen, bind, prepare_multiprocess_metrics
 from token_service.config import load_settings
-from token_service.server import MULTIPROC_ENV, Listen, bind, prepare_multiprocess_metrics
 
 
 def test_command_line_values_override_the_environment() -> None:

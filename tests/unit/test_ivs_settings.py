@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from token_service.app import check_signing_key
+from token_service.bootstrap.keys import check_key_ring
 from token_service.config import BudgetOnRedisError, Mode, Rate, load_settings
 from token_service.errors import ConfigurationError
 
@@ -68,4 +68,4 @@ def test_modes_that_can_ask_ivs_serve_without_a_signing_key(mode: str, tmp_path)
         {"TOKEN_SERVICE_MODE": mode, "TOKEN_SERVICE_KEYS_DIR": str(tmp_path / "none")}
     )
 
-    check_signing_key(settings)
+    check_key_ring(settings)

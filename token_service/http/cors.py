@@ -9,10 +9,10 @@ header, not cookies, so no browser ever needs to send ambient credentials to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from litestar.config.cors import CORSConfig
 from litestar.types import Method
-
-from token_service.config import Settings
 
 #: Methods a browser may use cross-origin; admin deletions stay same-origin or server-side.
 ALLOWED_METHODS: tuple[Method, ...] = ("GET", "POST")
@@ -30,12 +30,12 @@ EXPOSED_HEADERS = (
 PREFLIGHT_MAX_AGE_SECONDS = 600
 
 
-def cors_config(settings: Settings) -> CORSConfig | None:
+def cors_config(origins: Sequence[str]) -> CORSConfig | None:
     """The CORS configuration, or None (no CORS headers at all) when no origin is allowed."""
-    if not settings.cors_origins:
+    if not origins:
         return None
     return CORSConfig(
-        allow_origins=list(settings.cors_origins),
+        allow_origins=list(origins),
         allow_methods=list(ALLOWED_METHODS),
         allow_headers=list(ALLOWED_HEADERS),
         allow_credentials=False,

@@ -17,6 +17,8 @@ from token_service.http.services import Services
 
 USER_STATE_KEY = "app_user"
 ADMIN_STATE_KEY = "admin_id"
+#: The key administration's audit name of the admin: which configured token (`AdminTokens.actor`).
+ADMIN_ACTOR_KEY = "admin_actor"
 
 
 def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
@@ -65,3 +67,4 @@ async def require_admin(
         raise AuthenticationFailed("invalid admin token")
     # Audit lines and records name the admin by a fingerprint of its token, never the token.
     connection.state[ADMIN_STATE_KEY] = "admin:" + hashlib.sha256(token.encode()).hexdigest()[:12]
+    connection.state[ADMIN_ACTOR_KEY] = admin.actor(token)

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 import msgspec
 
 from token_service.domain import STAGE_ARN_RE, Capability
+from token_service.keys.views import KeyView
+from token_service.mapping.views import ParticipantRecordBody
 
 #: `STAGE_ARN_RE` as an ECMA-262 pattern (no Python named groups), for the OpenAPI document.
 STAGE_ARN_PATTERN = re.sub(r"\(\?P<\w+>", "(", STAGE_ARN_RE.pattern)
@@ -86,17 +88,6 @@ class TokenResponseBody(msgspec.Struct, rename="camel", kw_only=True):
     key_arn: str | None
 
 
-class KeyView(msgspec.Struct, rename="camel", kw_only=True):
-    name: str
-    arn: str
-    fingerprint: str
-    status: Literal["active", "next", "retiring"]
-    created_at: str | None
-    activated_at: str | None
-    retired_at: str | None
-    safe_to_delete_at: str | None
-
-
 class KeyList(msgspec.Struct, kw_only=True):
     keys: list[KeyView]
 
@@ -126,58 +117,6 @@ class Problem(msgspec.Struct, kw_only=True, rename="camel"):
 class Health(msgspec.Struct, kw_only=True):
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = msgspec.field(default_factory=dict)
-
-
-class DisconnectView(msgspec.Struct, kw_only=True, rename="camel"):
-    at: str
-    by: str
-    reason: str
-
-
-class EventView(msgspec.Struct, kw_only=True, rename="camel"):
-    id: str
-    name: str
-    at: str
-    session_id: str | None = None
-
-
-class CapabilityChangeView(msgspec.Struct, kw_only=True, rename="camel"):
-    at: str
-    capabilities: list[str]
-    #: "exchange", or the admin ("admin:<token fingerprint>").
-    by: str
-    expiration_time: str
-
-
-class ParticipantRecordBody(msgspec.Struct, kw_only=True, rename="camel"):
-    """A mapping record: which app user got this participant id, and what became of it."""
-
-    participant_id: str
-    app_user_id: str
-    token_user_id: str
-    issuer: str | None
-    stage_arn: str
-    capabilities: list[str]
-    attributes: dict[str, str]
-    issued_at: str
-    expiration_time: str
-    signer: str
-    key_arn: str | None
-    request_id: str | None
-    client_ip: str | None
-    user_agent: str | None
-    disconnected: DisconnectView | None
-    events: list[EventView]
-    #: Token exchanges and admin PUBLISH changes, oldest first.
-    capability_history: list[CapabilityChangeView] = msgspec.field(default_factory=list)
-    #: An admin's pending PUBLISH grant (true) or revoke (false), applied at each exchange.
-    publish_override: bool | None = None
-
-
-class ParticipantPage(msgspec.Struct, kw_only=True, rename="camel"):
-    participants: list[ParticipantRecordBody]
-    #: Pass as `cursor` for the next (older) page; null on the last page.
-    next_cursor: str | None
 
 
 class DisconnectBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

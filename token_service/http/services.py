@@ -24,6 +24,8 @@ ReadinessCheck = Callable[[], Awaitable[str | None]]
 class AdminVerifier(Protocol):
     def verify(self, presented: str) -> bool: ...
 
+    def actor(self, presented: str) -> str: ...
+
 
 class Services:
     """Not a dataclass on purpose: Litestar would then validate every field's type."""

@@ -6,76 +6,23 @@ Thin: each handler names the caller for the audit line and calls the one
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, QueryParameter
 
-from token_service.auth import parse_bearer
-from token_service.config import Settings
-from token_service.http.guards import require_admin
+from token_service.http.guards import ADMIN_ACTOR_KEY, require_admin
 from token_service.http.openapi import problems
-from token_service.http.schemas import KeyDeleted, KeyList, KeyView
+from token_service.http.schemas import KeyDeleted, KeyList
 from token_service.http.services import Services
-from token_service.keys import Revocation, SigningKey
 from token_service.keys.admin import KeyAdministration
-
-
-class KeyRevoked(msgspec.Struct, rename="camel", kw_only=True):
-    revoked: KeyView
-    #: Tokens signed with the revoked key that had not expired: they no longer join.
-    invalidated_tokens: int
-    #: What `invalidatedTokens` counts.
-    invalidated_tokens_meaning: str
-    #: The key signing now (None if the revoked key was active and none could replace it).
-    active: KeyView | None
-    #: Why no key is active after the revocation, when that is the case.
-    problem: str | None = None
-
-
-def key_view(key: SigningKey) -> KeyView:
-    meta = key.metadata()
-    return KeyView(
-        name=key.name,
-        arn=key.arn,
-        fingerprint=key.fingerprint,
-        status=key.status.value,
-        created_at=meta["createdAt"],
-        activated_at=meta["activatedAt"],
-        retired_at=meta["retiredAt"],
-        safe_to_delete_at=meta["safeToDeleteAt"],
-    )
-
-
-def revocation_view(result: Revocation) -> KeyRevoked:
-    return KeyRevoked(
-        revoked=key_view(result.revoked),
-        invalidated_tokens=result.invalidated_tokens,
-        invalidated_tokens_meaning=result.count_meaning,
-        active=key_view(result.active) if result.active else None,
-        problem=result.problem,
-    )
-
-
-def admin_actor(presented: str, settings: Settings) -> str:
-    """Which configured admin token was used: its position and a short digest, never itself."""
-    digest = hashlib.sha256(presented.encode("utf-8", "surrogatepass")).digest()
-    position = 0
-    for index, token in enumerate(settings.admin_tokens, start=1):
-        configured = hashlib.sha256(token.reveal_bytes()).digest()
-        if hmac.compare_digest(digest, configured):
-            position = index
-    # Eight hex digits tell tokens apart in the audit log without helping to guess one.
-    return f"admin-token#{position}:{digest.hex()[:8]}"
+from token_service.keys.views import KeyRevoked, KeyView, key_view, revocation_view
 
 
 def _actor(request: Request[Any, Any, Any]) -> str:
-    settings: Settings = request.app.state["settings"]
-    return admin_actor(parse_bearer(request.headers.get("authorization")), settings)
+    actor: str = request.state[ADMIN_ACTOR_KEY]
+    return actor
 
 
 class AdminKeysController(Controller):

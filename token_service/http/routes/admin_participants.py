@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
@@ -11,6 +11,7 @@ from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
+from token_service.domain import iso_utc
 from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
 from token_service.http.openapi import problems
@@ -20,19 +21,15 @@ from token_service.http.schemas import (
     BanCreatedBody,
     BanList,
     BanRequestBody,
-    CapabilityChangeView,
     DisconnectBody,
     DisconnectResultBody,
-    DisconnectView,
-    EventView,
-    ParticipantPage,
-    ParticipantRecordBody,
 )
 from token_service.http.services import Services
 from token_service.http.strict_body import strict_json
 from token_service.ivs.stages import parse_stage_arn
 from token_service.mapping.moderation import DisconnectResult
-from token_service.mapping.records import Ban, Page, ParticipantView
+from token_service.mapping.records import Ban, Page
+from token_service.mapping.views import ParticipantPage, ParticipantRecordBody, participant_body
 
 #: What `/admin/stages/{rest}` serves: a stage ARN then `/participants` (else 400 or 404).
 STAGE_PARTICIPANTS_PATTERN = STAGE_ARN_PATTERN.removesuffix("$") + "/participants$"
@@ -40,49 +37,6 @@ PageSize = Annotated[int, QueryParameter(ge=1, le=500, description="records per 
 Cursor = Annotated[
     str | None, QueryParameter(max_length=100, description="`nextCursor` of the previous page")
 ]
-
-
-def _iso(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def participant_body(view: ParticipantView) -> ParticipantRecordBody:
-    record = view.record
-    disconnect = view.disconnect
-    return ParticipantRecordBody(
-        participant_id=record.participant_id,
-        app_user_id=record.app_user_id,
-        token_user_id=record.token_user_id,
-        issuer=record.issuer,
-        stage_arn=record.stage_arn,
-        capabilities=record.capabilities,
-        attributes=record.attributes,
-        issued_at=_iso(record.issued_at),
-        expiration_time=_iso(record.expires_at),
-        signer=record.signer,
-        key_arn=record.key_arn,
-        request_id=record.request_id,
-        client_ip=record.client_ip,
-        user_agent=record.user_agent,
-        disconnected=(
-            DisconnectView(at=_iso(disconnect.at), by=disconnect.by, reason=disconnect.reason)
-            if disconnect
-            else None
-        ),
-        events=[
-            EventView(id=e.id, name=e.name, at=e.at, session_id=e.session_id) for e in view.events
-        ],
-        capability_history=[
-            CapabilityChangeView(
-                at=_iso(c.at),
-                capabilities=c.capabilities,
-                by=c.by,
-                expiration_time=_iso(c.expires_at),
-            )
-            for c in view.history
-        ],
-        publish_override=view.override.publish if view.override else None,
-    )
 
 
 def _page(page: Page) -> ParticipantPage:
@@ -102,9 +56,9 @@ def ban_body(ban: Ban) -> BanBody:
         id=ban.id,
         user_id=ban.user_id,
         stage_arn=ban.stage_arn,
-        until=_iso(ban.until) if ban.until is not None else None,
+        until=iso_utc(ban.until) if ban.until is not None else None,
         reason=ban.reason,
-        created_at=_iso(ban.created_at),
+        created_at=iso_utc(ban.created_at),
         created_by=ban.created_by,
     )
 

@@ -14,6 +14,8 @@ Elsewhere the page asks the developer to paste an app-user JWT instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from importlib import resources
 from ipaddress import ip_address
 from pathlib import Path
@@ -25,8 +27,6 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import FromPath, JSONBody
 from litestar.response import File
 
-from token_service.auth import mint_user_token
-from token_service.config import Settings
 from token_service.errors import NotFound, PermissionDenied
 from token_service.http.strict_body import strict_json
 
@@ -110,18 +110,40 @@ PRESETS = [
 ]
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
-    settings: Settings = request.app.state["settings"]
-    return settings
+#: Mints an app-user JWT for (sub, roles, lifetime in seconds), as the app's own login would.
+UserTokenMinter = Callable[[str, Sequence[str], int], str]
 
 
-def can_mint_user_tokens(settings: Settings) -> bool:
+@dataclass(frozen=True)
+class DemoSettings:
+    """What the demo page needs to know, given by the composition root."""
+
+    enabled: bool
+    #: Under `serve --dev`.
+    dev: bool
+    stage_arn: str | None
+    #: Where `make web-sdk` installs the IVS web broadcast SDK.
+    web_sdk_dir: Path
+    #: Set only when the service verifies shared-secret JWTs; used only under `serve --dev`.
+    mint_user_token: UserTokenMinter | None = None
+
+
+#: The key of `DemoSettings` in the app's state.
+DEMO_STATE_KEY = "demo"
+
+
+def _demo(request: Request[Any, Any, Any]) -> DemoSettings:
+    demo: DemoSettings = request.app.state[DEMO_STATE_KEY]
+    return demo
+
+
+def can_mint_user_tokens(demo: DemoSettings) -> bool:
     """Only a development server with a shared secret hands out demo app-user JWTs."""
-    return settings.demo_enabled and settings.dev and settings.auth.shared_secret is not None
+    return demo.enabled and demo.dev and demo.mint_user_token is not None
 
 
-def sdk_bundle(settings: Settings) -> Path | None:
-    path = settings.web_sdk_dir / SDK_BUNDLE
+def sdk_bundle(demo: DemoSettings) -> Path | None:
+    path = demo.web_sdk_dir / SDK_BUNDLE
     return path if path.is_file() else None
 
 
@@ -144,17 +166,17 @@ async def demo_asset(name: FromPath[str]) -> Response[bytes]:
 
 @get("/demo/config.json", include_in_schema=False)
 async def demo_config(request: Request[Any, Any, Any]) -> Response[DemoConfig]:
-    settings = _settings(request)
-    bundle = sdk_bundle(settings)
+    demo = _demo(request)
+    bundle = sdk_bundle(demo)
     sdk = DemoSdk(
         available=bundle is not None,
         url=SDK_URL if bundle is not None else None,
         hint=None if bundle is not None else "run `make web-sdk`, then reload this page",
     )
     config = DemoConfig(
-        dev=settings.dev,
-        stage_arn=settings.demo_stage_arn,
-        mint_user_tokens=can_mint_user_tokens(settings),
+        dev=demo.dev,
+        stage_arn=demo.stage_arn,
+        mint_user_tokens=can_mint_user_tokens(demo),
         token_endpoint=PARTICIPANT_TOKENS_PATH,
         presets=PRESETS,
         sdk=sdk,
@@ -164,7 +186,7 @@ async def demo_config(request: Request[Any, Any, Any]) -> Response[DemoConfig]:
 
 @get(SDK_URL, include_in_schema=False)
 async def demo_sdk(request: Request[Any, Any, Any]) -> File:
-    bundle = sdk_bundle(_settings(request))
+    bundle = sdk_bundle(_demo(request))
     if bundle is None:
         raise NotFound("the IVS web broadcast SDK is not installed here: run `make web-sdk`")
     return File(
@@ -195,30 +217,21 @@ async def demo_user_token(
     if not _is_loopback(request.client.host if request.client else None):
         # Minting JWTs is the shared secret's power: never offer it beyond this machine.
         raise PermissionDenied("demo user tokens are minted for loopback callers only")
-    settings = _settings(request)
-    secret = settings.auth.shared_secret
-    if secret is None:  # the route is only registered with one; kept for the type checker
+    mint = _demo(request).mint_user_token
+    if mint is None:  # the route is only registered with one; kept for the type checker
         raise NotFound("no shared secret configured")
-    only_shared = settings.auth.jwks_url is None
-    token = mint_user_token(
-        secret.reveal_bytes(),
-        sub=data.sub,
-        roles=data.roles,
-        ttl_seconds=USER_TOKEN_TTL_SECONDS,
-        issuer=settings.auth.issuer if only_shared else None,
-        audience=settings.auth.audience if only_shared else None,
-    )
+    token = mint(data.sub, data.roles, USER_TOKEN_TTL_SECONDS)
     body = DemoUserToken(
         token=token, sub=data.sub, roles=list(data.roles), expires_in=USER_TOKEN_TTL_SECONDS
     )
     return Response(body, status_code=201, headers={"Cache-Control": "no-store"})
 
 
-def demo_route_handlers(settings: Settings) -> list[HTTPRouteHandler]:
+def demo_route_handlers(demo: DemoSettings) -> list[HTTPRouteHandler]:
     """The demo's routes for this configuration: none when the demo is off."""
-    if not settings.demo_enabled:
+    if not demo.enabled:
         return []
     handlers = [demo_page, demo_asset, demo_config, demo_sdk]
-    if can_mint_user_tokens(settings):
+    if can_mint_user_tokens(demo):
         handlers.append(demo_user_token)
     return handlers

@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import response_headers
-from token_service.domain import IssuedToken, TokenRequest
+from token_service.domain import IssuedToken, TokenRequest, iso_utc
 from token_service.http.client_ip import client_address, limit_subject
 from token_service.http.guards import USER_STATE_KEY, app_user_first
 from token_service.http.openapi import problems
@@ -18,10 +18,6 @@ from token_service.http.services import Services
 from token_service.http.strict_body import strict_json
 from token_service.observability.logs import request_id_var
 from token_service.tokens.desk import Caller
-
-
-def _iso(token: IssuedToken) -> str:
-    return token.expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def to_response(token: IssuedToken) -> TokenResponseBody:
@@ -33,7 +29,7 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
         capabilities=sorted(token.capabilities),
         attributes=dict(token.attributes),
         duration_minutes=token.duration_minutes,
-        expiration_time=_iso(token),
+        expiration_time=iso_utc(token.expires_at),
         signer=token.signer.value,
         key_arn=token.key_arn,
     )

@@ -18,9 +18,11 @@ import boto3
 import redis
 from botocore.config import Config
 
+from token_service.bootstrap.clients import operator_clients
+from token_service.bootstrap.features import build_policy
 from token_service.config import KeyStoreKind, Mode, Settings
 from token_service.errors import ConfigurationError, DomainError
-from token_service.infra.redis import RedisClient, build_redis, connect
+from token_service.infra.redis import RedisClient, connect
 from token_service.ivs.client import Ivs
 from token_service.keys.admin import KeyAdministration
 from token_service.keys.files import KeyFiles
@@ -108,41 +110,23 @@ def build_key_runtime(settings: Settings, ring: KeyRing) -> KeyRuntime:
 @asynccontextmanager
 async def operator_key_admin(settings: Settings) -> AsyncIterator[KeyAdministration]:
     """The ring as `token-service keys ...` sees it: the same store, Redis and IVS."""
-    from token_service.app import build_operator_ivs, build_policy  # noqa: PLC0415 - app imports this module
-
-    ivs = build_operator_ivs(settings)
-    redis_client = (
-        build_redis(settings.redis_url.reveal(), timeout_seconds=2.0)
-        if (settings.redis_url is not None)
-        else None
-    )
-    try:
-        if redis_client is not None:
-            await connect(redis_client)
-        ring = build_key_ring(settings, ivs, build_policy(settings), redis_client=redis_client)
+    async with operator_clients(settings) as clients:
+        ring = build_key_ring(
+            settings, clients.ivs, build_policy(settings), redis_client=clients.redis
+        )
         await ring.refresh(force=True)
         yield KeyAdministration(ring)
         await ring.usage.flush()
-    finally:
-        if redis_client is not None:
-            await redis_client.aclose()
-        ivs.close()
 
 
 async def _check(settings: Settings) -> None:
-    from token_service.app import build_operator_ivs, build_policy  # noqa: PLC0415 - app imports this module
-
-    ivs = build_operator_ivs(settings)
-    redis_client = (
-        build_redis(settings.redis_url.reveal(), timeout_seconds=2.0)
-        if (settings.redis_url is not None)
-        else None
-    )
-    try:
-        ring = build_key_ring(settings, ivs, build_policy(settings), redis_client=redis_client)
-        if redis_client is not None:
+    async with operator_clients(settings, connect_redis=False) as clients:
+        ring = build_key_ring(
+            settings, clients.ivs, build_policy(settings), redis_client=clients.redis
+        )
+        if clients.redis is not None:
             try:
-                await connect(redis_client)
+                await connect(clients.redis)
                 await ring.refresh(force=True)
             except (redis.RedisError, OSError) as exc:
                 log.warning("Redis unavailable for the key check (%s)", type(exc).__name__)
@@ -160,10 +144,6 @@ async def _check(settings: Settings) -> None:
         except DomainError as exc:
             # IVS being briefly unreachable must not stop a restart; readiness reports it.
             log.warning("could not check the signing keys with IVS: %s", exc.detail)
-    finally:
-        if redis_client is not None:
-            await redis_client.aclose()
-        ivs.close()
 
 
 def _run(make: Callable[[], Coroutine[Any, Any, _T]]) -> _T:

@@ -22,8 +22,11 @@ from pathlib import Path
 import boto3
 import uvicorn
 
-from token_service.app import build_key_ring, build_operator_ivs, build_policy, create_app
 from token_service.auth import mint_user_token
+from token_service.bootstrap.app import create_app
+from token_service.bootstrap.clients import build_operator_ivs
+from token_service.bootstrap.features import build_policy
+from token_service.bootstrap.keys import build_key_ring
 from token_service.config import LogFormat, Settings, load_settings
 from token_service.emulator.server import EmulatorServer
 from token_service.observability.logs import configure_logging

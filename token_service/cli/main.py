@@ -8,26 +8,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from token_service import package_version
-from token_service.config import check_can_serve, load_settings, read_dotenv
+from token_service.cli.environment import environment
+from token_service.config import check_can_serve, load_settings
 from token_service.errors import ConfigurationError, DomainError
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
-
-
-def environment() -> dict[str, str]:
-    """The process environment, over a `.env` file when one exists (the environment wins)."""
-    dotenv_path = Path(os.environ.get("TOKEN_SERVICE_ENV_FILE", ".env"))
-    values = read_dotenv(dotenv_path) if dotenv_path.is_file() else {}
-    values.update(os.environ)
-    return values
 
 
 def _print_config_error(exc: ConfigurationError) -> None:
@@ -36,34 +27,19 @@ def _print_config_error(exc: ConfigurationError) -> None:
         print(f"  - {problem}", file=sys.stderr)
 
 
-def app_from_environment() -> Any:
-    """Factory for the ASGI server's workers: each process builds its own app."""
-    from token_service.app import check_signing_key, create_app
-    from token_service.heap import freeze_startup_heap
-    from token_service.observability.logs import configure_logging
-
-    settings = load_settings(environment())
-    configure_logging(settings.log_level, settings.log_format)
-    check_can_serve(settings)
-    check_signing_key(settings)
-    app = create_app(settings)
-    freeze_startup_heap()
-    return app
-
-
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
-        from token_service.devserver import run_dev
+        from token_service.cli.dev import run_dev
 
         return run_dev(host=args.host or "127.0.0.1", port=args.port or 8080, env=environment())
-    from token_service import server
-    from token_service.app import check_signing_key
+    from token_service.bootstrap.keys import check_key_ring
+    from token_service.cli import serve as server
     from token_service.observability.logs import configure_logging
 
     # Validate once in the parent so a bad configuration fails before workers start.
     settings = load_settings(environment())
     check_can_serve(settings)
-    check_signing_key(settings)
+    check_key_ring(settings)
     listen = server.Listen.of(settings, host=args.host, port=args.port, workers=args.workers)
     if listen.admin_port == listen.port:
         raise ConfigurationError(
@@ -73,8 +49,8 @@ def _serve(args: argparse.Namespace) -> int:
     # Before any app exists: prometheus_client picks its value store at import.
     server.prepare_multiprocess_metrics(listen.workers)
     if listen.workers == 1:
-        from token_service.app import create_app
-        from token_service.heap import freeze_startup_heap
+        from token_service.bootstrap.app import create_app
+        from token_service.bootstrap.heap import freeze_startup_heap
 
         app = create_app(settings)
         freeze_startup_heap()
@@ -93,14 +69,14 @@ def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
 
 
 def _keys(args: argparse.Namespace) -> int:
-    from token_service.keyadmin import run_keys_command
+    from token_service.cli.keys import run_keys_command
 
     settings = load_settings(environment())
     return _run_async(lambda: run_keys_command(settings, args))
 
 
 def _participants(args: argparse.Namespace) -> int:
-    from token_service.participants_cli import run_participants_command
+    from token_service.cli.participants import run_participants_command
 
     settings = load_settings(environment())
     return _run_async(lambda: run_participants_command(settings, args))

@@ -14,9 +14,9 @@ import msgspec
 
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
-from token_service.http.routes.admin_participants import participant_body
 from token_service.infra.redis import build_redis, close_redis
 from token_service.mapping.store import RedisMappingStore
+from token_service.mapping.views import participant_body
 
 
 def _print(value: object) -> None:

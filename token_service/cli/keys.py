@@ -7,10 +7,10 @@ import json
 
 import msgspec
 
+from token_service.bootstrap.keys import operator_key_admin
 from token_service.config import Settings
-from token_service.http.routes.admin_keys import key_view, revocation_view
 from token_service.keys.admin import cli_actor
-from token_service.keys.wiring import operator_key_admin
+from token_service.keys.views import key_view, revocation_view
 
 
 def _dump(value: object) -> None:

@@ -29,16 +29,18 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
-from token_service.config import Settings
+from token_service.cli.environment import environment
+from token_service.config import Settings, check_can_serve, load_settings
 from token_service.http.head_limits import BoundedHttpToolsProtocol
 from token_service.http.problem_json import PROBLEM_JSON, problem_bytes
+from token_service.observability.logs import configure_logging
 
 log = logging.getLogger(__name__)
 
 #: The variable prometheus_client reads at import time to store values in shared files.
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Where multi-worker processes build their app: from the environment, like the parent.
-APP_FACTORY = "token_service.server:guarded_app_from_environment"
+APP_FACTORY = "token_service.cli.serve:guarded_app_from_environment"
 
 #: What a request cut off by the shutdown bound gets (instead of uvicorn's 500).
 _CUT_OFF_BODY = problem_bytes(
@@ -88,10 +90,25 @@ def answer_cut_off_requests(app: Any) -> Any:
     return guarded
 
 
-def guarded_app_from_environment() -> Any:
-    """The workers' factory: `cli.app_from_environment`, cut-off requests answered 503."""
-    from token_service.cli import app_from_environment  # noqa: PLC0415 - cli imports this module
+def app_from_environment() -> Any:
+    """Factory for the ASGI server's workers: each process builds its own app."""
+    # Imported here, not at the top: prometheus_client picks its value store when first
+    # imported, and `prepare_multiprocess_metrics` must have set it up before that.
+    from token_service.bootstrap.app import create_app  # noqa: PLC0415
+    from token_service.bootstrap.heap import freeze_startup_heap  # noqa: PLC0415
+    from token_service.bootstrap.keys import check_key_ring  # noqa: PLC0415
 
+    settings = load_settings(environment())
+    configure_logging(settings.log_level, settings.log_format)
+    check_can_serve(settings)
+    check_key_ring(settings)
+    app = create_app(settings)
+    freeze_startup_heap()
+    return app
+
+
+def guarded_app_from_environment() -> Any:
+    """The workers' factory: `app_from_environment`, cut-off requests answered 503."""
     return answer_cut_off_requests(app_from_environment())
 
 

@@ -1,0 +1,271 @@
+"""The composition root: `create_app(settings, **overrides)` builds, wires, starts and
+closes every adapter. Nothing else in the package constructs a client.
+
+Tests pass their own clients (a boto3 client pointed at the emulator, a Redis
+client on a private server, an httpx client) as overrides; production passes none.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from prometheus_client import Counter
+
+from token_service import package_version
+from token_service.auth import (
+    AdminTokens,
+)
+from token_service.bootstrap.keys import build_key_ring, build_key_runtime
+from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
+from token_service.bootstrap.mapping import build_mapping
+from token_service.config import Mode, Settings
+from token_service.http.cors import cors_config
+from token_service.http.listeners import listener_guard
+from token_service.http.metrics import HttpMetrics, http_metrics_middleware
+from token_service.http.openapi import StrictStructSchemaPlugin
+from token_service.http.options_allow import allow_header_hook
+from token_service.http.problems import exception_handlers
+from token_service.http.request_id import request_id_middleware
+from token_service.http.routes.admin_keys import AdminKeysController
+from token_service.http.routes.admin_participants import AdminParticipantsController
+from token_service.http.routes.demo import DEMO_STATE_KEY, demo_route_handlers
+from token_service.http.routes.exchange import (
+    exchange_participant_token,
+    set_participant_capabilities,
+)
+from token_service.http.routes.health import healthz, readyz
+from token_service.http.routes.ivs_events import ivs_events
+from token_service.http.routes.metrics import metrics as metrics_route
+from token_service.http.routes.tokens import create_participant_token
+from token_service.http.services import Services
+from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
+from token_service.infra.lane import lane_for
+from token_service.infra.redis import RedisClient, close_redis
+from token_service.ivs.client import Ivs, RetryPolicy
+from token_service.ivs.stages import StageDirectory
+from token_service.keys.metrics import KeyRingCollector
+from token_service.mapping.moderation import Moderation
+from token_service.observability.metrics import Metrics
+from token_service.tokens.desk import TokenDesk
+from token_service.tokens.exchange import Exchanger
+
+if TYPE_CHECKING:
+    from mypy_boto3_ivs_realtime import IvsrealtimeClient
+
+from token_service.bootstrap.clients import IVS_WORKERS, build_ivs, build_redis_client
+from token_service.bootstrap.features import (
+    build_authentication,
+    build_demo_settings,
+    build_issuer,
+    build_ivs_budget,
+    build_policy,
+    build_rate_limits,
+)
+from token_service.bootstrap.lifespan import Starter, lifespan_of
+from token_service.bootstrap.readiness import readiness_checks
+
+log = logging.getLogger(__name__)
+
+#: Bodies over this are refused with 413 before they are read whole.
+MAX_BODY_BYTES = 16 * 1024
+
+
+def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
+    """`token_service_token_exchanges{by, publish}`: exchanges by who asked and the result."""
+    counter = Counter(
+        "token_service_token_exchanges",
+        "Participant token exchanges, by who asked (participant, admin) and PUBLISH granted",
+        ["by", "publish"],
+        registry=metrics.registry,
+    )
+    return lambda by, publish: counter.labels(by, "true" if publish else "false").inc()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    ivs_client: IvsrealtimeClient | None = None,
+    redis_client: RedisClient | None = None,
+    http_client: httpx.AsyncClient | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Litestar:
+    """Build the HTTP application and every adapter it needs from `settings`.
+
+    Configuration problems (policy file, keys directory, authentication) raise
+    `ConfigurationError` here, before anything listens.
+    """
+    owned_http = http_client is None
+    http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
+    metrics = Metrics()
+    owned_redis = redis_client is None and settings.redis_url is not None
+    redis_client = redis_client or build_redis_client(settings)
+    # The token path's script calls (admission, record, IVS budget): one connection.
+    lane = lane_for(
+        settings.redis_url.reveal() if redis_client is not None and settings.redis_url else None,
+        connect_timeout=settings.redis_timeout_seconds,
+    )
+    ivs_budget = build_ivs_budget(settings, redis_client, metrics, lane)
+    ivs = Ivs(
+        ivs_client or build_ivs(settings),
+        IVS_WORKERS,
+        retry=RetryPolicy(
+            max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
+        ),
+        pacers={"CreateParticipantToken": ivs_budget},
+        on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
+    )
+    cache: Cache = (
+        TieredCache(RedisCache(redis_client)) if redis_client is not None else MemoryCache()
+    )
+    policy = build_policy(settings)
+    ring = build_key_ring(settings, ivs, policy, redis_client=redis_client, clock=clock)
+    metrics.add_collector(KeyRingCollector(ring))
+    key_runtime = build_key_runtime(settings, ring)
+    stages = StageDirectory(
+        ivs,
+        cache,
+        region=settings.aws_region,
+        account_id=settings.aws_account_id,
+        ttl_seconds=settings.stage_cache_seconds,
+        not_found_ttl_seconds=settings.stage_not_found_cache_seconds,
+    )
+    issuer = build_issuer(settings, ring, stages, ivs, clock)
+    rate_limits = build_rate_limits(settings)
+    authentication = build_authentication(settings, http)
+    # Outside local mode the admission script also takes the IVS budget's first slot.
+    folded = ivs_budget if settings.mode is not Mode.LOCAL else None
+    mapping = build_mapping(settings, redis_client, metrics, lane, folded)
+    desk = TokenDesk(
+        policy=policy,
+        issuer=issuer,
+        gate=mapping.gate,
+        rate_limits=rate_limits,
+        hooks=_IssuanceMetrics(metrics),
+    )
+    exchanger = Exchanger(
+        policy=policy,
+        gate=mapping.gate,
+        rate_limits=rate_limits,
+        mapping=mapping.store,
+        keys=ring,
+        stages=stages,
+        hooks=_IssuanceMetrics(metrics),
+        clock=clock or (lambda: datetime.now(UTC)),
+        on_exchanged=_exchange_counter(metrics),
+    )
+    services = Services(
+        authenticator=authentication.authenticator,
+        desk=desk,
+        key_ring=ring,
+        admin=(
+            AdminTokens([t.reveal() for t in settings.admin_tokens])
+            if settings.admin_tokens
+            else None
+        ),
+        mapping=mapping.store,
+        moderation=Moderation(mapping.store, ivs, on_bans_changed=mapping.bans_changed),
+        trusted_proxies=settings.trusted_proxies,
+        events_secret=settings.events_secret.reveal() if settings.events_secret else None,
+        readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
+        exchanger=exchanger,
+    )
+
+    starters: list[Starter] = []
+    if authentication.jwks is not None:
+        starters.append(authentication.jwks.start)
+    starters.append(key_runtime.start)
+    if settings.mode is not Mode.LOCAL:
+        # Joins the replicas sharing the budget, so each knows its share at once.
+        starters.append(ivs_budget.start)
+    starters.append(mapping.start)
+    closers: list[Callable[[], Awaitable[None]]] = [
+        mapping.close,
+        key_runtime.close,
+        ivs_budget.close,
+    ]
+    if lane is not None:
+        closers.append(lane.close)
+    if authentication.jwks is not None:
+        closers.append(authentication.jwks.close)
+    if owned_redis and redis_client is not None:
+        closers.append(functools.partial(close_redis, redis_client))
+    if owned_http:
+        closers.append(http.aclose)
+    lifespan = lifespan_of(redis_client, starters, closers, ivs)
+    lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [lifespan]
+
+    demo = build_demo_settings(settings)
+
+    def provide_services() -> Services:
+        return services
+
+    app = Litestar(
+        route_handlers=[
+            create_participant_token,
+            exchange_participant_token,
+            set_participant_capabilities,
+            healthz,
+            readyz,
+            metrics_route,
+            ivs_events,
+            AdminKeysController,
+            AdminParticipantsController,
+            *demo_route_handlers(demo),
+        ],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=exception_handlers(),
+        # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
+        guards=listener_guard(settings.server.admin_port),
+        middleware=[request_id_middleware, http_metrics_middleware(HttpMetrics(metrics.registry))],
+        lifespan=lifespans,
+        state=State({"services": services, "metrics": metrics, DEMO_STATE_KEY: demo}),
+        request_max_body_size=MAX_BODY_BYTES,
+        cors_config=cors_config(settings.cors_origins),
+        openapi_config=_openapi(),
+        plugins=[StrictStructSchemaPlugin()],
+        debug=False,
+        logging_config=None,
+    )
+    # Needs the routes as built, so it is added once they are.
+    app.before_send.append(allow_header_hook(app))
+    return app
+
+
+def _openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="IVS participant token service",
+        version=package_version(),
+        description=("Issues Amazon IVS real-time participant tokens to authenticated app users."),
+        components=Components(
+            security_schemes={
+                "appUserJwt": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="The app user's JWT (shared secret HS256 or OIDC)",
+                ),
+                "adminToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="One of TOKEN_SERVICE_ADMIN_TOKENS",
+                ),
+                "eventsSecret": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    description="TOKEN_SERVICE_EVENTS_SECRET (the EventBridge connection's key)",
+                ),
+            }
+        ),
+        path="/schema",
+    )

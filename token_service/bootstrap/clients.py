@@ -1,0 +1,89 @@
+"""The outside clients, built from settings: IVS (boto3 and its adapter), Redis, and the
+clients a one-off command (the CLI, the dev server) uses and closes itself.
+
+The only place (with the dev server's demo stage) that constructs a boto3 or Redis client.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from token_service.config import Settings
+from token_service.infra.redis import RedisClient, build_redis, close_redis, connect
+from token_service.ivs.client import DEFAULT_WORKERS, Ivs, RetryPolicy, build_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_ivs_realtime import IvsrealtimeClient
+
+log = logging.getLogger(__name__)
+
+#: Threads calling IVS; the boto3 connection pool gets as many connections.
+IVS_WORKERS = DEFAULT_WORKERS
+#: A command's Redis calls may wait longer than a request's: nobody is queueing behind it.
+OPERATOR_REDIS_TIMEOUT_SECONDS = 2.0
+
+
+def build_ivs(settings: Settings) -> IvsrealtimeClient:
+    return build_client(
+        region=settings.aws_region,
+        endpoint_url=settings.ivs_endpoint_url,
+        connect_timeout=settings.ivs_connect_timeout_seconds,
+        read_timeout=settings.ivs_read_timeout_seconds,
+        pool_size=IVS_WORKERS,
+    )
+
+
+def build_operator_ivs(settings: Settings, workers: int = 2) -> Ivs:
+    """The IVS adapter for one-off operator work (CLI, dev server): the settings'
+    retry budget and deadline, a small thread pool, no budget pacing."""
+    return Ivs(
+        build_ivs(settings),
+        workers,
+        retry=RetryPolicy(
+            max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
+        ),
+    )
+
+
+def build_redis_client(settings: Settings) -> RedisClient | None:
+    if settings.redis_url is None:
+        log.warning(
+            "TOKEN_SERVICE_REDIS_URL is not set: rate limits, the mapping log and caches "
+            "are in process memory, not shared between replicas"
+        )
+        return None
+    return build_redis(settings.redis_url.reveal(), timeout_seconds=settings.redis_timeout_seconds)
+
+
+@dataclass
+class OperatorClients:
+    """What a one-off command needs: the IVS adapter and, with Redis configured, a client."""
+
+    ivs: Ivs
+    redis: RedisClient | None
+
+
+@asynccontextmanager
+async def operator_clients(
+    settings: Settings, *, connect_redis: bool = True
+) -> AsyncIterator[OperatorClients]:
+    """The IVS adapter and Redis client of a command, closed when it is done. With
+    `connect_redis` false, connecting is left to the caller (which may tolerate failure)."""
+    ivs = build_operator_ivs(settings)
+    redis_client = (
+        build_redis(settings.redis_url.reveal(), timeout_seconds=OPERATOR_REDIS_TIMEOUT_SECONDS)
+        if settings.redis_url is not None
+        else None
+    )
+    try:
+        if redis_client is not None and connect_redis:
+            await connect(redis_client)
+        yield OperatorClients(ivs, redis_client)
+    finally:
+        if redis_client is not None:
+            await close_redis(redis_client)
+        ivs.close()

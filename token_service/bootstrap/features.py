@@ -1,0 +1,207 @@
+"""Each feature's object built from settings: the policy, authentication, the issuers, the
+CreateParticipantToken budget and the rate limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import httpx
+
+from token_service.admission.ratelimit import RateLimits
+from token_service.auth import (
+    Authenticator,
+    CompositeAuthenticator,
+    JwksCache,
+    OidcAuthenticator,
+    SharedSecretAuthenticator,
+    mint_user_token,
+)
+from token_service.config import Mode, Settings
+from token_service.errors import ConfigurationError
+from token_service.http.routes.demo import DemoSettings, UserTokenMinter
+from token_service.infra.lane import RedisLane
+from token_service.infra.redis import RedisClient
+from token_service.ivs.budget import (
+    BudgetRate,
+    IvsTokenBudget,
+    MemorySlots,
+    RedisSlots,
+    SlotStore,
+    quota_warning,
+)
+from token_service.ivs.client import Ivs
+from token_service.ivs.stages import StageDirectory
+from token_service.keys import KeyRing
+from token_service.observability.metrics import Metrics
+from token_service.policy import Policy, load_policy
+from token_service.tokens.counting import CountingIssuer
+from token_service.tokens.issuers import (
+    AutoIssuer,
+    Issuer,
+    IvsIssuer,
+    IvsWithLocalFallback,
+    LocalIssuer,
+)
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger(__name__)
+
+
+def build_policy(settings: Settings) -> Policy:
+    return load_policy(
+        settings.policy_file,
+        user_id_mode=settings.user_id_mode.value,
+        pseudonym_secret=(
+            settings.user_id_pseudonym_secret.reveal_bytes()
+            if settings.user_id_pseudonym_secret
+            else None
+        ),
+    )
+
+
+@dataclass
+class Authentication:
+    authenticator: Authenticator
+    jwks: JwksCache | None
+
+
+def build_authentication(settings: Settings, http: httpx.AsyncClient) -> Authentication:
+    auth = settings.auth
+    shared = None
+    if auth.shared_secret is not None:
+        # With OIDC configured too, issuer/audience belong to the OIDC provider.
+        only_shared = auth.jwks_url is None
+        shared = SharedSecretAuthenticator(
+            auth.shared_secret.reveal_bytes(),
+            issuer=auth.issuer if only_shared else None,
+            audience=auth.audience if only_shared else None,
+            user_id_claim=auth.user_id_claim,
+            roles_claim=auth.roles_claim,
+            leeway_seconds=auth.leeway_seconds,
+            authorized_parties=auth.authorized_parties,
+        )
+    oidc = None
+    jwks = None
+    if auth.jwks_url is not None:
+        if auth.issuer is None or auth.audience is None:
+            raise ConfigurationError(["OIDC needs TOKEN_SERVICE_AUTH_ISSUER and _AUDIENCE"])
+        jwks = JwksCache(auth.jwks_url, http, refresh_interval=auth.jwks_refresh_seconds)
+        oidc = OidcAuthenticator(
+            jwks,
+            issuer=auth.issuer,
+            audience=auth.audience,
+            algorithms=auth.algorithms,
+            user_id_claim=auth.user_id_claim,
+            roles_claim=auth.roles_claim,
+            leeway_seconds=auth.leeway_seconds,
+            authorized_parties=auth.authorized_parties,
+        )
+    if shared is not None and oidc is not None:
+        return Authentication(CompositeAuthenticator(shared, oidc), jwks)
+    if shared is not None:
+        return Authentication(shared, None)
+    if oidc is not None:
+        return Authentication(oidc, jwks)
+    raise ConfigurationError(["no app-user authentication configured"])
+
+
+def build_ivs_budget(
+    settings: Settings,
+    redis_client: RedisClient | None,
+    metrics: Metrics,
+    lane: RedisLane | None = None,
+) -> IvsTokenBudget:
+    """The CreateParticipantToken budget: in Redis when configured, shared by replicas."""
+    rate = BudgetRate.of(settings.ivs_token_rate)
+    warning = quota_warning(rate)
+    if warning is not None and settings.mode is not Mode.LOCAL:
+        log.warning(warning)
+    slots: SlotStore
+    if redis_client is not None:
+        slots = RedisSlots(
+            redis_client,
+            rate,
+            scope=f"{settings.aws_account_id or 'account'}:{settings.aws_region}",
+            on_error=settings.ivs_token_on_redis_error.value,
+            # A false "Redis failed" splits the shared budget, and the caller is ready to
+            # wait up to the maximum wait for a slot anyway: so not less than that.
+            timeout_seconds=min(
+                1.0, max(settings.redis_timeout_seconds, settings.ivs_token_max_wait_ms / 1000)
+            ),
+            on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
+            lane=lane,
+        )
+    else:
+        slots = MemorySlots(rate)
+
+    def record(outcome: str, waited: float) -> None:
+        metrics.ivs_budget_decisions.labels(outcome).inc()
+        if outcome != "refused":
+            metrics.ivs_budget_wait_seconds.observe(waited)
+
+    return IvsTokenBudget(
+        slots, max_wait_seconds=settings.ivs_token_max_wait_ms / 1000, on_decision=record
+    )
+
+
+def build_issuer(
+    settings: Settings,
+    ring: KeyRing,
+    stages: StageDirectory,
+    ivs: Ivs,
+    clock: Callable[[], datetime] | None,
+) -> Issuer:
+    local: Issuer = CountingIssuer(
+        LocalIssuer(ring, stages) if clock is None else LocalIssuer(ring, stages, clock),
+        ring.usage,
+    )
+    if settings.mode is Mode.LOCAL:
+        return local
+    remote = IvsIssuer(ivs, stages) if clock is None else IvsIssuer(ivs, stages, clock)
+    if settings.mode is Mode.AUTO:
+        return AutoIssuer(local, remote, ring)
+    if settings.ivs_fallback_to_local:
+        return IvsWithLocalFallback(remote, local, ring)
+    return remote
+
+
+def build_rate_limits(settings: Settings) -> RateLimits:
+    """The service-wide limits, shared by the issue and the exchange flows."""
+    return RateLimits(
+        user=settings.rate_limit_user, ip=settings.rate_limit_ip, stage=settings.rate_limit_stage
+    )
+
+
+def build_demo_settings(settings: Settings) -> DemoSettings:
+    """The demo page's settings; it mints demo app-user JWTs with the shared secret, with the
+    issuer and audience the service checks when the secret is the only method."""
+    secret = settings.auth.shared_secret
+    minter: UserTokenMinter | None = None
+    if secret is not None:
+        only_shared = settings.auth.jwks_url is None
+        issuer = settings.auth.issuer if only_shared else None
+        audience = settings.auth.audience if only_shared else None
+
+        def minter(sub: str, roles: Sequence[str], ttl_seconds: int) -> str:
+            return mint_user_token(
+                secret.reveal_bytes(),
+                sub=sub,
+                roles=list(roles),
+                ttl_seconds=ttl_seconds,
+                issuer=issuer,
+                audience=audience,
+            )
+
+    return DemoSettings(
+        enabled=settings.demo_enabled,
+        dev=settings.dev,
+        stage_arn=settings.demo_stage_arn,
+        web_sdk_dir=settings.web_sdk_dir,
+        mint_user_token=minter,
+    )
