@@ -12,9 +12,9 @@ import json
 
 import msgspec
 
+from token_service.bootstrap.clients import operator_clients
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
-from token_service.infra.redis import build_redis, close_redis
 from token_service.mapping.store import RedisMappingStore
 from token_service.mapping.views import participant_body
 
@@ -24,16 +24,17 @@ def _print(value: object) -> None:
 
 
 async def run_participants_command(settings: Settings, args: argparse.Namespace) -> int:
-    if settings.redis_url is None:
-        raise ConfigurationError(
-            [
-                "TOKEN_SERVICE_REDIS_URL: the participants commands read the shared mapping "
-                "store; without Redis, use the admin API of the running service"
-            ]
+    async with operator_clients(settings) as clients:
+        if clients.redis is None:
+            raise ConfigurationError(
+                [
+                    "TOKEN_SERVICE_REDIS_URL: the participants commands read the shared mapping "
+                    "store; without Redis, use the admin API of the running service"
+                ]
+            )
+        store = RedisMappingStore(
+            clients.redis, retention_seconds=settings.mapping_retention_seconds
         )
-    client = build_redis(settings.redis_url.reveal(), timeout_seconds=5)
-    try:
-        store = RedisMappingStore(client, retention_seconds=settings.mapping_retention_seconds)
         if args.participants_command == "show":
             view = await store.get(args.participant_id)
             if view is None:
@@ -48,5 +49,3 @@ async def run_participants_command(settings: Settings, args: argparse.Namespace)
                 }
             )
         return 0
-    finally:
-        await close_redis(client)
