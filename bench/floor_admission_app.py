@@ -20,7 +20,7 @@ from litestar import Litestar, post
 
 from token_service.admission.gate import RedisGate
 from token_service.admission.ratelimit import RateLimits
-from token_service.config import Rate
+from token_service.domain import Rate
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import build_redis
 from token_service.mapping.records import MappingRecord

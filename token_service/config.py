@@ -8,7 +8,6 @@ Docker and Kubernetes secrets are mounted.
 
 from __future__ import annotations
 
-import enum
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,8 +15,15 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TypeVar
 
+from token_service.admission.ratelimit import OnRedisError
+from token_service.domain import Rate
 from token_service.errors import ConfigurationError
+from token_service.ivs.budget import BudgetOnRedisError
 from token_service.ivs.stages import ENDPOINT_CACHE_MAX_SECONDS
+from token_service.keys.store import KeyStoreKind
+from token_service.observability.logs import LogFormat
+from token_service.policy.identity import UserIdMode
+from token_service.tokens.mode import Mode
 
 PREFIX = "TOKEN_SERVICE_"
 _T = TypeVar("_T")
@@ -49,83 +55,6 @@ class Secret:
 
     def __hash__(self) -> int:
         return hash(self._value)
-
-
-class Mode(enum.StrEnum):
-    LOCAL = "local"
-    IVS = "ivs"
-    #: Local signing while an active key exists, CreateParticipantToken otherwise.
-    AUTO = "auto"
-
-
-class KeyStoreKind(enum.StrEnum):
-    """Where private signing keys live."""
-
-    FILES = "files"
-    SECRETSMANAGER = "secretsmanager"
-
-
-class UserIdMode(enum.StrEnum):
-    APP = "app"
-    PSEUDONYM = "pseudonym"
-
-
-class OnRedisError(enum.StrEnum):
-    """What the rate limiter does while Redis fails."""
-
-    LOCAL = "local"
-    DENY = "deny"
-    ALLOW = "allow"
-
-
-class BudgetOnRedisError(enum.StrEnum):
-    """What the IVS token budget does while Redis fails (never "allow": that throttles)."""
-
-    LOCAL = "local"
-    DENY = "deny"
-
-
-class LogFormat(enum.StrEnum):
-    AUTO = "auto"
-    JSON = "json"
-    TEXT = "text"
-
-
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*(?:;\s*burst\s*=\s*(\d+)\s*)?$")
-_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
-
-
-@dataclass(frozen=True)
-class Rate:
-    """A limit such as `10/minute` or `10/minute;burst=3`: `count` per `period_seconds`.
-
-    `burst` is how many may come at once (default: `count`, the whole period's share).
-    """
-
-    count: int
-    period_seconds: int
-    burst: int | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Rate:
-        match = _RATE_RE.match(text)
-        if match is None:
-            raise ValueError(
-                "expected N/second, N/minute, N/hour or N/day with an optional ;burst=B, "
-                "e.g. 10/minute or 10/minute;burst=3"
-            )
-        count = int(match.group(1))
-        if count < 1:
-            raise ValueError("the count must be at least 1")
-        burst = int(match.group(3)) if match.group(3) else None
-        if burst is not None and burst < 1:
-            raise ValueError("the burst must be at least 1")
-        return cls(count=count, period_seconds=_PERIOD_SECONDS[match.group(2)], burst=burst)
-
-    def __str__(self) -> str:
-        unit = {v: k for k, v in _PERIOD_SECONDS.items()}[self.period_seconds]
-        text = f"{self.count}/{unit}"
-        return text if self.burst is None else f"{text};burst={self.burst}"
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,43 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)\s*(?:;\s*burst\s*=\s*(\d+)\s*)?$")
+_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A limit such as `10/minute` or `10/minute;burst=3`: `count` per `period_seconds`.
+
+    `burst` is how many may come at once (default: `count`, the whole period's share).
+    """
+
+    count: int
+    period_seconds: int
+    burst: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        match = _RATE_RE.match(text)
+        if match is None:
+            raise ValueError(
+                "expected N/second, N/minute, N/hour or N/day with an optional ;burst=B, "
+                "e.g. 10/minute or 10/minute;burst=3"
+            )
+        count = int(match.group(1))
+        if count < 1:
+            raise ValueError("the count must be at least 1")
+        burst = int(match.group(3)) if match.group(3) else None
+        if burst is not None and burst < 1:
+            raise ValueError("the burst must be at least 1")
+        return cls(count=count, period_seconds=_PERIOD_SECONDS[match.group(2)], burst=burst)
+
+    def __str__(self) -> str:
+        unit = {v: k for k, v in _PERIOD_SECONDS.items()}[self.period_seconds]
+        text = f"{self.count}/{unit}"
+        return text if self.burst is None else f"{text};burst={self.burst}"
+
+
 #: A stage ARN as the service accepts it: `arn:aws:ivs:<region>:<12-digit account>:stage/<id>`.
 #: Real stage ids are 12 alphanumerics; botocore's model allows [a-zA-Z0-9-] (the ARN at most
 #: 128 characters, which a 64-character id keeps within). The one stage-ARN pattern: requests,

@@ -17,7 +17,7 @@ from token_service.admission.ratelimit import (
     RateLimiter,
     RateLimits,
 )
-from token_service.config import Rate
+from token_service.domain import Rate
 from token_service.infra.redis import RedisClient, build_redis, connect
 
 MakeLimiter = Callable[[], Awaitable[RateLimiter]]

@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.gate_limiter import GateLimiter
 from tests.support.redis_server import RedisProcess
-from token_service.admission.ratelimit import Decision, Limit
-from token_service.config import OnRedisError, Rate
+from token_service.admission.ratelimit import Decision, Limit, OnRedisError
+from token_service.domain import Rate
 from token_service.errors import ServiceUnavailable
 from token_service.infra.redis import RedisClient, build_redis
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from token_service.admission.gate import OnMappingError, RedisGate
-from token_service.admission.ratelimit import Decision, Limit
-from token_service.config import OnRedisError
+from token_service.admission.ratelimit import Decision, Limit, OnRedisError
 from token_service.infra.redis import RedisClient
 from token_service.mapping.store import RedisMappingStore
 

@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from token_service.config import (
-    Mode,
-    Rate,
-    Secret,
-    UserIdMode,
-    check_can_serve,
-    load_settings,
-    read_dotenv,
-)
+from token_service.config import Secret, check_can_serve, load_settings, read_dotenv
+from token_service.domain import Rate
 from token_service.errors import ConfigurationError
+from token_service.policy.identity import UserIdMode
+from token_service.tokens.mode import Mode
 
 SECRET = "s" * 40
 

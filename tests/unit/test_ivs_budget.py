@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from token_service.config import Rate
+from token_service.domain import Rate
 from token_service.ivs.budget import (
     BudgetExhausted,
     BudgetRate,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 
 from token_service.bootstrap.keys import check_key_ring
-from token_service.config import BudgetOnRedisError, Mode, Rate, load_settings
+from token_service.config import load_settings
+from token_service.domain import Rate
 from token_service.errors import ConfigurationError
+from token_service.ivs.budget import BudgetOnRedisError
+from token_service.tokens.mode import Mode
 
 
 def test_budget_defaults_stay_under_the_ivs_quota_with_a_short_wait() -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from token_service.config import KeyStoreKind, load_settings
+from token_service.config import load_settings
 from token_service.errors import ConfigurationError
+from token_service.keys.store import KeyStoreKind
 
 
 def test_key_settings_default_to_files_no_schedule_and_a_five_minute_margin() -> None:

@@ -7,12 +7,11 @@ from typing import Any
 
 import pytest
 
-from token_service.domain import AppUser, Capability, Grant, TokenRequest
+from token_service.domain import AppUser, Capability, Grant, Rate, TokenRequest
 from token_service.errors import InvalidRequest, PermissionDenied
 from token_service.policy import (
     NO_MATCHING_RULE,
     Policy,
-    RateLimit,
     RateLimitOverrides,
     StagePattern,
     load_policy,
@@ -364,16 +363,16 @@ def test_rate_limit_overrides_are_exposed_per_matching_rule() -> None:
         defaults={"rate_limits": {"user": "10/minute", "stage": "5/second"}},
     )
     assert p.rate_limits_for(user("mod"), STAGE) == RateLimitOverrides(
-        user=RateLimit(60, 60, burst=20), stage=RateLimit(5, 1)
+        user=Rate(60, 60, burst=20), stage=Rate(5, 1)
     )
     assert p.rate_limits_for(user(), STAGE) == RateLimitOverrides(
-        user=RateLimit(10, 60), stage=RateLimit(5, 1)
+        user=Rate(10, 60), stage=Rate(5, 1)
     )
 
 
 def test_rate_limits_for_a_user_no_rule_matches_are_the_defaults() -> None:
     p = policy(rule("mods", BOTH, roles=["mod"]), defaults={"rate_limits": {"ip": "1/hour"}})
-    assert p.rate_limits_for(user(), STAGE) == RateLimitOverrides(ip=RateLimit(1, 3600))
+    assert p.rate_limits_for(user(), STAGE) == RateLimitOverrides(ip=Rate(1, 3600))
 
 
 def test_without_rate_limits_nothing_is_overridden() -> None:

@@ -38,10 +38,10 @@ from token_service.admission.ratelimit import (
     Decision,
     Limit,
     MemoryRateLimiter,
+    OnRedisError,
     decision_from_tats,
     limit_args,
 )
-from token_service.config import OnRedisError
 from token_service.errors import ServiceUnavailable
 from token_service.infra.lane import RedisLane, script_call
 from token_service.infra.redis import Breaker, RedisClient

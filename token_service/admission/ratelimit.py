@@ -21,6 +21,7 @@ allows) when Redis fails.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import logging
 import math
@@ -29,22 +30,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from token_service.domain import Rate
 from token_service.infra.redis import HASH_TAG
 
+
+class OnRedisError(enum.StrEnum):
+    """What the rate limiter does while Redis fails."""
+
+    LOCAL = "local"
+    DENY = "deny"
+    ALLOW = "allow"
+
+
 log = logging.getLogger(__name__)
-
-
-class RateSpec(Protocol):
-    """`count` requests per `period_seconds`; `burst` at once (None: `count`)."""
-
-    @property
-    def count(self) -> int: ...
-
-    @property
-    def period_seconds(self) -> int: ...
-
-    @property
-    def burst(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -60,7 +58,7 @@ class Limit:
     disclosed: bool = True
 
     @classmethod
-    def of(cls, name: str, subject: str, rate: RateSpec, *, disclosed: bool = True) -> Limit:
+    def of(cls, name: str, subject: str, rate: Rate, *, disclosed: bool = True) -> Limit:
         return cls(
             name=name,
             subject=subject,
@@ -237,9 +235,9 @@ def decision_from_tats(limits: Sequence[Limit], now: int, tats: Sequence[int]) -
 class RateLimits:
     """The service-wide limits; a policy rule may override any of them."""
 
-    user: RateSpec
-    ip: RateSpec
-    stage: RateSpec
+    user: Rate
+    ip: Rate
+    stage: Rate
 
     def for_request(
         self,
@@ -247,9 +245,9 @@ class RateLimits:
         user_key: str,
         ip_subject: str,
         stage_arn: str,
-        user: RateSpec | None = None,
-        ip: RateSpec | None = None,
-        stage: RateSpec | None = None,
+        user: Rate | None = None,
+        ip: Rate | None = None,
+        stage: Rate | None = None,
     ) -> list[Limit]:
         return [
             Limit.of("user", user_key, user or self.user),

@@ -29,7 +29,7 @@ from token_service.auth import (
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import build_mapping
-from token_service.config import Mode, Settings
+from token_service.config import Settings
 from token_service.http.cors import cors_config
 from token_service.http.listeners import listener_guard
 from token_service.http.metrics import HttpMetrics, http_metrics_middleware
@@ -59,6 +59,7 @@ from token_service.mapping.moderation import Moderation
 from token_service.observability.metrics import Metrics
 from token_service.tokens.desk import TokenDesk
 from token_service.tokens.exchange import Exchanger
+from token_service.tokens.mode import Mode
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient

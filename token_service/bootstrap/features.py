@@ -20,7 +20,7 @@ from token_service.auth import (
     SharedSecretAuthenticator,
     mint_user_token,
 )
-from token_service.config import Mode, Settings
+from token_service.config import Settings
 from token_service.errors import ConfigurationError
 from token_service.http.routes.demo import DemoSettings, UserTokenMinter
 from token_service.infra.lane import RedisLane
@@ -46,6 +46,7 @@ from token_service.tokens.issuers import (
     IvsWithLocalFallback,
     LocalIssuer,
 )
+from token_service.tokens.mode import Mode
 
 if TYPE_CHECKING:
     pass

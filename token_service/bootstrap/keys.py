@@ -20,7 +20,7 @@ from botocore.config import Config
 
 from token_service.bootstrap.clients import operator_clients
 from token_service.bootstrap.features import build_policy
-from token_service.config import KeyStoreKind, Mode, Settings
+from token_service.config import Settings
 from token_service.errors import ConfigurationError, DomainError
 from token_service.infra.redis import RedisClient, connect
 from token_service.ivs.client import Ivs
@@ -31,9 +31,10 @@ from token_service.keys.ring import KeyRing
 from token_service.keys.runtime import KeyRuntime
 from token_service.keys.secretsmanager import SecretsManagerKeyStore
 from token_service.keys.state import RedisKeyState
-from token_service.keys.store import KeyStore
+from token_service.keys.store import KeyStore, KeyStoreKind
 from token_service.keys.usage import KeyUsage, MemoryKeyUsage, RedisKeyUsage
 from token_service.policy import Policy
+from token_service.tokens.mode import Mode
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

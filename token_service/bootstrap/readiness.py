@@ -11,12 +11,13 @@ import redis.asyncio
 from token_service.auth import (
     JwksCache,
 )
-from token_service.config import Mode, Settings
+from token_service.config import Settings
 from token_service.errors import DomainError
 from token_service.http.services import ReadinessCheck
 from token_service.infra.redis import RedisClient
 from token_service.ivs.client import Ivs
 from token_service.keys import KeyRing
+from token_service.tokens.mode import Mode
 
 if TYPE_CHECKING:
     pass

@@ -27,9 +27,9 @@ from token_service.bootstrap.app import create_app
 from token_service.bootstrap.clients import build_operator_ivs
 from token_service.bootstrap.features import build_policy
 from token_service.bootstrap.keys import build_key_ring
-from token_service.config import LogFormat, Settings, load_settings
+from token_service.config import Settings, load_settings
 from token_service.emulator.server import EmulatorServer
-from token_service.observability.logs import configure_logging
+from token_service.observability.logs import LogFormat, configure_logging
 
 DEMO_STAGE_NAME = "demo"
 BANNER = "=" * 78

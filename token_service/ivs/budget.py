@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import enum
 import logging
 import secrets
 import time
@@ -32,10 +33,19 @@ from typing import Any, Protocol
 
 from redis.exceptions import RedisError
 
+from token_service.domain import Rate
 from token_service.errors import ServiceUnavailable
 from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.lane import RedisLane, script_call
 from token_service.infra.redis import RedisClient
+
+
+class BudgetOnRedisError(enum.StrEnum):
+    """What the IVS token budget does while Redis fails (never "allow": that throttles)."""
+
+    LOCAL = "local"
+    DENY = "deny"
+
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +64,6 @@ class BudgetExhausted(ServiceUnavailable):
     title = "IVS token capacity exhausted"
 
 
-class RateLike(Protocol):
-    @property
-    def count(self) -> int: ...
-
-    @property
-    def period_seconds(self) -> int: ...
-
-    @property
-    def burst(self) -> int | None: ...
-
-
 @dataclass(frozen=True)
 class BudgetRate:
     """`count` calls per `period_seconds`, `burst` at once; intervals in microseconds."""
@@ -74,7 +73,7 @@ class BudgetRate:
     burst: int = 1
 
     @classmethod
-    def of(cls, rate: RateLike) -> BudgetRate:
+    def of(cls, rate: Rate) -> BudgetRate:
         # Burst defaults to 1, not to `count`: a burst adds to any one second's calls.
         return cls(count=rate.count, period_seconds=rate.period_seconds, burst=rate.burst or 1)
 

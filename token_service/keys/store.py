@@ -7,9 +7,17 @@ lifecycle (which key is active) lives in the shared state in Redis.
 
 from __future__ import annotations
 
+import enum
 from typing import Protocol
 
 from token_service.keys.model import SigningKey
+
+
+class KeyStoreKind(enum.StrEnum):
+    """Where private signing keys live."""
+
+    FILES = "files"
+    SECRETSMANAGER = "secretsmanager"
 
 
 class KeyStore(Protocol):

@@ -7,6 +7,7 @@ every line logged while serving a request carries it without being passed around
 from __future__ import annotations
 
 import contextvars
+import enum
 import json
 import logging
 import secrets
@@ -14,7 +15,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from token_service.config import LogFormat
+
+class LogFormat(enum.StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    TEXT = "text"
 
 
 def new_request_id() -> str:

@@ -9,9 +9,10 @@ can link it back), but meaningless without the server's secret.
 from __future__ import annotations
 
 import base64
+import enum
 import hashlib
 import hmac
-from typing import Final, Literal
+from typing import Final
 
 #: IVS limit on the token's `user_id`, in characters.
 USER_ID_MAX_CHARS: Final = 128
@@ -22,8 +23,12 @@ PSEUDONYM_SECRET_MIN_BYTES: Final = 32
 #: cannot produce values that collide with these pseudonyms.
 PSEUDONYM_CONTEXT: Final = b"ivs-token-service/user-id/v1\x00"
 
-UserIdMode = Literal["app", "pseudonym"]
-USER_ID_MODES: Final[tuple[UserIdMode, ...]] = ("app", "pseudonym")
+
+class UserIdMode(enum.StrEnum):
+    """What a token's `user_id` holds: the app user id, or its keyed pseudonym."""
+
+    APP = "app"
+    PSEUDONYM = "pseudonym"
 
 
 def pseudonymize(user_id: str, secret: bytes) -> str:
@@ -42,7 +47,7 @@ def pseudonymize(user_id: str, secret: bytes) -> str:
 
 def user_id_mode_problems(mode: str, secret: bytes | None) -> list[tuple[str, str]]:
     """Every problem with a (mode, secret) pair, as (setting, message) pairs."""
-    if mode not in USER_ID_MODES:
+    if mode not in set(UserIdMode):
         return [("user_id_mode", f"must be 'app' or 'pseudonym', not {mode!r}")]
     if mode == "pseudonym":
         if secret is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any, Final
 
 import yaml
 
-from token_service.domain import Capability
+from token_service.domain import Capability, Rate
 from token_service.errors import ConfigurationError
 from token_service.policy.identity import UserIdMode, user_id_mode_problems
 from token_service.policy.model import (
@@ -31,7 +30,6 @@ from token_service.policy.model import (
     DurationBounds,
     FromClaim,
     Policy,
-    RateLimit,
     RateLimitOverrides,
     Rule,
     ServerAttribute,
@@ -55,9 +53,6 @@ _DURATION_KEYS = ("default", "min", "max")
 _ATTRIBUTES_KEYS = ("client_keys", "max_value_length", "server")
 _RATE_LIMIT_KEYS = ("user", "ip", "stage")
 _RATE_LIMIT_TABLE_KEYS = ("rate", "burst")
-# The same spelling as the TOKEN_SERVICE_RATE_LIMIT_* settings.
-_RATE_RE = re.compile(r"\s*(\d+)\s*/\s*(second|minute|hour|day)\s*")
-_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 
 
 @dataclass(frozen=True)
@@ -159,7 +154,7 @@ def _checked_mode(user_id_mode: str, pseudonym_secret: bytes | None) -> UserIdMo
     issues = _argument_issues(user_id_mode, pseudonym_secret)
     if issues:
         raise PolicyError(issues)
-    return "pseudonym" if user_id_mode == "pseudonym" else "app"
+    return UserIdMode(user_id_mode)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -556,7 +551,7 @@ def _rate_limits(
     return RateLimitOverrides(user=limits["user"], ip=limits["ip"], stage=limits["stage"])
 
 
-def _rate_limit(value: object, loc: str, c: _Collector) -> RateLimit | None:
+def _rate_limit(value: object, loc: str, c: _Collector) -> Rate | None:
     """`"10/minute"`, or `{ rate = "10/minute", burst = 20 }`."""
     if not isinstance(value, Mapping):
         return _rate(value, loc, c, burst=None)
@@ -574,19 +569,23 @@ def _rate_limit(value: object, loc: str, c: _Collector) -> RateLimit | None:
     return _rate(table["rate"], f"{loc}.rate", c, burst=burst)
 
 
-def _rate(value: object, loc: str, c: _Collector, *, burst: int | None) -> RateLimit | None:
+def _rate(value: object, loc: str, c: _Collector, *, burst: int | None) -> Rate | None:
     if not isinstance(value, str):
         c.add(loc, f"expected a rate such as '10/minute', got {_type_name(value)}")
         return None
-    match = _RATE_RE.fullmatch(value)
-    if match is None:
+    if ";" in value:
+        # The table form carries the burst: `{ rate = "10/minute", burst = 20 }`.
         c.add(loc, f"expected N/second, N/minute, N/hour or N/day, not {value!r}")
         return None
-    count = int(match.group(1))
-    if count < 1:
-        c.add(loc, "the count must be at least 1")
+    try:
+        rate = Rate.parse(value)
+    except ValueError as exc:
+        message = str(exc)
+        if message.startswith("expected"):
+            message = f"expected N/second, N/minute, N/hour or N/day, not {value!r}"
+        c.add(loc, message)
         return None
-    return RateLimit(count=count, period_seconds=_PERIOD_SECONDS[match.group(2)], burst=burst)
+    return Rate(rate.count, rate.period_seconds, burst)
 
 
 # --- typed readers: each reports its own problem and returns None on failure ------------

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from token_service.domain import AppUser, Capability, Grant, TokenRequest, is_stage_arn
+from token_service.domain import AppUser, Capability, Grant, Rate, TokenRequest, is_stage_arn
 from token_service.errors import ConfigurationError, FieldError, InvalidRequest, PermissionDenied
 from token_service.policy.identity import (
     USER_ID_MAX_CHARS,
@@ -180,27 +180,12 @@ class AttributeRules:
 
 
 @dataclass(frozen=True)
-class RateLimit:
-    """`count` requests per `period_seconds`, with an optional burst (for issue 5)."""
-
-    count: int
-    period_seconds: int
-    burst: int | None = None
-
-    def __str__(self) -> str:
-        units = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
-        unit = units.get(self.period_seconds, f"{self.period_seconds} seconds")
-        text = f"{self.count}/{unit}"
-        return text if self.burst is None else f"{text} (burst {self.burst})"
-
-
-@dataclass(frozen=True)
 class RateLimitOverrides:
     """Limits a rule sets instead of the service-wide ones; `None` keeps the service's."""
 
-    user: RateLimit | None = None
-    ip: RateLimit | None = None
-    stage: RateLimit | None = None
+    user: Rate | None = None
+    ip: Rate | None = None
+    stage: Rate | None = None
 
 
 @dataclass(frozen=True)
@@ -231,7 +216,7 @@ class Policy:
     """The whole server-side policy: ordered rules, first match wins."""
 
     rules: tuple[Rule, ...]
-    user_id_mode: UserIdMode = "app"
+    user_id_mode: UserIdMode = UserIdMode.APP
     pseudonym_secret: bytes | None = field(default=None, repr=False)
     #: Rate limits that apply when no rule matches (the request is refused, but a
     #: limiter may still want to count it).

@@ -22,13 +22,13 @@ from token_service.admission.ratelimit import (
     Decision,
     Limit,
     RateLimits,
-    RateSpec,
     response_headers,
     user_key,
 )
 from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
 from token_service.errors import DomainError, PermissionDenied, RateLimited
 from token_service.mapping.records import MappingRecord
+from token_service.policy import RateLimitOverrides
 from token_service.tokens.issuers import Issuer
 
 log = logging.getLogger("token_service.issued")
@@ -37,21 +37,10 @@ log = logging.getLogger("token_service.issued")
 USER_AGENT_MAX = 256
 
 
-class RateOverrides(Protocol):
-    @property
-    def user(self) -> RateSpec | None: ...
-
-    @property
-    def ip(self) -> RateSpec | None: ...
-
-    @property
-    def stage(self) -> RateSpec | None: ...
-
-
 class Decider(Protocol):
     def decide(self, user: AppUser, request: TokenRequest) -> Grant: ...
 
-    def rate_limits_for(self, user: AppUser, stage_arn: str) -> RateOverrides: ...
+    def rate_limits_for(self, user: AppUser, stage_arn: str) -> RateLimitOverrides: ...
 
 
 @dataclass(frozen=True)
