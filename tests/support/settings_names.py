@@ -1,4 +1,4 @@
-"""Every environment variable the service reads, taken from config.py's own reads.
+"""Every environment variable the service reads, taken from config/env.py's own reads.
 
 Deployment files and docs/configuration.md are checked against this list, so a misspelt name in
 a ConfigMap (silently ignored at run time) or an undocumented new setting fails a test.
@@ -11,9 +11,9 @@ from pathlib import Path
 
 from token_service.config import PREFIX
 
-CONFIG = Path(__file__).resolve().parents[2] / "token_service" / "config.py"
+CONFIG = Path(__file__).resolve().parents[2] / "token_service" / "config" / "env.py"
 _READ = re.compile(r"\br\.(raw|secret|convert|integer|number|choice)\(\s*\"([A-Z0-9_]+)\"")
-#: Read by the entry point, not by config.py.
+#: Read by the entry point, not by config/env.py.
 _ENTRY_POINT = {"TOKEN_SERVICE_ENV_FILE"}
 
 

@@ -1,0 +1,124 @@
+"""The service's settings, as validated values (read by `config.env`, never from here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network
+from pathlib import Path
+
+from token_service.admission.ratelimit import OnRedisError
+from token_service.config.secrets import Secret
+from token_service.domain import Rate
+from token_service.ivs.budget import BudgetOnRedisError
+from token_service.keys.store import KeyStoreKind
+from token_service.observability.logs import LogFormat
+from token_service.policy.identity import UserIdMode
+from token_service.tokens.mode import Mode
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    shared_secret: Secret | None = None
+    jwks_url: str | None = None
+    issuer: str | None = None
+    audience: str | None = None
+    algorithms: tuple[str, ...] = ("RS256",)
+    user_id_claim: str = "sub"
+    roles_claim: str = "roles"
+    leeway_seconds: int = 30
+    jwks_refresh_seconds: int = 600
+    #: Client ids trusted in `azp` when a token lists several audiences (besides ours).
+    authorized_parties: tuple[str, ...] = ()
+
+    @property
+    def configured(self) -> bool:
+        return self.shared_secret is not None or self.jwks_url is not None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """How `serve` listens: defaults for its flags, and the shutdown bound."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Worker processes (each a whole app; Prometheus multiprocess mode above one).
+    workers: int = 1
+    #: When set, `/admin` and `/metrics` move to this port and the public one stops
+    #: serving them, so the public port can be exposed alone.
+    admin_port: int | None = None
+    #: On SIGTERM, in-flight requests get this long to finish before they are cancelled.
+    shutdown_timeout_seconds: int = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: Mode = Mode.LOCAL
+    redis_url: Secret | None = None
+    ivs_endpoint_url: str | None = None
+    aws_region: str = "us-east-1"
+    #: When set, only stages of this AWS account are served (others: 403).
+    aws_account_id: str | None = None
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    admin_tokens: tuple[Secret, ...] = ()
+    #: Browser origins (`scheme://host[:port]`) allowed to call the API cross-origin.
+    cors_origins: tuple[str, ...] = ()
+    #: The demo page `GET /demo`: None means on with `serve --dev` and off otherwise.
+    demo_page: bool | None = None
+    #: The stage the demo page offers first (`serve --dev` sets its demo stage).
+    demo_stage_arn: str | None = None
+    #: Where `make web-sdk` installs the IVS web broadcast SDK that the demo page loads.
+    web_sdk_dir: Path = Path(".web-sdk")
+    keys_dir: Path = Path("keys")
+    policy_file: Path | None = None
+    user_id_mode: UserIdMode = UserIdMode.APP
+    user_id_pseudonym_secret: Secret | None = None
+    rate_limit_user: Rate = field(default_factory=lambda: Rate(10, 60))
+    rate_limit_ip: Rate = field(default_factory=lambda: Rate(60, 60))
+    rate_limit_stage: Rate = field(default_factory=lambda: Rate(600, 60))
+    rate_limit_on_redis_error: OnRedisError = OnRedisError.LOCAL
+    #: Peers whose X-Forwarded-For / Forwarded headers are believed.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    redis_timeout_seconds: float = 1.0
+    #: How long mapping records are kept after their token expires.
+    mapping_retention_seconds: int = 30 * 86400
+    #: While Redis fails: refuse tokens (`deny`) or keep records in an outbox (`outbox`).
+    mapping_on_redis_error: str = "deny"
+    #: Authenticates EventBridge deliveries to POST /v1/ivs-events; unset: route off.
+    events_secret: Secret | None = None
+    stage_cache_seconds: int = 6 * 3600
+    stage_not_found_cache_seconds: int = 60
+    ivs_connect_timeout_seconds: float = 2.0
+    ivs_read_timeout_seconds: float = 5.0
+    ivs_max_attempts: int = 3
+    #: One IVS call, every attempt and wait included, ends by then.
+    ivs_deadline_seconds: float = 8.0
+    #: The CreateParticipantToken budget shared by every replica (IVS allows 50/s).
+    ivs_token_rate: Rate = field(default_factory=lambda: Rate(45, 1))
+    ivs_token_max_wait_ms: int = 250
+    ivs_token_on_redis_error: BudgetOnRedisError = BudgetOnRedisError.LOCAL
+    #: In ivs mode, sign locally (when an active key exists) once the budget is exhausted.
+    ivs_fallback_to_local: bool = False
+    log_level: str = "INFO"
+    log_format: LogFormat = LogFormat.AUTO
+    #: Signing keys: where they live, how changes spread, when they rotate (issue 7).
+    key_store: KeyStoreKind = KeyStoreKind.FILES
+    keys_read_only: bool = False
+    key_secrets_prefix: str = "token-service/signing-keys/"
+    key_secrets_kms_key_id: str | None = None
+    secretsmanager_endpoint_url: str | None = None
+    #: None: scheduled rotation off.
+    key_rotation_interval_seconds: int | None = None
+    key_refresh_seconds: float = 2.0
+    key_ivs_check_seconds: float = 30.0
+    key_delete_margin_seconds: int = 300
+    server: ServerSettings = field(default_factory=ServerSettings)
+    #: Set by `serve --dev` only, never from the environment.
+    dev: bool = False
+
+    @property
+    def redis_configured(self) -> bool:
+        return self.redis_url is not None
+
+    @property
+    def demo_enabled(self) -> bool:
+        return self.dev if self.demo_page is None else self.demo_page
