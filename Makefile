@@ -65,6 +65,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check token_service tests bench tools
 	$(BIN)/ruff format --check token_service tests bench tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint $(WEB_SDK_BUNDLE)
 	$(BIN)/python -m pytest -n 2 --dist loadfile

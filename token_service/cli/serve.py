@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import logging
 import os
@@ -29,10 +28,9 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors import Multiprocess
 
+from token_service.bootstrap.server import serving_app, uvicorn_config
 from token_service.cli.environment import environment
 from token_service.config import Settings, check_can_serve, load_settings
-from token_service.http.head_limits import BoundedHttpToolsProtocol
-from token_service.http.problem_json import PROBLEM_JSON, problem_bytes
 from token_service.observability.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -41,53 +39,6 @@ log = logging.getLogger(__name__)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: Where multi-worker processes build their app: from the environment, like the parent.
 APP_FACTORY = "token_service.cli.serve:guarded_app_from_environment"
-
-#: What a request cut off by the shutdown bound gets (instead of uvicorn's 500).
-_CUT_OFF_BODY = problem_bytes(
-    503,
-    title="Service shutting down",
-    detail="the service stopped before this request finished; send it again",
-    code="shutting-down",
-)
-_CUT_OFF_HEADERS = [
-    (b"content-type", PROBLEM_JSON.encode()),
-    (b"content-length", str(len(_CUT_OFF_BODY)).encode()),
-    (b"retry-after", b"1"),
-    (b"connection", b"close"),
-]
-
-
-def answer_cut_off_requests(app: Any) -> Any:
-    """Wrap an ASGI app: a request cancelled at the shutdown bound gets 503.
-
-    uvicorn cancels the requests still running `timeout_graceful_shutdown` after
-    SIGTERM, and answers a cancelled request that has not started its response with
-    500. The client's request was not served because the service went away: that is
-    a 503 with Retry-After (the next replica will serve it), and nothing was issued.
-    """
-
-    async def guarded(scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = False
-
-        async def tracking(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await app(scope, receive, tracking)
-        except asyncio.CancelledError:
-            if started:
-                raise
-            # The task ends here: uvicorn cancelled it only to end it.
-            await send({"type": "http.response.start", "status": 503, "headers": _CUT_OFF_HEADERS})
-            await send({"type": "http.response.body", "body": _CUT_OFF_BODY})
-
-    return guarded
 
 
 def app_from_environment() -> Any:
@@ -109,11 +60,7 @@ def app_from_environment() -> Any:
 
 def guarded_app_from_environment() -> Any:
     """The workers' factory: `app_from_environment`, cut-off requests answered 503."""
-    return answer_cut_off_requests(app_from_environment())
-
-
-#: Pending connections the kernel queues per listener while workers are busy.
-BACKLOG = 2048
+    return serving_app(app_from_environment())
 
 
 @dataclass(frozen=True)
@@ -183,26 +130,6 @@ def prepare_multiprocess_metrics(workers: int) -> Path | None:
     return directory
 
 
-def uvicorn_config(app: Any, listen: Listen) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,
-        factory=isinstance(app, str),
-        host=listen.host,
-        port=listen.port,
-        workers=listen.workers,
-        backlog=BACKLOG,
-        # Our logging is configured by the entry point; uvicorn's would replace it.
-        log_config=None,
-        # Request lines would duplicate ours; client IPs come from trusted proxies only.
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        # Request heads over 64 KiB are refused with 431 (uvicorn has no limit of its own).
-        http=BoundedHttpToolsProtocol,
-        timeout_graceful_shutdown=listen.shutdown_timeout_seconds,
-    )
-
-
 def run(listen: Listen, app: Any | None = None) -> int:
     """Serve until SIGTERM or SIGINT. `app`: the built app for one worker; None: workers
     build their own from the environment (required above one worker)."""
@@ -220,7 +147,11 @@ def run(listen: Listen, app: Any | None = None) -> int:
         },
     )
     config = uvicorn_config(
-        answer_cut_off_requests(app) if app is not None else APP_FACTORY, listen
+        serving_app(app) if app is not None else APP_FACTORY,
+        host=listen.host,
+        port=listen.port,
+        workers=listen.workers,
+        shutdown_timeout_seconds=listen.shutdown_timeout_seconds,
     )
     try:
         if listen.workers == 1:
