@@ -150,3 +150,23 @@ def iso_utc(moment: datetime | float) -> str:
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, UTC)
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def claim_at(claims: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """The claim called `name`; only when there is none and the name is dotted, the value at
+    that path (`realm_access.roles`); else `default`.
+
+    The literal name wins, so claims whose names contain dots (URIs, as Auth0 writes custom
+    claims) still work. The authenticator reads roles and user ids with it, and the policy
+    reads the claims it copies into attributes, so both agree on what a claim name means.
+    """
+    if name in claims:
+        return claims[name]
+    if "." not in name:
+        return default
+    node: Any = claims
+    for part in name.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return default
+        node = node[part]
+    return node

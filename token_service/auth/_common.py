@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import jwt
 from jwt.types import Options
 
-from token_service.domain import AppUser
+from token_service.domain import AppUser, claim_at
 from token_service.errors import AuthenticationFailed
 
 #: Longest token accepted, checked before any base64 or JSON decoding so a huge
@@ -176,28 +177,9 @@ def translate_error(exc: jwt.PyJWTError) -> AuthenticationFailed:
     return AuthenticationFailed(detail)
 
 
-def claim_at(claims: Mapping[str, Any], name: str) -> Any:
-    """The claim called `name`, or, only when no such claim exists and the name is
-    dotted, the value at that path (`realm_access.roles`). `_MISSING` if neither.
-
-    The literal name wins so claims whose names contain dots (URIs, as Auth0 custom
-    claims are) still work.
-    """
-    if name in claims:
-        return claims[name]
-    if "." not in name:
-        return _MISSING
-    node: Any = claims
-    for part in name.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return _MISSING
-        node = node[part]
-    return node
-
-
 def extract_roles(claims: Mapping[str, Any], roles_claim: str) -> frozenset[str]:
     """Roles as a list of strings or one space-separated string; absent means none."""
-    value = claim_at(claims, roles_claim)
+    value = claim_at(claims, roles_claim, _MISSING)
     if value is _MISSING or value is None:
         return frozenset()
     if isinstance(value, str):
@@ -208,7 +190,7 @@ def extract_roles(claims: Mapping[str, Any], roles_claim: str) -> frozenset[str]
 
 
 def extract_user_id(claims: Mapping[str, Any], user_id_claim: str) -> str:
-    value = claim_at(claims, user_id_claim)
+    value = claim_at(claims, user_id_claim, _MISSING)
     if value is _MISSING or value is None:
         raise AuthenticationFailed("missing user id claim")
     if not isinstance(value, str) or not value.strip():
@@ -232,15 +214,43 @@ def build_user(claims: dict[str, Any], *, user_id_claim: str, roles_claim: str) 
     )
 
 
-def check_common_settings(
-    *, user_id_claim: str, roles_claim: str, leeway_seconds: float
-) -> list[str]:
-    """Problems with the settings both verifiers take, for one ConfigurationError."""
-    problems: list[str] = []
-    if not user_id_claim:
-        problems.append("user_id_claim must not be empty")
-    if not roles_claim:
-        problems.append("roles_claim must not be empty")
-    if not 0 <= leeway_seconds <= MAX_LEEWAY_SECONDS:
-        problems.append(f"leeway_seconds must be between 0 and {MAX_LEEWAY_SECONDS}")
-    return problems
+@dataclass(frozen=True)
+class ClaimRules:
+    """What both verifiers check once a signature is good, and how they read the user:
+    the expected issuer and audience, trusted `azp` parties, clock leeway, and the claims
+    holding the user id and roles. Validated once, here, for both."""
+
+    issuer: str | None
+    audience: str | None
+    user_id_claim: str = "sub"
+    roles_claim: str = "roles"
+    leeway_seconds: float = 30
+    authorized_parties: frozenset[str] = frozenset()
+
+    def problems(self) -> list[str]:
+        """Problems with these rules, for one ConfigurationError with the verifier's own."""
+        problems: list[str] = []
+        if self.issuer == "":
+            problems.append("issuer must be omitted or non-empty")
+        if self.audience == "":
+            problems.append("audience must be omitted or non-empty")
+        if not self.user_id_claim:
+            problems.append("user_id_claim must not be empty")
+        if not self.roles_claim:
+            problems.append("roles_claim must not be empty")
+        if not 0 <= self.leeway_seconds <= MAX_LEEWAY_SECONDS:
+            problems.append(f"leeway_seconds must be between 0 and {MAX_LEEWAY_SECONDS}")
+        return problems
+
+    def verify(self, token: str, key: Any, algorithms: Sequence[str]) -> AppUser:
+        """The user of a token whose header passed `screen_token`, verified with `key`."""
+        claims = decode_verified(
+            token,
+            key,
+            algorithms=algorithms,
+            issuer=self.issuer,
+            audience=self.audience,
+            leeway_seconds=self.leeway_seconds,
+            authorized_parties=self.authorized_parties,
+        )
+        return build_user(claims, user_id_claim=self.user_id_claim, roles_claim=self.roles_claim)

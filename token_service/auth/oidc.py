@@ -9,9 +9,7 @@ from collections.abc import Collection, Sequence
 from token_service.auth._common import (
     ASYMMETRIC_ALGORITHMS,
     HMAC_ALGORITHMS,
-    build_user,
-    check_common_settings,
-    decode_verified,
+    ClaimRules,
     screen_token,
 )
 from token_service.auth.jwks import JwksCache
@@ -56,13 +54,8 @@ class OidcAuthenticator:
 
     __slots__ = (
         "_algorithms",
-        "_audience",
-        "_authorized_parties",
-        "_issuer",
         "_jwks",
-        "_leeway",
-        "_roles_claim",
-        "_user_id_claim",
+        "_rules",
     )
 
     def __init__(
@@ -77,28 +70,28 @@ class OidcAuthenticator:
         leeway_seconds: float = 30,
         authorized_parties: Collection[str] = (),
     ) -> None:
+        self._rules = ClaimRules(
+            issuer,
+            audience,
+            user_id_claim,
+            roles_claim,
+            leeway_seconds,
+            frozenset(authorized_parties),
+        )
         problems = algorithm_problems(algorithms)
         if not issuer:
             problems.append("issuer is required for OIDC")
         if not audience:
             problems.append("audience is required for OIDC")
-        problems += check_common_settings(
-            user_id_claim=user_id_claim, roles_claim=roles_claim, leeway_seconds=leeway_seconds
-        )
+        problems += [p for p in self._rules.problems() if not p.startswith(("issuer", "audience"))]
         if problems:
             raise ConfigurationError(problems)
         self._jwks = jwks
-        self._issuer = issuer
-        self._audience = audience
         self._algorithms = tuple(algorithms)
-        self._user_id_claim = user_id_claim
-        self._roles_claim = roles_claim
-        self._leeway = leeway_seconds
-        self._authorized_parties = frozenset(authorized_parties)
 
     def __repr__(self) -> str:
         return (
-            f"OidcAuthenticator(issuer={self._issuer!r}, audience={self._audience!r}, "
+            f"OidcAuthenticator(issuer={self._rules.issuer!r}, audience={self._rules.audience!r}, "
             f"algorithms={self._algorithms!r})"
         )
 
@@ -117,13 +110,4 @@ class OidcAuthenticator:
         if alg not in self._algorithms:
             raise AuthenticationFailed("unsupported algorithm")
         key = await self._jwks.get_signing_key(header.get("kid"), alg)
-        claims = decode_verified(
-            token,
-            key,
-            algorithms=self._algorithms,
-            issuer=self._issuer,
-            audience=self._audience,
-            leeway_seconds=self._leeway,
-            authorized_parties=self._authorized_parties,
-        )
-        return build_user(claims, user_id_claim=self._user_id_claim, roles_claim=self._roles_claim)
+        return self._rules.verify(token, key, self._algorithms)

@@ -14,9 +14,7 @@ import jwt
 
 from token_service.auth._common import (
     MAX_USER_ID_CHARS,
-    build_user,
-    check_common_settings,
-    decode_verified,
+    ClaimRules,
     screen_token,
 )
 from token_service.domain import AppUser
@@ -39,16 +37,7 @@ class SharedSecretAuthenticator:
     """Verifies HS256 app-user JWTs: signature, `exp` (required), and `iss`/`aud`
     when configured (exact match)."""
 
-    __slots__ = (
-        "_audience",
-        "_authorized_parties",
-        "_issuer",
-        "_leeway",
-        "_roles_claim",
-        "_secret",
-        "_user_id_claim",
-        "_verified",
-    )
+    __slots__ = ("_rules", "_secret", "_verified")
 
     #: The one algorithm this verifier accepts (used by CompositeAuthenticator).
     algorithms: Final = (ALGORITHM,)
@@ -64,30 +53,26 @@ class SharedSecretAuthenticator:
         leeway_seconds: float = 30,
         authorized_parties: Collection[str] = (),
     ) -> None:
-        problems = _secret_problems(secret)
-        if issuer == "":
-            problems.append("issuer must be omitted or non-empty")
-        if audience == "":
-            problems.append("audience must be omitted or non-empty")
-        problems += check_common_settings(
-            user_id_claim=user_id_claim, roles_claim=roles_claim, leeway_seconds=leeway_seconds
+        self._rules = ClaimRules(
+            issuer,
+            audience,
+            user_id_claim,
+            roles_claim,
+            leeway_seconds,
+            frozenset(authorized_parties),
         )
+        problems = _secret_problems(secret) + self._rules.problems()
         if problems:
             raise ConfigurationError(problems)
         self._secret = secret
-        self._issuer = issuer
-        self._audience = audience
-        self._user_id_claim = user_id_claim
-        self._roles_claim = roles_claim
-        self._leeway = leeway_seconds
-        self._authorized_parties = frozenset(authorized_parties)
         # token -> (user, exp): a token that verified once is the same token until its
         # `exp` (the key is the whole token, signature included; only successes are kept).
         self._verified: dict[str, tuple[AppUser, float]] = {}
 
     def __repr__(self) -> str:
         # Never the secret.
-        return f"SharedSecretAuthenticator(issuer={self._issuer!r}, audience={self._audience!r})"
+        rules = self._rules
+        return f"SharedSecretAuthenticator(issuer={rules.issuer!r}, audience={rules.audience!r})"
 
     async def authenticate(self, token: str) -> AppUser:
         return self.verify(token)
@@ -110,16 +95,7 @@ class SharedSecretAuthenticator:
         header = screen_token(token)
         if header["alg"] != ALGORITHM:
             raise AuthenticationFailed("unsupported algorithm")
-        claims = decode_verified(
-            token,
-            self._secret,
-            algorithms=self.algorithms,
-            issuer=self._issuer,
-            audience=self._audience,
-            leeway_seconds=self._leeway,
-            authorized_parties=self._authorized_parties,
-        )
-        return build_user(claims, user_id_claim=self._user_id_claim, roles_claim=self._roles_claim)
+        return self._rules.verify(token, self._secret, self.algorithms)
 
 
 def mint_user_token(

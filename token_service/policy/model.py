@@ -16,7 +16,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from token_service.domain import AppUser, Capability, Grant, Rate, TokenRequest, is_stage_arn
+from token_service.domain import (
+    AppUser,
+    Capability,
+    Grant,
+    Rate,
+    TokenRequest,
+    claim_at,
+    is_stage_arn,
+)
 from token_service.errors import ConfigurationError, FieldError, InvalidRequest, PermissionDenied
 from token_service.policy.identity import (
     USER_ID_MAX_CHARS,
@@ -72,7 +80,7 @@ class FromClaim:
     claim: str
 
     def resolve(self, claims: Mapping[str, Any]) -> str | None:
-        value = _claim_at(claims, self.claim)
+        value = claim_at(claims, self.claim)
         if value is None:
             return None
         if isinstance(value, str):
@@ -327,24 +335,6 @@ def _is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
-
-
-def _claim_at(claims: Mapping[str, Any], name: str) -> Any:
-    """The claim `name`; if there is none and the name is dotted, the value at that path.
-
-    The same lookup the authenticator uses for the roles claim: the literal name wins,
-    so URI-named claims (`https://example.com/name`, as Auth0 writes them) still work.
-    """
-    if name in claims:
-        return claims[name]
-    if "." not in name:
-        return None
-    node: Any = claims
-    for part in name.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 # The request's declared types are what the HTTP layer promises, but the policy is the
