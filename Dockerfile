@@ -11,7 +11,7 @@
 # environment and mounted files at run time; see deploy/ and docs/operations.md.
 # tests/e2e/test_container_start.py runs this file's install lines, ENV, CMD and
 # HEALTHCHECK from a virtual environment built the same way, and
-# tests/unit/test_container_dockerfile.py lints it with hadolint and holds it to the lock.
+# tests/deploy/test_container_dockerfile.py lints it with hadolint and holds it to the lock.
 
 FROM python:3.11-slim-bookworm AS build
 

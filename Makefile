@@ -39,7 +39,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	touch $(STAMP)
 
 # Regenerates requirements/*.txt from pyproject.toml (uv, pinned by the lock itself);
-# tests/unit/test_lock.py fails while they are out of date.
+# tests/packaging/test_lock.py fails while they are out of date.
 lock: $(STAMP)
 	$(BIN)/python tools/lock.py compile
 
@@ -74,7 +74,7 @@ test: lint $(WEB_SDK_BUNDLE)
 # (docs/reliability.md, "Faults"); `make test` runs Redis killed and SIGTERM under load.
 FAULT_TESTS := tests/e2e/test_faults_redis.py tests/e2e/test_faults_ivs.py \
 	tests/e2e/test_faults_jwks.py tests/e2e/test_faults_key_deleted.py \
-	tests/e2e/test_shutdown_drain.py tests/integration/test_redis_connection_faults.py
+	tests/e2e/test_shutdown_drain.py tests/integration/infra/test_redis_connection_faults.py
 faults: $(STAMP)
 	TOKEN_SERVICE_FAULTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -rP $(FAULT_TESTS)
 
@@ -98,7 +98,7 @@ uniqueness: $(STAMP)
 FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_REPORT=bench/results/fuzz.json $(BIN)/python -m pytest \
-	  tests/api/test_openapi_fuzz.py -p no:cacheprovider -o timeout=0 -q -s --log-level=WARNING
+	  tests/http/test_openapi_fuzz.py -p no:cacheprovider -o timeout=0 -q -s --log-level=WARNING
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache

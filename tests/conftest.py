@@ -43,6 +43,23 @@ async def redis_client(clean_redis: str) -> AsyncIterator[redis.asyncio.Redis]:
         await client.aclose()
 
 
+@pytest.fixture(params=["memory", "redis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Runs the test twice: with the in-memory twins and with Redis (the one fixture every
+    memory/Redis contract test is parametrized by)."""
+    kind: str = request.param
+    return kind
+
+
+@pytest.fixture
+def store_redis_url(store_kind: str, request: pytest.FixtureRequest) -> str | None:
+    """For `store_kind` "redis": the private server, emptied (its URL); for "memory": None."""
+    if store_kind == "memory":
+        return None
+    url: str = request.getfixturevalue("clean_redis")
+    return url
+
+
 # ---------------------------------------------------------------- the IVS emulator
 
 

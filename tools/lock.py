@@ -19,7 +19,7 @@ release, so the same file installs on a developer's laptop and in an arm64 image
 
 Each file's first line records a digest of the requirements it was made from. `check`
 recomputes it from pyproject.toml and also checks that every requirement is pinned to a
-release its range allows; tests/unit/test_lock.py runs it, so a change to the
+release its range allows; tests/packaging/test_lock.py runs it, so a change to the
 dependencies without `make lock` fails the suite.
 """
 

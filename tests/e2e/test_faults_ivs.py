@@ -4,7 +4,7 @@ The emulator runs as its own process; its fault controls (`POST /_emulator/fault
 make CreateParticipantToken throttle, fail or answer late for a while, and one test
 kills the emulator and starts it again on the same port from its state file. A
 steady load (10 requests/s) runs throughout, and the service is never restarted.
-The mapping of each IVS error to a status is specified in tests/api/test_ivs_mode.py
+The mapping of each IVS error to a status is specified in tests/http/test_ivs_mode.py
 (in-process); here: the statuses under load, every answer within the call's
 deadline, and 201 again once IVS is healthy.
 """

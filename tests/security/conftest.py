@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.config import Config as BotoConfig
 
-from tests.api.conftest import rotate_key
+from tests.http.conftest import rotate_key
 from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer
 

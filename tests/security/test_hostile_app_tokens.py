@@ -9,7 +9,7 @@ nothing: each case counts the requests a real JWKS HTTP server received.
 One table, `CASES`, drives it: a case names the modes it applies to, builds its token
 and says the detail expected in each mode. Verifier internals (the JWKS cache's
 rotation, outages, cooldown clock, key filtering) are specified in
-tests/integration/test_oidc_jwks.py and tests/unit/test_auth_*.py.
+tests/integration/auth/test_oidc_jwks.py and tests/unit/test_auth_*.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from jwt.algorithms import RSAAlgorithm
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import SHARED_SECRET, bearer
+from tests.http.conftest import SHARED_SECRET, bearer
 from tests.support.jwks_server import JwksServer, running_jwks_server
 from token_service.bootstrap.app import create_app
 from token_service.config import load_settings

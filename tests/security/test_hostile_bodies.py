@@ -8,7 +8,7 @@ client reads a token (`amazon-ivs-web-broadcast`: split on ".", base64url, `atob
 the emulator's join must accept the token and show the same user id and attributes.
 
 Malformed JSON of other kinds (truncated, not an object, empty, wrong field types)
-is in tests/api/test_token_request_errors.py.
+is in tests/http/test_token_request_errors.py.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.api.conftest import SHARED_SECRET, bearer
+from tests.http.conftest import SHARED_SECRET, bearer
 from tests.support.processes import background, wait_for_http
 from tests.support.redis_server import free_port
 from token_service.auth import mint_user_token

@@ -24,7 +24,7 @@ from typing import Any, Final
 # A private module of uvicorn, checked against uvicorn 0.55.0 with httptools 0.9.0: uvicorn
 # bounds incomplete events only on its h11 protocol (`h11_max_incomplete_event_size`), and
 # no public option bounds a request head on the httptools one. This module is the only user;
-# tests/unit/test_library_internals.py fails when the hooks overridden here change.
+# tests/packaging/test_library_internals.py fails when the hooks overridden here change.
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from token_service.http.problem_json import PROBLEM_JSON, problem_bytes

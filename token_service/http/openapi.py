@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 # Litestar's private schema plugin for msgspec structs, checked against litestar 2.25.0:
 # the public `OpenAPISchemaPlugin` protocol would mean generating the whole struct schema
 # ourselves, and no public option marks a struct closed. Only this module imports it;
-# tests/unit/test_library_internals.py fails when it moves or changes its signature.
+# tests/packaging/test_library_internals.py fails when it moves or changes its signature.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import ResponseSpec
 

@@ -204,7 +204,7 @@ def _endpoint(url: str) -> _Endpoint:
         # redis-py's own TLS settings from the URL (ssl_cert_reqs, ssl_ca_certs, ...), so the
         # lane verifies exactly as redis-py would. `ssl_context` is undocumented (checked
         # against redis-py 8.2.0; no public function builds the context from the options);
-        # this is its only use, and tests/unit/test_library_internals.py holds its shape.
+        # this is its only use, and tests/packaging/test_library_internals.py holds its shape.
         context = SSLConnection(**kwargs).ssl_context.get()
     return _Endpoint(
         host=None

@@ -66,7 +66,7 @@ async def _written(sending: Awaitable[None]) -> None:
 class _WriteGuard(AbstractConnection):
     """The one override of a redis-py private method: `_send_packed_command`, checked against
     redis-py 8.2.0 (every `send_packed_command` goes through it). No public hook sees a write
-    fail; tests/unit/test_library_internals.py fails if redis-py stops calling it."""
+    fail; tests/packaging/test_library_internals.py fails if redis-py stops calling it."""
 
     async def _send_packed_command(self, command: Iterable[bytes]) -> None:
         await _written(super()._send_packed_command(command))
@@ -100,7 +100,7 @@ def _guard_cluster(client: RedisCluster) -> RedisCluster:
 
     RedisCluster takes no `connection_class` argument (it sets Connection or SSLConnection
     itself), so the guard is set in its undocumented `connection_kwargs` and
-    `nodes_manager` (checked against redis-py 8.2.0; tests/unit/test_library_internals.py)."""
+    `nodes_manager` (checked against redis-py 8.2.0; tests/packaging/test_library_internals.py)."""
     kwargs: dict[str, Any] = client.connection_kwargs
     kwargs["connection_class"] = _guarded(kwargs.get("connection_class", Connection))
     for node in client.nodes_manager.startup_nodes.values():

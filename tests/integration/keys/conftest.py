@@ -1,0 +1,26 @@
+"""Fixtures of the key ring tests: the emulator without request quotas (these tests are about
+the lifecycle, not IVS's rates), a settable clock, and a keys directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.integration.keys.support import Clock
+from token_service.emulator.options import EmulatorOptions
+
+
+@pytest.fixture
+def emulator_options() -> EmulatorOptions:
+    return EmulatorOptions(quotas_enabled=False)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def keys_dir(tmp_path: Path) -> Path:
+    return tmp_path / "keys"
