@@ -9,11 +9,10 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 
-from token_service.admission.ratelimit import response_headers
 from token_service.errors import ServiceUnavailable
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin, require_app_user
 from token_service.http.openapi import problems
-from token_service.http.routes.tokens import caller, to_response
+from token_service.http.routes.tokens import caller, to_response, token_headers
 from token_service.http.schemas import (
     ATTRIBUTES,
     CAPABILITIES,
@@ -49,10 +48,9 @@ def _exchanger(services: Services) -> Exchanger:
 
 
 def _respond(outcome: ExchangeOutcome) -> Response[TokenResponseBody]:
-    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-    if outcome.decision is not None:
-        headers.update(response_headers(outcome.decision))
-    return Response(to_response(outcome.token), status_code=200, headers=headers)
+    return Response(
+        to_response(outcome.token), status_code=200, headers=token_headers(outcome.decision)
+    )
 
 
 @post(

@@ -8,7 +8,7 @@ from litestar import Request, Response, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody
 
-from token_service.admission.ratelimit import response_headers
+from token_service.admission.ratelimit import Decision, response_headers
 from token_service.domain import IssuedToken, TokenRequest, iso_utc
 from token_service.http.client_ip import client_address, limit_subject
 from token_service.http.guards import USER_STATE_KEY, app_user_first
@@ -33,6 +33,15 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
         signer=token.signer.value,
         key_arn=token.key_arn,
     )
+
+
+def token_headers(decision: Decision | None) -> dict[str, str]:
+    """The headers of an answer carrying a token: never cached (it is a credential), and
+    the rate limits the caller may see."""
+    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    if decision is not None:
+        headers.update(response_headers(decision))
+    return headers
 
 
 @post(
@@ -62,13 +71,7 @@ async def create_participant_token(
     )
     outcome = await services.desk.issue(caller(request, services), token_request)
     return Response(
-        to_response(outcome.token),
-        status_code=201,
-        headers={
-            "Cache-Control": "no-store",
-            "Pragma": "no-cache",
-            **response_headers(outcome.decision),
-        },
+        to_response(outcome.token), status_code=201, headers=token_headers(outcome.decision)
     )
 
 
