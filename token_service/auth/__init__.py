@@ -10,15 +10,22 @@ mint), `jwks` (the key cache), `oidc`, `composite` (the interface and the router
 `_common` (checks all JWT verifiers share).
 """
 
-from token_service.auth._common import MAX_TOKEN_CHARS
-from token_service.auth.bearer import AdminTokens, parse_bearer
+from token_service.auth._common import MAX_LEEWAY_SECONDS, MAX_TOKEN_CHARS
+from token_service.auth.bearer import MIN_ADMIN_TOKEN_CHARS, AdminTokens, parse_bearer
 from token_service.auth.composite import Authenticator, CompositeAuthenticator
 from token_service.auth.jwks import JwksCache
 from token_service.auth.oidc import OidcAuthenticator
-from token_service.auth.shared_secret import SharedSecretAuthenticator, mint_user_token
+from token_service.auth.shared_secret import (
+    MIN_SECRET_BYTES,
+    SharedSecretAuthenticator,
+    mint_user_token,
+)
 
 __all__ = [
+    "MAX_LEEWAY_SECONDS",
     "MAX_TOKEN_CHARS",
+    "MIN_ADMIN_TOKEN_CHARS",
+    "MIN_SECRET_BYTES",
     "AdminTokens",
     "Authenticator",
     "CompositeAuthenticator",

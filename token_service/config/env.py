@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from token_service.admission.ratelimit import OnRedisError
+from token_service.auth import MAX_LEEWAY_SECONDS, MIN_ADMIN_TOKEN_CHARS, MIN_SECRET_BYTES
 from token_service.config.secrets import Secret
 from token_service.config.settings import AuthSettings, ServerSettings, Settings
 from token_service.domain import Rate
@@ -22,7 +23,7 @@ from token_service.ivs.budget import BudgetOnRedisError
 from token_service.ivs.stages import ENDPOINT_CACHE_MAX_SECONDS
 from token_service.keys.store import KeyStoreKind
 from token_service.observability.logs import LogFormat
-from token_service.policy.identity import UserIdMode
+from token_service.policy.identity import PSEUDONYM_SECRET_MIN_BYTES, UserIdMode
 from token_service.tokens.mode import Mode
 
 PREFIX = "TOKEN_SERVICE_"
@@ -237,13 +238,15 @@ def _log_level(text: str) -> str:
 
 
 def _read_auth(r: _Reader) -> AuthSettings:
+    defaults = AuthSettings()
     shared = r.secret("AUTH_SHARED_SECRET")
-    if shared is not None and len(shared.reveal_bytes()) < 32:
+    if shared is not None and len(shared.reveal_bytes()) < MIN_SECRET_BYTES:
         r.problems.append(
-            f"{PREFIX}AUTH_SHARED_SECRET: must be at least 32 bytes (HS256 needs a key as "
+            f"{PREFIX}AUTH_SHARED_SECRET: must be at least {MIN_SECRET_BYTES} bytes (HS256 "
+            "needs a key as "
             "long as its hash); generate one with `openssl rand -base64 48`"
         )
-    jwks_url = r.convert("AUTH_JWKS_URL", None, _url(("https", "http")))
+    jwks_url = r.convert("AUTH_JWKS_URL", defaults.jwks_url, _url(("https", "http")))
     issuer = r.raw("AUTH_ISSUER")
     audience = r.raw("AUTH_AUDIENCE")
     if jwks_url is not None and (issuer is None or audience is None):
@@ -258,12 +261,18 @@ def _read_auth(r: _Reader) -> AuthSettings:
         jwks_url=jwks_url,
         issuer=issuer,
         audience=audience,
-        algorithms=r.convert("AUTH_ALGORITHMS", ("RS256",), _algorithms),
-        user_id_claim=r.raw("AUTH_USER_ID_CLAIM") or "sub",
-        roles_claim=r.raw("AUTH_ROLES_CLAIM") or "roles",
-        leeway_seconds=r.integer("AUTH_LEEWAY_SECONDS", 30, 0, 300),
-        jwks_refresh_seconds=r.integer("AUTH_JWKS_REFRESH_SECONDS", 600, 10, 86400),
-        authorized_parties=r.convert("AUTH_AUTHORIZED_PARTIES", (), _names),
+        algorithms=r.convert("AUTH_ALGORITHMS", defaults.algorithms, _algorithms),
+        user_id_claim=r.raw("AUTH_USER_ID_CLAIM") or defaults.user_id_claim,
+        roles_claim=r.raw("AUTH_ROLES_CLAIM") or defaults.roles_claim,
+        leeway_seconds=r.integer(
+            "AUTH_LEEWAY_SECONDS", defaults.leeway_seconds, 0, MAX_LEEWAY_SECONDS
+        ),
+        jwks_refresh_seconds=r.integer(
+            "AUTH_JWKS_REFRESH_SECONDS", defaults.jwks_refresh_seconds, 10, 86400
+        ),
+        authorized_parties=r.convert(
+            "AUTH_AUTHORIZED_PARTIES", defaults.authorized_parties, _names
+        ),
     )
 
 
@@ -276,79 +285,111 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         tuple(Secret(t.strip()) for t in admin.reveal().split(",") if t.strip()) if admin else ()
     )
     for index, token in enumerate(admin_tokens):
-        if len(token.reveal()) < 16:
+        if len(token.reveal()) < MIN_ADMIN_TOKEN_CHARS:
             r.problems.append(
-                f"{PREFIX}ADMIN_TOKENS: token #{index + 1} is shorter than 16 characters"
+                f"{PREFIX}ADMIN_TOKENS: token #{index + 1} is shorter than "
+                f"{MIN_ADMIN_TOKEN_CHARS} characters"
             )
-    rate_default = Settings()
-    user_id_mode = r.choice("USER_ID_MODE", UserIdMode.APP, UserIdMode)
+    defaults = Settings()
+    user_id_mode = r.choice("USER_ID_MODE", defaults.user_id_mode, UserIdMode)
     pseudonym_secret = r.secret("USER_ID_PSEUDONYM_SECRET")
     if user_id_mode is UserIdMode.PSEUDONYM:
         if pseudonym_secret is None:
             r.problems.append(
                 f"{PREFIX}USER_ID_PSEUDONYM_SECRET: required when {PREFIX}USER_ID_MODE=pseudonym"
             )
-        elif len(pseudonym_secret.reveal_bytes()) < 32:
-            r.problems.append(f"{PREFIX}USER_ID_PSEUDONYM_SECRET: must be at least 32 bytes")
-    policy_file = r.convert("POLICY_FILE", None, Path)
+        elif len(pseudonym_secret.reveal_bytes()) < PSEUDONYM_SECRET_MIN_BYTES:
+            r.problems.append(
+                f"{PREFIX}USER_ID_PSEUDONYM_SECRET: must be at least "
+                f"{PSEUDONYM_SECRET_MIN_BYTES} bytes"
+            )
+    policy_file = r.convert("POLICY_FILE", defaults.policy_file, Path)
     if policy_file is not None and not policy_file.is_file():
         r.problems.append(f"{PREFIX}POLICY_FILE: {str(policy_file)!r} is not a readable file")
     settings = Settings(
-        mode=r.choice("MODE", Mode.LOCAL, Mode),
+        mode=r.choice("MODE", defaults.mode, Mode),
         redis_url=_redis_url(r),
-        ivs_endpoint_url=r.convert("IVS_ENDPOINT_URL", None, _url(("http", "https"))),
+        ivs_endpoint_url=r.convert(
+            "IVS_ENDPOINT_URL", defaults.ivs_endpoint_url, _url(("http", "https"))
+        ),
         aws_region=r.convert("AWS_REGION", _region_or_problem(r, region_default), _region),
-        aws_account_id=r.convert("AWS_ACCOUNT_ID", None, _account),
+        aws_account_id=r.convert("AWS_ACCOUNT_ID", defaults.aws_account_id, _account),
         auth=_read_auth(r),
         admin_tokens=admin_tokens,
-        cors_origins=r.convert("CORS_ORIGINS", (), _origins),
-        demo_page=r.convert("DEMO_PAGE", None, _optional_boolean),
+        cors_origins=r.convert("CORS_ORIGINS", defaults.cors_origins, _origins),
+        demo_page=r.convert("DEMO_PAGE", defaults.demo_page, _optional_boolean),
         demo_stage_arn=r.raw("DEMO_STAGE_ARN"),
-        web_sdk_dir=r.convert("WEB_SDK_DIR", Path(".web-sdk"), Path),
-        keys_dir=r.convert("KEYS_DIR", Path("keys"), Path),
+        web_sdk_dir=r.convert("WEB_SDK_DIR", defaults.web_sdk_dir, Path),
+        keys_dir=r.convert("KEYS_DIR", defaults.keys_dir, Path),
         policy_file=policy_file,
         user_id_mode=user_id_mode,
         user_id_pseudonym_secret=pseudonym_secret,
-        rate_limit_user=r.convert("RATE_LIMIT_USER", rate_default.rate_limit_user, Rate.parse),
-        rate_limit_ip=r.convert("RATE_LIMIT_IP", rate_default.rate_limit_ip, Rate.parse),
-        rate_limit_stage=r.convert("RATE_LIMIT_STAGE", rate_default.rate_limit_stage, Rate.parse),
+        rate_limit_user=r.convert("RATE_LIMIT_USER", defaults.rate_limit_user, Rate.parse),
+        rate_limit_ip=r.convert("RATE_LIMIT_IP", defaults.rate_limit_ip, Rate.parse),
+        rate_limit_stage=r.convert("RATE_LIMIT_STAGE", defaults.rate_limit_stage, Rate.parse),
         rate_limit_on_redis_error=r.choice(
-            "RATE_LIMIT_ON_REDIS_ERROR", OnRedisError.LOCAL, OnRedisError
+            "RATE_LIMIT_ON_REDIS_ERROR", defaults.rate_limit_on_redis_error, OnRedisError
         ),
-        trusted_proxies=r.convert("TRUSTED_PROXIES", (), _networks),
-        redis_timeout_seconds=r.number("REDIS_TIMEOUT_SECONDS", 1.0, 0.005, 10),
-        mapping_retention_seconds=r.convert("MAPPING_RETENTION", 30 * 86400, _retention),
-        mapping_on_redis_error=r.convert("MAPPING_ON_REDIS_ERROR", "deny", _mapping_error),
+        trusted_proxies=r.convert("TRUSTED_PROXIES", defaults.trusted_proxies, _networks),
+        redis_timeout_seconds=r.number(
+            "REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_seconds, 0.005, 10
+        ),
+        mapping_retention_seconds=r.convert(
+            "MAPPING_RETENTION", defaults.mapping_retention_seconds, _retention
+        ),
+        mapping_on_redis_error=r.convert(
+            "MAPPING_ON_REDIS_ERROR", defaults.mapping_on_redis_error, _mapping_error
+        ),
         events_secret=_events_secret(r),
         stage_cache_seconds=r.integer(
-            "STAGE_CACHE_SECONDS", 6 * 3600, 1, ENDPOINT_CACHE_MAX_SECONDS
+            "STAGE_CACHE_SECONDS", defaults.stage_cache_seconds, 1, ENDPOINT_CACHE_MAX_SECONDS
         ),
-        stage_not_found_cache_seconds=r.integer("STAGE_NOT_FOUND_CACHE_SECONDS", 60, 0, 3600),
-        ivs_connect_timeout_seconds=r.number("IVS_CONNECT_TIMEOUT_SECONDS", 2.0, 0.1, 60),
-        ivs_read_timeout_seconds=r.number("IVS_READ_TIMEOUT_SECONDS", 5.0, 0.1, 120),
-        ivs_max_attempts=r.integer("IVS_MAX_ATTEMPTS", 3, 1, 10),
-        ivs_deadline_seconds=r.number("IVS_DEADLINE_SECONDS", 8.0, 0.1, 120),
-        ivs_token_rate=r.convert("IVS_TOKEN_RATE", Rate(45, 1), Rate.parse),
-        ivs_token_max_wait_ms=r.integer("IVS_TOKEN_MAX_WAIT_MS", 250, 0, 10_000),
+        stage_not_found_cache_seconds=r.integer(
+            "STAGE_NOT_FOUND_CACHE_SECONDS", defaults.stage_not_found_cache_seconds, 0, 3600
+        ),
+        ivs_connect_timeout_seconds=r.number(
+            "IVS_CONNECT_TIMEOUT_SECONDS", defaults.ivs_connect_timeout_seconds, 0.1, 60
+        ),
+        ivs_read_timeout_seconds=r.number(
+            "IVS_READ_TIMEOUT_SECONDS", defaults.ivs_read_timeout_seconds, 0.1, 120
+        ),
+        ivs_max_attempts=r.integer("IVS_MAX_ATTEMPTS", defaults.ivs_max_attempts, 1, 10),
+        ivs_deadline_seconds=r.number(
+            "IVS_DEADLINE_SECONDS", defaults.ivs_deadline_seconds, 0.1, 120
+        ),
+        ivs_token_rate=r.convert("IVS_TOKEN_RATE", defaults.ivs_token_rate, Rate.parse),
+        ivs_token_max_wait_ms=r.integer(
+            "IVS_TOKEN_MAX_WAIT_MS", defaults.ivs_token_max_wait_ms, 0, 10_000
+        ),
         ivs_token_on_redis_error=r.choice(
-            "IVS_TOKEN_ON_REDIS_ERROR", BudgetOnRedisError.LOCAL, BudgetOnRedisError
+            "IVS_TOKEN_ON_REDIS_ERROR", defaults.ivs_token_on_redis_error, BudgetOnRedisError
         ),
-        ivs_fallback_to_local=r.convert("IVS_FALLBACK_TO_LOCAL", False, _boolean),
-        log_level=r.convert("LOG_LEVEL", "INFO", _log_level),
-        log_format=r.choice("LOG_FORMAT", LogFormat.AUTO, LogFormat),
-        key_store=r.choice("KEY_STORE", KeyStoreKind.FILES, KeyStoreKind),
-        keys_read_only=r.convert("KEYS_READ_ONLY", False, _boolean),
+        ivs_fallback_to_local=r.convert(
+            "IVS_FALLBACK_TO_LOCAL", defaults.ivs_fallback_to_local, _boolean
+        ),
+        log_level=r.convert("LOG_LEVEL", defaults.log_level, _log_level),
+        log_format=r.choice("LOG_FORMAT", defaults.log_format, LogFormat),
+        key_store=r.choice("KEY_STORE", defaults.key_store, KeyStoreKind),
+        keys_read_only=r.convert("KEYS_READ_ONLY", defaults.keys_read_only, _boolean),
         key_secrets_prefix=r.convert(
-            "KEY_SECRETS_PREFIX", "token-service/signing-keys/", _secret_prefix
+            "KEY_SECRETS_PREFIX", defaults.key_secrets_prefix, _secret_prefix
         ),
         key_secrets_kms_key_id=r.raw("KEY_SECRETS_KMS_KEY_ID"),
         secretsmanager_endpoint_url=r.convert(
-            "SECRETSMANAGER_ENDPOINT_URL", None, _url(("http", "https"))
+            "SECRETSMANAGER_ENDPOINT_URL",
+            defaults.secretsmanager_endpoint_url,
+            _url(("http", "https")),
         ),
-        key_rotation_interval_seconds=r.convert("KEY_ROTATION_INTERVAL", None, _interval),
-        key_refresh_seconds=r.number("KEY_REFRESH_SECONDS", 2.0, 0.1, 300),
-        key_ivs_check_seconds=r.number("KEY_IVS_CHECK_SECONDS", 30.0, 1, 86400),
-        key_delete_margin_seconds=r.integer("KEY_DELETE_MARGIN_SECONDS", 300, 0, 86400),
+        key_rotation_interval_seconds=r.convert(
+            "KEY_ROTATION_INTERVAL", defaults.key_rotation_interval_seconds, _interval
+        ),
+        key_refresh_seconds=r.number("KEY_REFRESH_SECONDS", defaults.key_refresh_seconds, 0.1, 300),
+        key_ivs_check_seconds=r.number(
+            "KEY_IVS_CHECK_SECONDS", defaults.key_ivs_check_seconds, 1, 86400
+        ),
+        key_delete_margin_seconds=r.integer(
+            "KEY_DELETE_MARGIN_SECONDS", defaults.key_delete_margin_seconds, 0, 86400
+        ),
         server=_read_server(r),
         dev=dev,
     )
@@ -358,16 +399,19 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
 
 
 def _read_server(r: _Reader) -> ServerSettings:
-    port = r.integer("PORT", 8080, 1, 65535)
+    defaults = ServerSettings()
+    port = r.integer("PORT", defaults.port, 1, 65535)
     admin_port = r.convert("ADMIN_PORT", None, _port)
     if admin_port is not None and admin_port == port:
         r.problems.append(f"{PREFIX}ADMIN_PORT: must differ from {PREFIX}PORT ({port})")
     return ServerSettings(
-        host=r.raw("HOST") or "127.0.0.1",
+        host=r.raw("HOST") or defaults.host,
         port=port,
-        workers=r.integer("WORKERS", 1, 1, 64),
+        workers=r.integer("WORKERS", defaults.workers, 1, 64),
         admin_port=admin_port,
-        shutdown_timeout_seconds=r.integer("SHUTDOWN_TIMEOUT_SECONDS", 20, 1, 3600),
+        shutdown_timeout_seconds=r.integer(
+            "SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_seconds, 1, 3600
+        ),
     )
 
 
