@@ -24,15 +24,17 @@ FRONTEND = "https://app.example.com"
 @pytest.fixture
 def demo_settings(settings: Settings, tmp_path: Path) -> Settings:
     """The demo switched on outside dev mode, with an empty SDK folder."""
-    return dataclasses.replace(settings, demo_page=True, web_sdk_dir=tmp_path / "no-sdk")
+    http = dataclasses.replace(settings.http, demo_page=True, web_sdk_dir=tmp_path / "no-sdk")
+    return dataclasses.replace(settings, http=http)
 
 
 @pytest.fixture
 def dev_settings(settings: Settings, tmp_path: Path, stage_arn: str) -> Settings:
     """As `serve --dev` configures it: dev mode, demo on by default, the demo stage."""
-    return dataclasses.replace(
-        settings, dev=True, demo_stage_arn=stage_arn, web_sdk_dir=tmp_path / "no-sdk"
+    http = dataclasses.replace(
+        settings.http, demo_stage_arn=stage_arn, web_sdk_dir=tmp_path / "no-sdk"
     )
+    return dataclasses.replace(settings, dev=True, http=http)
 
 
 @pytest.fixture
@@ -89,7 +91,9 @@ async def test_demo_page_is_on_by_default_in_dev_mode(dev_client: Client) -> Non
 async def test_demo_page_can_be_switched_off_in_dev_mode(
     make_app: Callable[..., Litestar], dev_settings: Settings
 ) -> None:
-    settings = dataclasses.replace(dev_settings, demo_page=False)
+    settings = dataclasses.replace(
+        dev_settings, http=dataclasses.replace(dev_settings.http, demo_page=False)
+    )
     async with AsyncTestClient(app=make_app(settings=settings)) as client:
         assert (await client.get("/demo")).status_code == 404
 
@@ -149,7 +153,9 @@ async def test_installed_sdk_bundle_is_served_from_the_sdk_folder(
     bundle = tmp_path / "sdk" / SDK_BUNDLE
     bundle.parent.mkdir(parents=True)
     bundle.write_text("window.IVSBroadcastClient = {};", encoding="utf-8")
-    settings = dataclasses.replace(dev_settings, web_sdk_dir=tmp_path / "sdk")
+    settings = dataclasses.replace(
+        dev_settings, http=dataclasses.replace(dev_settings.http, web_sdk_dir=tmp_path / "sdk")
+    )
     async with AsyncTestClient(app=make_app(settings=settings)) as client:
         config = (await client.get("/demo/config.json")).json()
         response = await client.get(SDK_URL)

@@ -109,19 +109,19 @@ def create_app(
     owned_http = http_client is None
     http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     metrics = Metrics()
-    owned_redis = redis_client is None and settings.redis_url is not None
+    owned_redis = redis_client is None and settings.redis.url is not None
     redis_client = redis_client or build_redis_client(settings)
     # The token path's script calls (admission, record, IVS budget): one connection.
     lane = lane_for(
-        settings.redis_url.reveal() if redis_client is not None and settings.redis_url else None,
-        connect_timeout=settings.redis_timeout_seconds,
+        settings.redis.url.reveal() if redis_client is not None and settings.redis.url else None,
+        connect_timeout=settings.redis.timeout_seconds,
     )
     ivs_budget = build_ivs_budget(settings, redis_client, metrics, lane)
     ivs = Ivs(
         ivs_client or build_ivs(settings),
         IVS_WORKERS,
         retry=RetryPolicy(
-            max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
+            max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
         ),
         pacers={"CreateParticipantToken": ivs_budget},
         on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
@@ -136,10 +136,10 @@ def create_app(
     stages = StageDirectory(
         ivs,
         cache,
-        region=settings.aws_region,
-        account_id=settings.aws_account_id,
-        ttl_seconds=settings.stage_cache_seconds,
-        not_found_ttl_seconds=settings.stage_not_found_cache_seconds,
+        region=settings.ivs.region,
+        account_id=settings.ivs.account_id,
+        ttl_seconds=settings.ivs.stage_cache_seconds,
+        not_found_ttl_seconds=settings.ivs.stage_not_found_cache_seconds,
     )
     issuer = build_issuer(settings, ring, stages, ivs, clock)
     rate_limits = build_rate_limits(settings)
@@ -176,8 +176,10 @@ def create_app(
         ),
         mapping=mapping.store,
         moderation=Moderation(mapping.store, ivs, on_bans_changed=mapping.bans_changed),
-        trusted_proxies=settings.trusted_proxies,
-        events_secret=settings.events_secret.reveal() if settings.events_secret else None,
+        trusted_proxies=settings.http.trusted_proxies,
+        events_secret=settings.mapping.events_secret.reveal()
+        if settings.mapping.events_secret
+        else None,
         readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
         exchanger=exchanger,
     )
@@ -232,7 +234,7 @@ def create_app(
         lifespan=lifespans,
         state=State({"services": services, "metrics": metrics, DEMO_STATE_KEY: demo}),
         request_max_body_size=MAX_BODY_BYTES,
-        cors_config=cors_config(settings.cors_origins),
+        cors_config=cors_config(settings.http.cors_origins),
         openapi_config=_openapi(),
         plugins=[StrictStructSchemaPlugin()],
         debug=False,

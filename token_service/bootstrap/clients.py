@@ -29,10 +29,10 @@ OPERATOR_REDIS_TIMEOUT_SECONDS = 2.0
 
 def build_ivs(settings: Settings) -> IvsrealtimeClient:
     return build_client(
-        region=settings.aws_region,
-        endpoint_url=settings.ivs_endpoint_url,
-        connect_timeout=settings.ivs_connect_timeout_seconds,
-        read_timeout=settings.ivs_read_timeout_seconds,
+        region=settings.ivs.region,
+        endpoint_url=settings.ivs.endpoint_url,
+        connect_timeout=settings.ivs.connect_timeout_seconds,
+        read_timeout=settings.ivs.read_timeout_seconds,
         pool_size=IVS_WORKERS,
     )
 
@@ -44,19 +44,19 @@ def build_operator_ivs(settings: Settings, workers: int = 2) -> Ivs:
         build_ivs(settings),
         workers,
         retry=RetryPolicy(
-            max_attempts=settings.ivs_max_attempts, deadline_seconds=settings.ivs_deadline_seconds
+            max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
         ),
     )
 
 
 def build_redis_client(settings: Settings) -> RedisClient | None:
-    if settings.redis_url is None:
+    if settings.redis.url is None:
         log.warning(
             "TOKEN_SERVICE_REDIS_URL is not set: rate limits, the mapping log and caches "
             "are in process memory, not shared between replicas"
         )
         return None
-    return build_redis(settings.redis_url.reveal(), timeout_seconds=settings.redis_timeout_seconds)
+    return build_redis(settings.redis.url.reveal(), timeout_seconds=settings.redis.timeout_seconds)
 
 
 @dataclass
@@ -75,8 +75,8 @@ async def operator_clients(
     `connect_redis` false, connecting is left to the caller (which may tolerate failure)."""
     ivs = build_operator_ivs(settings)
     redis_client = (
-        build_redis(settings.redis_url.reveal(), timeout_seconds=OPERATOR_REDIS_TIMEOUT_SECONDS)
-        if settings.redis_url is not None
+        build_redis(settings.redis.url.reveal(), timeout_seconds=OPERATOR_REDIS_TIMEOUT_SECONDS)
+        if settings.redis.url is not None
         else None
     )
     try:

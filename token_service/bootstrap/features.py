@@ -56,11 +56,11 @@ log = logging.getLogger(__name__)
 
 def build_policy(settings: Settings) -> Policy:
     return load_policy(
-        settings.policy_file,
-        user_id_mode=settings.user_id_mode.value,
+        settings.policy.file,
+        user_id_mode=settings.policy.user_id_mode.value,
         pseudonym_secret=(
-            settings.user_id_pseudonym_secret.reveal_bytes()
-            if settings.user_id_pseudonym_secret
+            settings.policy.user_id_pseudonym_secret.reveal_bytes()
+            if settings.policy.user_id_pseudonym_secret
             else None
         ),
     )
@@ -119,7 +119,7 @@ def build_ivs_budget(
     lane: RedisLane | None = None,
 ) -> IvsTokenBudget:
     """The CreateParticipantToken budget: in Redis when configured, shared by replicas."""
-    rate = BudgetRate.of(settings.ivs_token_rate)
+    rate = BudgetRate.of(settings.ivs.token_rate)
     warning = quota_warning(rate)
     if warning is not None and settings.mode is not Mode.LOCAL:
         log.warning(warning)
@@ -128,12 +128,12 @@ def build_ivs_budget(
         slots = RedisSlots(
             redis_client,
             rate,
-            scope=f"{settings.aws_account_id or 'account'}:{settings.aws_region}",
-            on_error=settings.ivs_token_on_redis_error.value,
+            scope=f"{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
+            on_error=settings.ivs.token_on_redis_error.value,
             # A false "Redis failed" splits the shared budget, and the caller is ready to
             # wait up to the maximum wait for a slot anyway: so not less than that.
             timeout_seconds=min(
-                1.0, max(settings.redis_timeout_seconds, settings.ivs_token_max_wait_ms / 1000)
+                1.0, max(settings.redis.timeout_seconds, settings.ivs.token_max_wait_ms / 1000)
             ),
             on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
             lane=lane,
@@ -147,7 +147,7 @@ def build_ivs_budget(
             metrics.ivs_budget_wait_seconds.observe(waited)
 
     return IvsTokenBudget(
-        slots, max_wait_seconds=settings.ivs_token_max_wait_ms / 1000, on_decision=record
+        slots, max_wait_seconds=settings.ivs.token_max_wait_ms / 1000, on_decision=record
     )
 
 
@@ -167,16 +167,14 @@ def build_issuer(
     remote = IvsIssuer(ivs, stages) if clock is None else IvsIssuer(ivs, stages, clock)
     if settings.mode is Mode.AUTO:
         return AutoIssuer(local, remote, ring)
-    if settings.ivs_fallback_to_local:
+    if settings.ivs.fallback_to_local:
         return IvsWithLocalFallback(remote, local, ring)
     return remote
 
 
 def build_rate_limits(settings: Settings) -> RateLimits:
     """The service-wide limits, shared by the issue and the exchange flows."""
-    return RateLimits(
-        user=settings.rate_limit_user, ip=settings.rate_limit_ip, stage=settings.rate_limit_stage
-    )
+    return RateLimits(user=settings.limits.user, ip=settings.limits.ip, stage=settings.limits.stage)
 
 
 def build_demo_settings(settings: Settings) -> DemoSettings:
@@ -202,7 +200,7 @@ def build_demo_settings(settings: Settings) -> DemoSettings:
     return DemoSettings(
         enabled=settings.demo_enabled,
         dev=settings.dev,
-        stage_arn=settings.demo_stage_arn,
-        web_sdk_dir=settings.web_sdk_dir,
+        stage_arn=settings.http.demo_stage_arn,
+        web_sdk_dir=settings.http.web_sdk_dir,
         mint_user_token=minter,
     )

@@ -45,27 +45,27 @@ _T = TypeVar("_T")
 
 def build_secretsmanager(settings: Settings) -> SecretsManagerClient:
     config = Config(
-        region_name=settings.aws_region,
-        connect_timeout=settings.ivs_connect_timeout_seconds,
-        read_timeout=settings.ivs_read_timeout_seconds,
+        region_name=settings.ivs.region,
+        connect_timeout=settings.ivs.connect_timeout_seconds,
+        read_timeout=settings.ivs.read_timeout_seconds,
         retries={"max_attempts": 3, "mode": "standard"},
     )
     return boto3.session.Session().client(
-        "secretsmanager", endpoint_url=settings.secretsmanager_endpoint_url, config=config
+        "secretsmanager", endpoint_url=settings.keys.secretsmanager_endpoint_url, config=config
     )
 
 
 def build_key_store(
     settings: Settings, secretsmanager_client: SecretsManagerClient | None = None
 ) -> KeyStore:
-    if settings.key_store is KeyStoreKind.SECRETSMANAGER:
+    if settings.keys.store is KeyStoreKind.SECRETSMANAGER:
         return SecretsManagerKeyStore(
             secretsmanager_client or build_secretsmanager(settings),
-            prefix=settings.key_secrets_prefix,
-            kms_key_id=settings.key_secrets_kms_key_id,
-            read_only=settings.keys_read_only,
+            prefix=settings.keys.secrets_prefix,
+            kms_key_id=settings.keys.secrets_kms_key_id,
+            read_only=settings.keys.read_only,
         )
-    return KeyFiles(settings.keys_dir, read_only=settings.keys_read_only)
+    return KeyFiles(settings.keys.dir, read_only=settings.keys.read_only)
 
 
 def build_key_ring(
@@ -88,7 +88,7 @@ def build_key_ring(
         shared=RedisKeyState(redis_client) if redis_client is not None else None,
         lock=lock,
         usage=usage,
-        delete_margin=timedelta(seconds=settings.key_delete_margin_seconds),
+        delete_margin=timedelta(seconds=settings.keys.delete_margin_seconds),
         **extra,
     )
     ring.load()
@@ -96,14 +96,14 @@ def build_key_ring(
 
 
 def build_key_runtime(settings: Settings, ring: KeyRing) -> KeyRuntime:
-    interval = settings.key_rotation_interval_seconds
+    interval = settings.keys.rotation_interval_seconds
     return KeyRuntime(
         ring,
-        refresh_seconds=settings.key_refresh_seconds,
-        ivs_check_seconds=settings.key_ivs_check_seconds,
+        refresh_seconds=settings.keys.refresh_seconds,
+        ivs_check_seconds=settings.keys.ivs_check_seconds,
         # Polling a directory is a few stat() calls; Secrets Manager calls cost money, so
         # with Redis announcing every change it is polled only while a key is awaited.
-        poll_store=settings.key_store is KeyStoreKind.FILES or ring.shared is None,
+        poll_store=settings.keys.store is KeyStoreKind.FILES or ring.shared is None,
         rotation_interval=timedelta(seconds=interval) if interval else None,
     )
 

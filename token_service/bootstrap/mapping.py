@@ -108,7 +108,7 @@ def build_mapping(
     lane: RedisLane | None = None,
     budget: IvsTokenBudget | None = None,
 ) -> MappingRuntime:
-    retention = settings.mapping_retention_seconds
+    retention = settings.mapping.retention_seconds
     if redis_client is None:
         store = MemoryMappingStore(retention_seconds=retention)
         return MappingRuntime(store=store, gate=MemoryGate(store))
@@ -117,9 +117,9 @@ def build_mapping(
         redis_client,
         redis_store,
         retention_seconds=retention,
-        on_limit_error=settings.rate_limit_on_redis_error,
-        on_mapping_error=OnMappingError(settings.mapping_on_redis_error),
-        timeout_seconds=settings.redis_timeout_seconds,
+        on_limit_error=settings.limits.on_redis_error,
+        on_mapping_error=OnMappingError(settings.mapping.on_redis_error),
+        timeout_seconds=settings.redis.timeout_seconds,
         on_degraded=lambda fallback: metrics.rate_limit_degraded.labels(fallback).inc(),
         lane=lane,
         budget=budget,

@@ -58,8 +58,8 @@ def _dev_environment(env: Mapping[str, str], emulator_url: str, dev_dir: Path) -
 def _create_demo_stage(settings: Settings) -> str:
     client = boto3.client(
         "ivs-realtime",
-        endpoint_url=settings.ivs_endpoint_url,
-        region_name=settings.aws_region,
+        endpoint_url=settings.ivs.endpoint_url,
+        region_name=settings.ivs.region,
         aws_access_key_id="AKIDDEVELOPMENT",
         aws_secret_access_key="development-only",  # noqa: S106 - the emulator accepts any key
     )
@@ -151,14 +151,17 @@ def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
         with tempfile.TemporaryDirectory(prefix="token-service-dev-") as dev_dir:
             dev_env = _dev_environment(env, emulator.url, Path(dev_dir))
             settings = load_settings(dev_env, dev=True)
-            log_format = settings.log_format
+            log_format = settings.logging.format
             if log_format is LogFormat.AUTO:
                 log_format = LogFormat.TEXT
-            configure_logging(settings.log_level, log_format)
+            configure_logging(settings.logging.level, log_format)
             stage_arn = _create_demo_stage(settings)
             # The demo page offers the demo stage unless one was configured.
             settings = dataclasses.replace(
-                settings, demo_stage_arn=settings.demo_stage_arn or stage_arn
+                settings,
+                http=dataclasses.replace(
+                    settings.http, demo_stage_arn=settings.http.demo_stage_arn or stage_arn
+                ),
             )
             key_arn = asyncio.run(_import_key(settings))
             assert settings.auth.shared_secret is not None  # noqa: S101 - set just above

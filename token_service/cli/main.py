@@ -45,7 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             [f"TOKEN_SERVICE_ADMIN_PORT: must differ from the public port {listen.port}"]
         )
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.logging.level, settings.logging.format)
     # Before any app exists: prometheus_client picks its value store at import.
     server.prepare_multiprocess_metrics(listen.workers)
     if listen.workers == 1:

@@ -33,7 +33,7 @@ async def run_participants_command(settings: Settings, args: argparse.Namespace)
                 ]
             )
         store = RedisMappingStore(
-            clients.redis, retention_seconds=settings.mapping_retention_seconds
+            clients.redis, retention_seconds=settings.mapping.retention_seconds
         )
         if args.participants_command == "show":
             view = await store.get(args.participant_id)

@@ -50,7 +50,7 @@ def app_from_environment() -> Any:
     from token_service.bootstrap.keys import check_key_ring  # noqa: PLC0415
 
     settings = load_settings(environment())
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.logging.level, settings.logging.format)
     check_can_serve(settings)
     check_key_ring(settings)
     app = create_app(settings)

@@ -16,7 +16,19 @@ from typing import TypeVar
 from token_service.admission.ratelimit import OnRedisError
 from token_service.auth import MAX_LEEWAY_SECONDS, MIN_ADMIN_TOKEN_CHARS, MIN_SECRET_BYTES
 from token_service.config.secrets import Secret
-from token_service.config.settings import AuthSettings, ServerSettings, Settings
+from token_service.config.settings import (
+    AuthSettings,
+    HttpSettings,
+    IvsSettings,
+    KeySettings,
+    LimitSettings,
+    LogSettings,
+    MappingSettings,
+    PolicySettings,
+    RedisSettings,
+    ServerSettings,
+    Settings,
+)
 from token_service.domain import Rate
 from token_service.errors import ConfigurationError
 from token_service.ivs.budget import BudgetOnRedisError
@@ -291,7 +303,7 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
                 f"{MIN_ADMIN_TOKEN_CHARS} characters"
             )
     defaults = Settings()
-    user_id_mode = r.choice("USER_ID_MODE", defaults.user_id_mode, UserIdMode)
+    user_id_mode = r.choice("USER_ID_MODE", defaults.policy.user_id_mode, UserIdMode)
     pseudonym_secret = r.secret("USER_ID_PSEUDONYM_SECRET")
     if user_id_mode is UserIdMode.PSEUDONYM:
         if pseudonym_secret is None:
@@ -303,95 +315,117 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
                 f"{PREFIX}USER_ID_PSEUDONYM_SECRET: must be at least "
                 f"{PSEUDONYM_SECRET_MIN_BYTES} bytes"
             )
-    policy_file = r.convert("POLICY_FILE", defaults.policy_file, Path)
+    policy_file = r.convert("POLICY_FILE", defaults.policy.file, Path)
     if policy_file is not None and not policy_file.is_file():
         r.problems.append(f"{PREFIX}POLICY_FILE: {str(policy_file)!r} is not a readable file")
-    settings = Settings(
-        mode=r.choice("MODE", defaults.mode, Mode),
-        redis_url=_redis_url(r),
-        ivs_endpoint_url=r.convert(
-            "IVS_ENDPOINT_URL", defaults.ivs_endpoint_url, _url(("http", "https"))
+    redis = RedisSettings(
+        url=_redis_url(r),
+        timeout_seconds=r.number(
+            "REDIS_TIMEOUT_SECONDS", defaults.redis.timeout_seconds, 0.005, 10
         ),
-        aws_region=r.convert("AWS_REGION", _region_or_problem(r, region_default), _region),
-        aws_account_id=r.convert("AWS_ACCOUNT_ID", defaults.aws_account_id, _account),
-        auth=_read_auth(r),
-        admin_tokens=admin_tokens,
-        cors_origins=r.convert("CORS_ORIGINS", defaults.cors_origins, _origins),
-        demo_page=r.convert("DEMO_PAGE", defaults.demo_page, _optional_boolean),
-        demo_stage_arn=r.raw("DEMO_STAGE_ARN"),
-        web_sdk_dir=r.convert("WEB_SDK_DIR", defaults.web_sdk_dir, Path),
-        keys_dir=r.convert("KEYS_DIR", defaults.keys_dir, Path),
-        policy_file=policy_file,
-        user_id_mode=user_id_mode,
-        user_id_pseudonym_secret=pseudonym_secret,
-        rate_limit_user=r.convert("RATE_LIMIT_USER", defaults.rate_limit_user, Rate.parse),
-        rate_limit_ip=r.convert("RATE_LIMIT_IP", defaults.rate_limit_ip, Rate.parse),
-        rate_limit_stage=r.convert("RATE_LIMIT_STAGE", defaults.rate_limit_stage, Rate.parse),
-        rate_limit_on_redis_error=r.choice(
-            "RATE_LIMIT_ON_REDIS_ERROR", defaults.rate_limit_on_redis_error, OnRedisError
+    )
+    ivs = IvsSettings(
+        endpoint_url=r.convert(
+            "IVS_ENDPOINT_URL", defaults.ivs.endpoint_url, _url(("http", "https"))
         ),
-        trusted_proxies=r.convert("TRUSTED_PROXIES", defaults.trusted_proxies, _networks),
-        redis_timeout_seconds=r.number(
-            "REDIS_TIMEOUT_SECONDS", defaults.redis_timeout_seconds, 0.005, 10
+        region=r.convert("AWS_REGION", _region_or_problem(r, region_default), _region),
+        account_id=r.convert("AWS_ACCOUNT_ID", defaults.ivs.account_id, _account),
+        connect_timeout_seconds=r.number(
+            "IVS_CONNECT_TIMEOUT_SECONDS", defaults.ivs.connect_timeout_seconds, 0.1, 60
         ),
-        mapping_retention_seconds=r.convert(
-            "MAPPING_RETENTION", defaults.mapping_retention_seconds, _retention
+        read_timeout_seconds=r.number(
+            "IVS_READ_TIMEOUT_SECONDS", defaults.ivs.read_timeout_seconds, 0.1, 120
         ),
-        mapping_on_redis_error=r.convert(
-            "MAPPING_ON_REDIS_ERROR", defaults.mapping_on_redis_error, _mapping_error
+        max_attempts=r.integer("IVS_MAX_ATTEMPTS", defaults.ivs.max_attempts, 1, 10),
+        deadline_seconds=r.number("IVS_DEADLINE_SECONDS", defaults.ivs.deadline_seconds, 0.1, 120),
+        token_rate=r.convert("IVS_TOKEN_RATE", defaults.ivs.token_rate, Rate.parse),
+        token_max_wait_ms=r.integer(
+            "IVS_TOKEN_MAX_WAIT_MS", defaults.ivs.token_max_wait_ms, 0, 10_000
         ),
-        events_secret=_events_secret(r),
+        token_on_redis_error=r.choice(
+            "IVS_TOKEN_ON_REDIS_ERROR", defaults.ivs.token_on_redis_error, BudgetOnRedisError
+        ),
+        fallback_to_local=r.convert(
+            "IVS_FALLBACK_TO_LOCAL", defaults.ivs.fallback_to_local, _boolean
+        ),
         stage_cache_seconds=r.integer(
-            "STAGE_CACHE_SECONDS", defaults.stage_cache_seconds, 1, ENDPOINT_CACHE_MAX_SECONDS
+            "STAGE_CACHE_SECONDS", defaults.ivs.stage_cache_seconds, 1, ENDPOINT_CACHE_MAX_SECONDS
         ),
         stage_not_found_cache_seconds=r.integer(
-            "STAGE_NOT_FOUND_CACHE_SECONDS", defaults.stage_not_found_cache_seconds, 0, 3600
+            "STAGE_NOT_FOUND_CACHE_SECONDS", defaults.ivs.stage_not_found_cache_seconds, 0, 3600
         ),
-        ivs_connect_timeout_seconds=r.number(
-            "IVS_CONNECT_TIMEOUT_SECONDS", defaults.ivs_connect_timeout_seconds, 0.1, 60
+    )
+    keys = KeySettings(
+        store=r.choice("KEY_STORE", defaults.keys.store, KeyStoreKind),
+        dir=r.convert("KEYS_DIR", defaults.keys.dir, Path),
+        read_only=r.convert("KEYS_READ_ONLY", defaults.keys.read_only, _boolean),
+        secrets_prefix=r.convert(
+            "KEY_SECRETS_PREFIX", defaults.keys.secrets_prefix, _secret_prefix
         ),
-        ivs_read_timeout_seconds=r.number(
-            "IVS_READ_TIMEOUT_SECONDS", defaults.ivs_read_timeout_seconds, 0.1, 120
-        ),
-        ivs_max_attempts=r.integer("IVS_MAX_ATTEMPTS", defaults.ivs_max_attempts, 1, 10),
-        ivs_deadline_seconds=r.number(
-            "IVS_DEADLINE_SECONDS", defaults.ivs_deadline_seconds, 0.1, 120
-        ),
-        ivs_token_rate=r.convert("IVS_TOKEN_RATE", defaults.ivs_token_rate, Rate.parse),
-        ivs_token_max_wait_ms=r.integer(
-            "IVS_TOKEN_MAX_WAIT_MS", defaults.ivs_token_max_wait_ms, 0, 10_000
-        ),
-        ivs_token_on_redis_error=r.choice(
-            "IVS_TOKEN_ON_REDIS_ERROR", defaults.ivs_token_on_redis_error, BudgetOnRedisError
-        ),
-        ivs_fallback_to_local=r.convert(
-            "IVS_FALLBACK_TO_LOCAL", defaults.ivs_fallback_to_local, _boolean
-        ),
-        log_level=r.convert("LOG_LEVEL", defaults.log_level, _log_level),
-        log_format=r.choice("LOG_FORMAT", defaults.log_format, LogFormat),
-        key_store=r.choice("KEY_STORE", defaults.key_store, KeyStoreKind),
-        keys_read_only=r.convert("KEYS_READ_ONLY", defaults.keys_read_only, _boolean),
-        key_secrets_prefix=r.convert(
-            "KEY_SECRETS_PREFIX", defaults.key_secrets_prefix, _secret_prefix
-        ),
-        key_secrets_kms_key_id=r.raw("KEY_SECRETS_KMS_KEY_ID"),
+        secrets_kms_key_id=r.raw("KEY_SECRETS_KMS_KEY_ID"),
         secretsmanager_endpoint_url=r.convert(
             "SECRETSMANAGER_ENDPOINT_URL",
-            defaults.secretsmanager_endpoint_url,
+            defaults.keys.secretsmanager_endpoint_url,
             _url(("http", "https")),
         ),
-        key_rotation_interval_seconds=r.convert(
-            "KEY_ROTATION_INTERVAL", defaults.key_rotation_interval_seconds, _interval
+        rotation_interval_seconds=r.convert(
+            "KEY_ROTATION_INTERVAL", defaults.keys.rotation_interval_seconds, _interval
         ),
-        key_refresh_seconds=r.number("KEY_REFRESH_SECONDS", defaults.key_refresh_seconds, 0.1, 300),
-        key_ivs_check_seconds=r.number(
-            "KEY_IVS_CHECK_SECONDS", defaults.key_ivs_check_seconds, 1, 86400
+        refresh_seconds=r.number("KEY_REFRESH_SECONDS", defaults.keys.refresh_seconds, 0.1, 300),
+        ivs_check_seconds=r.number(
+            "KEY_IVS_CHECK_SECONDS", defaults.keys.ivs_check_seconds, 1, 86400
         ),
-        key_delete_margin_seconds=r.integer(
-            "KEY_DELETE_MARGIN_SECONDS", defaults.key_delete_margin_seconds, 0, 86400
+        delete_margin_seconds=r.integer(
+            "KEY_DELETE_MARGIN_SECONDS", defaults.keys.delete_margin_seconds, 0, 86400
         ),
+    )
+    policy = PolicySettings(
+        file=policy_file,
+        user_id_mode=user_id_mode,
+        user_id_pseudonym_secret=pseudonym_secret,
+    )
+    limits = LimitSettings(
+        user=r.convert("RATE_LIMIT_USER", defaults.limits.user, Rate.parse),
+        ip=r.convert("RATE_LIMIT_IP", defaults.limits.ip, Rate.parse),
+        stage=r.convert("RATE_LIMIT_STAGE", defaults.limits.stage, Rate.parse),
+        on_redis_error=r.choice(
+            "RATE_LIMIT_ON_REDIS_ERROR", defaults.limits.on_redis_error, OnRedisError
+        ),
+    )
+    mapping = MappingSettings(
+        retention_seconds=r.convert(
+            "MAPPING_RETENTION", defaults.mapping.retention_seconds, _retention
+        ),
+        on_redis_error=r.convert(
+            "MAPPING_ON_REDIS_ERROR", defaults.mapping.on_redis_error, _mapping_error
+        ),
+        events_secret=_events_secret(r),
+    )
+    http = HttpSettings(
+        cors_origins=r.convert("CORS_ORIGINS", defaults.http.cors_origins, _origins),
+        trusted_proxies=r.convert("TRUSTED_PROXIES", defaults.http.trusted_proxies, _networks),
+        demo_page=r.convert("DEMO_PAGE", defaults.http.demo_page, _optional_boolean),
+        demo_stage_arn=r.raw("DEMO_STAGE_ARN"),
+        web_sdk_dir=r.convert("WEB_SDK_DIR", defaults.http.web_sdk_dir, Path),
+    )
+    logging = LogSettings(
+        level=r.convert("LOG_LEVEL", defaults.logging.level, _log_level),
+        format=r.choice("LOG_FORMAT", defaults.logging.format, LogFormat),
+    )
+    settings = Settings(
+        mode=r.choice("MODE", defaults.mode, Mode),
+        auth=_read_auth(r),
+        admin_tokens=admin_tokens,
         server=_read_server(r),
         dev=dev,
+        redis=redis,
+        ivs=ivs,
+        keys=keys,
+        policy=policy,
+        limits=limits,
+        mapping=mapping,
+        http=http,
+        logging=logging,
     )
     if r.problems:
         raise ConfigurationError(r.problems)

@@ -51,74 +51,127 @@ class ServerSettings:
 
 
 @dataclass(frozen=True)
-class Settings:
-    mode: Mode = Mode.LOCAL
-    redis_url: Secret | None = None
-    ivs_endpoint_url: str | None = None
-    aws_region: str = "us-east-1"
+class RedisSettings:
+    #: Redis for rate limits, the mapping log and shared caches; None: process memory.
+    url: Secret | None = None
+    #: The most one admission may wait for Redis before the fallback decides.
+    timeout_seconds: float = 1.0
+
+
+@dataclass(frozen=True)
+class IvsSettings:
+    """Amazon IVS: where it is, how calls to it are bounded, the CreateParticipantToken
+    budget, and how long stage endpoints are cached."""
+
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
     #: When set, only stages of this AWS account are served (others: 403).
-    aws_account_id: str | None = None
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    admin_tokens: tuple[Secret, ...] = ()
+    account_id: str | None = None
+    connect_timeout_seconds: float = 2.0
+    read_timeout_seconds: float = 5.0
+    max_attempts: int = 3
+    #: One IVS call, every attempt and wait included, ends by then.
+    deadline_seconds: float = 8.0
+    #: The CreateParticipantToken budget shared by every replica (IVS allows 50/s).
+    token_rate: Rate = field(default_factory=lambda: Rate(45, 1))
+    token_max_wait_ms: int = 250
+    token_on_redis_error: BudgetOnRedisError = BudgetOnRedisError.LOCAL
+    #: In ivs mode, sign locally (when an active key exists) once the budget is exhausted.
+    fallback_to_local: bool = False
+    stage_cache_seconds: int = 6 * 3600
+    stage_not_found_cache_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class KeySettings:
+    """Signing keys: where they live, how changes spread, when they rotate."""
+
+    store: KeyStoreKind = KeyStoreKind.FILES
+    dir: Path = Path("keys")
+    read_only: bool = False
+    secrets_prefix: str = "token-service/signing-keys/"
+    secrets_kms_key_id: str | None = None
+    secretsmanager_endpoint_url: str | None = None
+    #: None: scheduled rotation off.
+    rotation_interval_seconds: int | None = None
+    refresh_seconds: float = 2.0
+    ivs_check_seconds: float = 30.0
+    delete_margin_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    file: Path | None = None
+    user_id_mode: UserIdMode = UserIdMode.APP
+    user_id_pseudonym_secret: Secret | None = None
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    """The service-wide rate limits, and what the limiter does while Redis fails."""
+
+    user: Rate = field(default_factory=lambda: Rate(10, 60))
+    ip: Rate = field(default_factory=lambda: Rate(60, 60))
+    stage: Rate = field(default_factory=lambda: Rate(600, 60))
+    on_redis_error: OnRedisError = OnRedisError.LOCAL
+
+
+@dataclass(frozen=True)
+class MappingSettings:
+    #: How long mapping records are kept after their token expires.
+    retention_seconds: int = 30 * 86400
+    #: While Redis fails: refuse tokens (`deny`) or keep records in an outbox (`outbox`).
+    on_redis_error: str = "deny"
+    #: Authenticates EventBridge deliveries to POST /v1/ivs-events; unset: route off.
+    events_secret: Secret | None = None
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """The HTTP edge: who may call cross-origin, whose forwarding headers are believed, and
+    the demo page."""
+
     #: Browser origins (`scheme://host[:port]`) allowed to call the API cross-origin.
     cors_origins: tuple[str, ...] = ()
+    #: Peers whose X-Forwarded-For / Forwarded headers are believed.
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     #: The demo page `GET /demo`: None means on with `serve --dev` and off otherwise.
     demo_page: bool | None = None
     #: The stage the demo page offers first (`serve --dev` sets its demo stage).
     demo_stage_arn: str | None = None
     #: Where `make web-sdk` installs the IVS web broadcast SDK that the demo page loads.
     web_sdk_dir: Path = Path(".web-sdk")
-    keys_dir: Path = Path("keys")
-    policy_file: Path | None = None
-    user_id_mode: UserIdMode = UserIdMode.APP
-    user_id_pseudonym_secret: Secret | None = None
-    rate_limit_user: Rate = field(default_factory=lambda: Rate(10, 60))
-    rate_limit_ip: Rate = field(default_factory=lambda: Rate(60, 60))
-    rate_limit_stage: Rate = field(default_factory=lambda: Rate(600, 60))
-    rate_limit_on_redis_error: OnRedisError = OnRedisError.LOCAL
-    #: Peers whose X-Forwarded-For / Forwarded headers are believed.
-    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
-    redis_timeout_seconds: float = 1.0
-    #: How long mapping records are kept after their token expires.
-    mapping_retention_seconds: int = 30 * 86400
-    #: While Redis fails: refuse tokens (`deny`) or keep records in an outbox (`outbox`).
-    mapping_on_redis_error: str = "deny"
-    #: Authenticates EventBridge deliveries to POST /v1/ivs-events; unset: route off.
-    events_secret: Secret | None = None
-    stage_cache_seconds: int = 6 * 3600
-    stage_not_found_cache_seconds: int = 60
-    ivs_connect_timeout_seconds: float = 2.0
-    ivs_read_timeout_seconds: float = 5.0
-    ivs_max_attempts: int = 3
-    #: One IVS call, every attempt and wait included, ends by then.
-    ivs_deadline_seconds: float = 8.0
-    #: The CreateParticipantToken budget shared by every replica (IVS allows 50/s).
-    ivs_token_rate: Rate = field(default_factory=lambda: Rate(45, 1))
-    ivs_token_max_wait_ms: int = 250
-    ivs_token_on_redis_error: BudgetOnRedisError = BudgetOnRedisError.LOCAL
-    #: In ivs mode, sign locally (when an active key exists) once the budget is exhausted.
-    ivs_fallback_to_local: bool = False
-    log_level: str = "INFO"
-    log_format: LogFormat = LogFormat.AUTO
-    #: Signing keys: where they live, how changes spread, when they rotate (issue 7).
-    key_store: KeyStoreKind = KeyStoreKind.FILES
-    keys_read_only: bool = False
-    key_secrets_prefix: str = "token-service/signing-keys/"
-    key_secrets_kms_key_id: str | None = None
-    secretsmanager_endpoint_url: str | None = None
-    #: None: scheduled rotation off.
-    key_rotation_interval_seconds: int | None = None
-    key_refresh_seconds: float = 2.0
-    key_ivs_check_seconds: float = 30.0
-    key_delete_margin_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = "INFO"
+    format: LogFormat = LogFormat.AUTO
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, grouped by the part of the service it configures."""
+
+    mode: Mode = Mode.LOCAL
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    admin_tokens: tuple[Secret, ...] = ()
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    ivs: IvsSettings = field(default_factory=IvsSettings)
+    keys: KeySettings = field(default_factory=KeySettings)
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    mapping: MappingSettings = field(default_factory=MappingSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+    logging: LogSettings = field(default_factory=LogSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     #: Set by `serve --dev` only, never from the environment.
     dev: bool = False
 
     @property
     def redis_configured(self) -> bool:
-        return self.redis_url is not None
+        return self.redis.url is not None
 
     @property
     def demo_enabled(self) -> bool:
-        return self.dev if self.demo_page is None else self.demo_page
+        return self.dev if self.http.demo_page is None else self.http.demo_page

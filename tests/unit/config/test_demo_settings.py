@@ -28,7 +28,7 @@ def test_cors_origins_are_a_comma_separated_list_without_trailing_slashes() -> N
     settings = load_settings(
         {"TOKEN_SERVICE_CORS_ORIGINS": "https://app.example.com/, http://localhost:5173"}
     )
-    assert settings.cors_origins == ("https://app.example.com", "http://localhost:5173")
+    assert settings.http.cors_origins == ("https://app.example.com", "http://localhost:5173")
 
 
 @pytest.mark.parametrize(
@@ -41,4 +41,4 @@ def test_anything_but_an_exact_origin_is_refused(origin: str) -> None:
 
 
 def test_no_cors_origins_by_default() -> None:
-    assert load_settings({}).cors_origins == ()
+    assert load_settings({}).http.cors_origins == ()

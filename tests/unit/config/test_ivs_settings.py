@@ -15,10 +15,10 @@ from token_service.tokens.mode import Mode
 def test_budget_defaults_stay_under_the_ivs_quota_with_a_short_wait() -> None:
     settings = load_settings({})
 
-    assert settings.ivs_token_rate == Rate(45, 1)
-    assert settings.ivs_token_max_wait_ms == 250
-    assert settings.ivs_token_on_redis_error is BudgetOnRedisError.LOCAL
-    assert settings.ivs_fallback_to_local is False
+    assert settings.ivs.token_rate == Rate(45, 1)
+    assert settings.ivs.token_max_wait_ms == 250
+    assert settings.ivs.token_on_redis_error is BudgetOnRedisError.LOCAL
+    assert settings.ivs.fallback_to_local is False
 
 
 def test_auto_mode_is_a_mode() -> None:
@@ -36,11 +36,11 @@ def test_budget_settings_are_read() -> None:
         }
     )
 
-    assert settings.ivs_token_rate == Rate(30, 1, 3)
-    assert settings.ivs_token_max_wait_ms == 500
-    assert settings.ivs_token_on_redis_error is BudgetOnRedisError.DENY
-    assert settings.ivs_fallback_to_local is True
-    assert settings.ivs_deadline_seconds == 2.5
+    assert settings.ivs.token_rate == Rate(30, 1, 3)
+    assert settings.ivs.token_max_wait_ms == 500
+    assert settings.ivs.token_on_redis_error is BudgetOnRedisError.DENY
+    assert settings.ivs.fallback_to_local is True
+    assert settings.ivs.deadline_seconds == 2.5
 
 
 def test_budget_problems_are_reported_by_name() -> None:

@@ -11,11 +11,11 @@ from token_service.keys.store import KeyStoreKind
 
 def test_key_settings_default_to_files_no_schedule_and_a_five_minute_margin() -> None:
     settings = load_settings({})
-    assert settings.key_store is KeyStoreKind.FILES
-    assert settings.key_rotation_interval_seconds is None
-    assert settings.keys_read_only is False
-    assert settings.key_delete_margin_seconds == 300
-    assert settings.key_refresh_seconds == 2.0
+    assert settings.keys.store is KeyStoreKind.FILES
+    assert settings.keys.rotation_interval_seconds is None
+    assert settings.keys.read_only is False
+    assert settings.keys.delete_margin_seconds == 300
+    assert settings.keys.refresh_seconds == 2.0
 
 
 @pytest.mark.parametrize(
@@ -23,12 +23,12 @@ def test_key_settings_default_to_files_no_schedule_and_a_five_minute_margin() ->
 )
 def test_rotation_interval_accepts_days_hours_minutes_and_seconds(text: str, seconds: int) -> None:
     settings = load_settings({"TOKEN_SERVICE_KEY_ROTATION_INTERVAL": text})
-    assert settings.key_rotation_interval_seconds == seconds
+    assert settings.keys.rotation_interval_seconds == seconds
 
 
 def test_rotation_interval_off_means_no_schedule() -> None:
     settings = load_settings({"TOKEN_SERVICE_KEY_ROTATION_INTERVAL": "off"})
-    assert settings.key_rotation_interval_seconds is None
+    assert settings.keys.rotation_interval_seconds is None
 
 
 def test_secretsmanager_store_with_its_prefix_and_endpoint() -> None:
@@ -39,9 +39,9 @@ def test_secretsmanager_store_with_its_prefix_and_endpoint() -> None:
             "TOKEN_SERVICE_SECRETSMANAGER_ENDPOINT_URL": "http://127.0.0.1:5000",
         }
     )
-    assert settings.key_store is KeyStoreKind.SECRETSMANAGER
-    assert settings.key_secrets_prefix == "prod/ivs-keys/"
-    assert settings.secretsmanager_endpoint_url == "http://127.0.0.1:5000"
+    assert settings.keys.store is KeyStoreKind.SECRETSMANAGER
+    assert settings.keys.secrets_prefix == "prod/ivs-keys/"
+    assert settings.keys.secretsmanager_endpoint_url == "http://127.0.0.1:5000"
 
 
 def test_bad_key_settings_are_all_reported_at_once_by_name() -> None:

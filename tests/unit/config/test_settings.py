@@ -18,9 +18,9 @@ SECRET = "s" * 40
 def test_defaults_need_nothing_but_give_local_mode_without_redis() -> None:
     settings = load_settings({})
     assert settings.mode is Mode.LOCAL
-    assert settings.redis_url is None
-    assert settings.keys_dir == Path("keys")
-    assert str(settings.rate_limit_user) == "10/minute"
+    assert settings.redis.url is None
+    assert settings.keys.dir == Path("keys")
+    assert str(settings.limits.user) == "10/minute"
 
 
 def test_every_problem_is_reported_at_once_by_variable_name() -> None:
@@ -105,15 +105,15 @@ def test_pseudonym_mode_needs_its_secret() -> None:
             "TOKEN_SERVICE_USER_ID_PSEUDONYM_SECRET": SECRET,
         }
     )
-    assert settings.user_id_mode is UserIdMode.PSEUDONYM
+    assert settings.policy.user_id_mode is UserIdMode.PSEUDONYM
 
 
 def test_region_comes_from_aws_region_unless_overridden() -> None:
-    assert load_settings({"AWS_REGION": "eu-west-1"}).aws_region == "eu-west-1"
+    assert load_settings({"AWS_REGION": "eu-west-1"}).ivs.region == "eu-west-1"
     assert (
         load_settings(
             {"AWS_REGION": "eu-west-1", "TOKEN_SERVICE_AWS_REGION": "ap-south-1"}
-        ).aws_region
+        ).ivs.region
         == "ap-south-1"
     )
 
