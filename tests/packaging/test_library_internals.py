@@ -5,7 +5,7 @@ and why no public API serves. A library release that moves or reshapes one fails
 by name, in `make test-latest` before it can fail silently in production (an override
 that is no longer called, a subclass hook that never fires). Behaviour is tested where
 each is used: tests/security/test_hostile_bodies.py (431), test_redis_connection_faults.py
-(a write on a closed connection), test_redis_lane.py (TLS), test_openapi_document.py
+(a write on a closed connection), integration/infra/test_lane.py (TLS), test_openapi_document.py
 (closed request bodies).
 """
 

@@ -1,14 +1,14 @@
 """The admission gate: bans, rate limits and the mapping record of a token request, at once.
 
 In local mode a token request's whole Redis work is one script call: refuse a
-banned user, decide every rate limit (GCRA, see `ratelimit.py`), and, when admitted,
-write the mapping record and its indexes (see `mapping.py`). The token is signed
+banned user, decide every rate limit (GCRA, see `admission/ratelimit.py`), and, when admitted,
+write the mapping record and its indexes (see `mapping/records.py`). The token is signed
 only after that, so there is never a token without its record, and a refused
 request costs no signature. In ivs mode the record is only known after IVS
 answered, so it is written by `record` in a second round trip, before the response.
 
 When Redis fails (bounded by a timeout, then a circuit breaker, as in
-`redis_client.Breaker`): limits are decided by the configured fallback; bans
+`infra.redis.Breaker`): limits are decided by the configured fallback; bans
 by the copy of the ban list refreshed in the background; and the record either
 refuses the request (`deny`, the default: 503 and no token) or goes to an
 in-process outbox that is written to Redis once it answers again (`outbox`),

@@ -9,7 +9,7 @@ TAT has passed, because then it carries no information.
 
 This module holds the algorithm, twice: in Python (`MemoryRateLimiter`, and to
 read back what the script decided) and as Lua fragments (`GCRA_CHECK`,
-`GCRA_COMMIT`) that the admission gate (`admission.py`) runs in its one script per
+`GCRA_COMMIT`) that the admission gate (`admission/gate.py`) runs in its one script per
 token request, beside the ban check and the mapping record. All the limits of one
 request (user, IP, stage) are decided at once; a request denied by one limit
 consumes none of the others; the clock is Redis's own `TIME`, so replicas' clock

@@ -45,7 +45,7 @@ def lifespan_of(
                 # Not fatal: readiness reports it and the rate limiter falls back.
                 log.warning("Redis unreachable at start-up (%s)", exc.__class__.__name__)
         try:
-            # Every background loop runs in this task group (see background.py), and
+            # Every background loop runs in this task group (see infra/background.py), and
             # has ended before the clients it uses are closed below.
             async with anyio.create_task_group() as background:
 

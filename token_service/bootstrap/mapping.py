@@ -27,7 +27,7 @@ UPKEEP_SECONDS = 2.0
 
 
 class IssuanceMetrics:
-    """`issuance.IssuanceHooks` onto the Prometheus metrics."""
+    """`tokens.desk.IssuanceHooks` onto the Prometheus metrics."""
 
     def __init__(self, metrics: Metrics) -> None:
         # Called several times per token: label children looked up once (see Children).

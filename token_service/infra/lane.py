@@ -1,6 +1,6 @@
 """One multiplexed, auto-pipelined Redis connection for the token path's script calls.
 
-Every token request makes one Redis script call (see `admission.py`). Through
+Every token request makes one Redis script call (see `admission/gate.py`). Through
 redis-py's asyncio client that call costs ~400 µs of the worker's CPU on a small
 machine (command dispatch, retry wrapper, connection-pool checkout and release, a
 timeout task per read, the RESP3 parser): more than the ES384 signature itself. The

@@ -4,7 +4,7 @@ IVS allows 50 CreateParticipantToken calls per second per account and region, no
 adjustable. Every replica of the service takes a slot from one shared budget before
 each call (each retry too), so the account never sees more than the budget's rate.
 
-The budget is GCRA (see `ratelimit.py`) used as a *reservation*: instead of only
+The budget is GCRA (see `admission/ratelimit.py`) used as a *reservation*: instead of only
 answering "does a call conform now", it answers "when does the next slot conform".
 If that moment is within the caller's maximum wait, the slot is taken and the
 caller sleeps until it; otherwise nothing is taken and the caller gets a 503 with

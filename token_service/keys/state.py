@@ -6,7 +6,7 @@ still holds its files never signs with it again. A generation counter goes up wi
 every change, and a pub/sub message tells the other replicas at once; they reload.
 
 Writes are fenced: the commit script writes only while the writer still holds the
-key-administration lock (`locks.RedisLock`) with its own token, so a writer whose
+key-administration lock (`keys.locks.RedisLock`) with its own token, so a writer whose
 lease ran out during a slow IVS call cannot overwrite a newer holder's work.
 """
 

@@ -5,7 +5,7 @@ metrics come from Litestar's Prometheus middleware in the default registry, grou
 by route template so participant ids never become label values. Labels hold only
 bounded, non-secret values: signer, error code, IVS operation.
 
-With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set, see `server.py`),
+With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set, see `cli/serve.py`),
 values live in files shared by the workers and a scrape of any worker sums them all;
 scrape-time collectors (`add_collector`, e.g. the key gauges) answer from the worker
 that serves the scrape.
