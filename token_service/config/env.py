@@ -8,10 +8,13 @@ Docker and Kubernetes secrets are mounted.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
+
+from redis.asyncio.connection import parse_url
 
 from token_service.admission.ratelimit import OnRedisError
 from token_service.auth import MAX_LEEWAY_SECONDS, MIN_ADMIN_TOKEN_CHARS, MIN_SECRET_BYTES
@@ -123,13 +126,28 @@ class _Reader:
         return self.convert(name, default, parse)
 
 
+def _url_problem(text: str, schemes: Iterable[str], *, needs_host: bool = True) -> str | None:
+    """Why `text` is not a usable URL of one of `schemes`, or None. The message never
+    repeats the URL: it may hold a password."""
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # parsing the port is what refuses `:notaport` and `:99999`
+    except ValueError:
+        return "not a valid URL (check the host, brackets around an IPv6 address, and the port)"
+    if parts.scheme.lower() not in schemes or "://" not in text:
+        return f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
+    if needs_host and not parts.hostname:
+        return "the URL names no host"
+    if port == 0:
+        return "the port must be between 1 and 65535"
+    return None
+
+
 def _url(schemes: tuple[str, ...]) -> Callable[[str], str]:
     def parse(text: str) -> str:
-        scheme = text.split("://", 1)[0].lower() if "://" in text else ""
-        if scheme not in schemes:
-            raise ValueError(
-                f"expected a URL starting with {' or '.join(s + '://' for s in schemes)}"
-            )
+        problem = _url_problem(text, schemes)
+        if problem is not None:
+            raise ValueError(problem)
         return text
 
     return parse
@@ -455,16 +473,33 @@ def _port(text: str) -> int:
     return int(text)
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster")
+
+
 def _redis_url(r: _Reader) -> Secret | None:
-    # The URL may embed a password, so it is treated as a secret throughout.
+    # The URL may embed a password, so it is treated as a secret throughout: no problem
+    # message repeats it.
     url = r.secret("REDIS_URL")
-    if url is not None:
-        scheme = url.reveal().split("://", 1)[0].lower()
-        if scheme not in {"redis", "rediss", "unix", "redis+cluster", "rediss+cluster"}:
-            r.problems.append(
-                f"{PREFIX}REDIS_URL: expected redis://, rediss:// or unix:// "
+    if url is None:
+        return None
+    text = url.reveal()
+    scheme = text.split("://", 1)[0].lower() if "://" in text else ""
+    problem = _url_problem(text, _REDIS_SCHEMES, needs_host=scheme != "unix")
+    if problem is None:
+        try:
+            # What the client will make of it: redis-py refuses some queries (a timeout
+            # that is not a number, say) only when it parses the URL.
+            parse_url(scheme.removesuffix("+cluster") + "://" + text.split("://", 1)[1])
+        except ValueError:
+            problem = "redis-py cannot read this URL (check its query parameters)"
+    if problem is not None:
+        if problem.startswith("expected"):
+            problem = (
+                "expected redis://, rediss:// or unix:// "
                 "(redis+cluster:// or rediss+cluster:// for Redis Cluster)"
             )
+        r.problems.append(f"{PREFIX}REDIS_URL: {problem}")
+        return None
     return url
 
 
