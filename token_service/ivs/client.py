@@ -31,6 +31,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.parsers import ResponseParserError
 
 from token_service.errors import (
     Conflict,
@@ -370,6 +371,19 @@ class Ivs:
             except TimeoutError:
                 # The worker thread finishes on its own, bounded by the read timeout.
                 raise self._deadline_passed(operation, last_failure) from None
+            except (ResponseParserError, AttributeError, TypeError, ValueError) as exc:
+                # botocore could not even parse the answer (a JSON list, a string, HTML
+                # from a proxy): IVS failed, not us. The type only: never the answer.
+                log.error(  # noqa: TRY400
+                    "IVS %s answered something botocore cannot read (%s)",
+                    operation,
+                    exc.__class__.__name__,
+                    extra={"event": "ivs_malformed_answer", "operation": operation},
+                )
+                self._record(operation, "malformed")
+                raise UpstreamFailed(
+                    f"IVS answered {operation} with a malformed response"
+                ) from None
             except (ClientError, BotoCoreError) as exc:
                 last_failure = exc
                 self._record(operation, outcome_of(exc))
@@ -397,13 +411,16 @@ class Ivs:
             response = await self._call("GetStage", lambda: self._client.get_stage(arn=arn))
         except NotFound:
             raise StageNotFound(f"stage {arn} does not exist") from None
-        stage = response["stage"]
-        endpoints = stage.get("endpoints", {})
+        stage = _read("GetStage", response, lambda r: r["stage"])
+        endpoints = _read("GetStage", stage, lambda s: s.get("endpoints") or {})
         events, whip = endpoints.get("events"), endpoints.get("whip")
-        if not events or not whip:
+        if not isinstance(events, str) or not isinstance(whip, str) or not events or not whip:
             raise UpstreamFailed(f"IVS returned stage {arn} without events/whip endpoints")
         return StageInfo(
-            arn=stage["arn"], stage_id=arn.rsplit("/", 1)[-1], events_url=events, whip_url=whip
+            arn=_read("GetStage", stage, lambda s: _text(s, "arn")),
+            stage_id=arn.rsplit("/", 1)[-1],
+            events_url=events,
+            whip_url=whip,
         )
 
     async def import_public_key(self, pem: str, name: str) -> PublicKeyInfo:
@@ -424,11 +441,11 @@ class Ivs:
                 "IVS already holds 3 public keys in this region (its fixed limit); delete one "
                 "that this service does not use (aws ivs-realtime list-public-keys)"
             ) from None
-        return _key_info(response["publicKey"])
+        return _read("ImportPublicKey", response, lambda r: _key_info(r["publicKey"]))
 
     async def get_public_key(self, arn: str) -> PublicKeyInfo:
         response = await self._call("GetPublicKey", lambda: self._client.get_public_key(arn=arn))
-        return _key_info(response["publicKey"])
+        return _read("GetPublicKey", response, lambda r: _key_info(r["publicKey"]))
 
     async def list_public_keys(self) -> list[PublicKeyInfo]:
         keys: list[PublicKeyInfo] = []
@@ -443,8 +460,14 @@ class Ivs:
 
             response = await self._call("ListPublicKeys", page)
             keys.extend(
-                PublicKeyInfo(arn=k["arn"], name=k.get("name", ""), fingerprint="")
-                for k in response.get("publicKeys", [])
+                _read(
+                    "ListPublicKeys",
+                    response,
+                    lambda r: [
+                        PublicKeyInfo(arn=_text(k, "arn"), name=k.get("name", ""), fingerprint="")
+                        for k in r.get("publicKeys", [])
+                    ],
+                )
             )
             token = response.get("nextToken")
             if not token:
@@ -477,16 +500,20 @@ class Ivs:
             response = await self._call("CreateParticipantToken", call)
         except NotFound:
             raise StageNotFound(f"stage {stage_arn} does not exist") from None
-        token = response["participantToken"]
-        return IvsToken(
-            participant_id=token["participantId"],
-            token=token["token"],
-            user_id=token.get("userId", user_id),
-            duration_minutes=token.get("duration", duration_minutes),
-            expires_at=token.get("expirationTime"),
-            capabilities=tuple(token.get("capabilities", capabilities)),
-            attributes=token.get("attributes", dict(attributes)),
-        )
+
+        def read(answer: Any) -> IvsToken:
+            token = answer["participantToken"]
+            return IvsToken(
+                participant_id=_text(token, "participantId"),
+                token=_text(token, "token"),
+                user_id=token.get("userId", user_id),
+                duration_minutes=token.get("duration", duration_minutes),
+                expires_at=token.get("expirationTime"),
+                capabilities=tuple(token.get("capabilities", capabilities)),
+                attributes=token.get("attributes", dict(attributes)),
+            )
+
+        return _read("CreateParticipantToken", response, read)
 
     async def disconnect_participant(
         self, stage_arn: str, participant_id: str, reason: str
@@ -504,9 +531,34 @@ class _KeyQuotaFullError(Exception):
     """ImportPublicKey hit the three-keys-per-region limit."""
 
 
+def _read(operation: str, answer: Any, read: Callable[[Any], _T]) -> _T:
+    """What `read` takes from an IVS answer. An answer without it, or of another shape (seen
+    when an endpoint in front of IVS failed), is IVS failing: a 502 and a log line naming the
+    operation, never a 500. Nothing of the answer is logged (it may hold a token)."""
+    try:
+        return read(answer)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The exception's type only: a message or traceback could quote the answer.
+        log.error(  # noqa: TRY400
+            "IVS %s answered without the expected fields (%s)",
+            operation,
+            exc.__class__.__name__,
+            extra={"event": "ivs_malformed_answer", "operation": operation},
+        )
+        raise UpstreamFailed(f"IVS answered {operation} with a malformed response") from None
+
+
+def _text(fields: Mapping[str, Any], name: str) -> str:
+    """A field that must be a non-empty string."""
+    value = fields[name]
+    if not isinstance(value, str) or not value:
+        raise ValueError(name)
+    return value
+
+
 def _key_info(key: Mapping[str, Any]) -> PublicKeyInfo:
     return PublicKeyInfo(
-        arn=str(key["arn"]),
+        arn=_text(key, "arn"),
         name=str(key.get("name", "")),
         fingerprint=str(key.get("fingerprint", "")),
         material=key.get("publicKeyMaterial"),
