@@ -12,11 +12,16 @@ import redis.asyncio
 from botocore.config import Config as BotoConfig
 
 from tests.support.redis_server import private_redis_server
+from tests.support.tools import check_tools
 from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    check_tools(item)
 
 
 @pytest.fixture(scope="session")

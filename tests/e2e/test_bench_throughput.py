@@ -5,17 +5,16 @@ No timing assertion: only that every figure is there and each request was one EV
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from tests.support.tools import needs_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@needs_tool("redis-server", "the bench starts its own Redis")
 def test_bench_quick_run_writes_its_figures(tmp_path: Path) -> None:
     output = tmp_path / "RESULTS.md"
     result = subprocess.run(

@@ -23,17 +23,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from playwright import sync_api
+from playwright.sync_api import Browser, Page, expect
 
 from tests.support.processes import background
 from tests.support.redis_server import free_port
+from tests.support.tools import needs_tool
 from token_service.http.routes.demo import SDK_BUNDLE
-
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="Playwright for Python is not installed (pip install -e .[test])"
-)
-Browser = sync_api.Browser
-Page = sync_api.Page
-expect = sync_api.expect
 
 REPO = Path(__file__).resolve().parents[2]
 SDK_DIR = REPO / ".web-sdk"
@@ -61,11 +57,7 @@ SERVER_ENV = {
 # A busy two-core machine (the suite runs in parallel) can take seconds to parse the SDK.
 expect.set_options(timeout=15_000)
 
-pytestmark = pytest.mark.skipif(
-    not os.access(CHROMIUM, os.X_OK),
-    reason=f"no Chromium at {CHROMIUM}: install Debian's `chromium` (.ci/run does) to run "
-    "the browser tests",
-)
+pytestmark = needs_tool(CHROMIUM, "Debian's chromium, which the browser tests drive")
 
 
 def is_loopback(url: str) -> bool:

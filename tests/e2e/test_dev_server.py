@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.support.processes import background
 from tests.support.redis_server import free_port
+from tests.support.tools import needs_tool
 
 
 def _read_banner(proc: subprocess.Popen[str], timeout: float = 60) -> str:
@@ -45,7 +44,7 @@ def _wait_ready(base: str) -> None:
     raise AssertionError("the dev server did not come up")
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl, as a newcomer would")
+@needs_tool("curl", "the printed command is pasted as a newcomer would")
 def test_printed_curl_returns_201_and_the_token_joins() -> None:
     port = free_port()
     env = {"TOKEN_SERVICE_REDIS_URL": "", "TOKEN_SERVICE_LOG_FORMAT": "text"}

@@ -6,14 +6,12 @@ was sampled, every rule reported, and no request failed.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.support.bench_scripts import SMALL, run_bench
+from tests.support.tools import needs_tool
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+pytestmark = needs_tool("redis-server", "the run starts its own Redis")
 
 
 def test_short_soak_samples_every_process_and_reports_its_rules(tmp_path: Path) -> None:

@@ -6,14 +6,12 @@ token's jti the same, and one mapping record in Redis per 201. No timing asserti
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-import pytest
-
 from tests.support.bench_scripts import SMALL, run_bench
+from tests.support.tools import needs_tool
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+pytestmark = needs_tool("redis-server", "the run starts its own Redis")
 
 
 def test_small_uniqueness_run_finds_no_repeat_and_one_record_per_token(tmp_path: Path) -> None:

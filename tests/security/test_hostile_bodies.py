@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import shutil
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -31,6 +30,7 @@ from litestar.testing import AsyncTestClient
 from tests.http.conftest import SHARED_SECRET, bearer
 from tests.support.processes import background, wait_for_http
 from tests.support.redis_server import free_port
+from tests.support.tools import needs_tool
 from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
@@ -425,7 +425,7 @@ async def test_unprintable_user_id_in_the_app_token_is_401(
     assert problem(response, 401)["detail"] == "malformed user id claim"
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@needs_tool("node", "the web client's decoding is run in node")
 async def test_node_decodes_the_claims_as_the_web_client_does(
     client: Client, stage_arn: str
 ) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from moto import server as moto_server
 
 from tests.integration.keys.support import MARGIN, Clock
 from tests.support.redis_server import free_port
@@ -21,7 +22,6 @@ from token_service.keys.secretsmanager import SecretsManagerKeyStore
 from token_service.keys.state import RedisKeyState
 from token_service.keys.usage import RedisKeyUsage
 
-moto_server = pytest.importorskip("moto.server")
 PREFIX = "test/signing-keys/"
 
 
