@@ -26,9 +26,18 @@ def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
     return services
 
 
+def presented_bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The bearer token of the request's one `Authorization` header. Several are refused:
+    which one counts would depend on who reads them (a proxy, a WAF, this service)."""
+    fields = connection.headers.getall("authorization", [])
+    if len(fields) > 1:
+        raise AuthenticationFailed("several Authorization headers")
+    return parse_bearer(fields[0] if fields else None)
+
+
 async def authenticate_app_user(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """Verify the caller's app JWT and keep the user in the connection's state."""
-    token = parse_bearer(connection.headers.get("authorization"))
+    token = presented_bearer(connection)
     user = await _services(connection).authenticator.authenticate(token)
     connection.state[USER_STATE_KEY] = user
 
@@ -62,7 +71,7 @@ async def require_admin(
     admin = _services(connection).admin
     if admin is None:
         raise AuthenticationFailed("admin API disabled: TOKEN_SERVICE_ADMIN_TOKENS is not set")
-    token = parse_bearer(connection.headers.get("authorization"))
+    token = presented_bearer(connection)
     if not admin.verify(token):
         raise AuthenticationFailed("invalid admin token")
     # Audit lines and records name the admin by a fingerprint of its token, never the token.

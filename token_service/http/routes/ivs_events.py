@@ -11,8 +11,8 @@ from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import JSONBody
 
-from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed, NotFound
+from token_service.http.guards import presented_bearer
 from token_service.http.openapi import problems
 from token_service.http.schemas import EventAccepted
 from token_service.http.services import Services
@@ -27,7 +27,7 @@ async def require_events_secret(
     secret = services.events_secret
     if secret is None:
         raise NotFound("IVS event intake is off (TOKEN_SERVICE_EVENTS_SECRET is not set)")
-    presented = parse_bearer(connection.headers.get("authorization"))
+    presented = presented_bearer(connection)
     if not hmac.compare_digest(presented.encode(), secret.encode()):
         raise AuthenticationFailed("invalid events secret")
 
