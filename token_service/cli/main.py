@@ -10,15 +10,25 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from token_service import package_version
-from token_service.cli.environment import environment
-from token_service.config import check_can_serve, load_settings
 from token_service.errors import ConfigurationError, DomainError
+
+if TYPE_CHECKING:
+    from token_service.config import Settings
 
 EXIT_CONFIG = 2
 EXIT_FAILED = 1
+
+
+def _settings() -> Settings:
+    """The settings from the environment. Imported here, not at the top, like every
+    command's dependencies: `token-service emulator` then loads nothing of the service."""
+    from token_service.cli.environment import environment
+    from token_service.config import load_settings
+
+    return load_settings(environment())
 
 
 def _print_config_error(exc: ConfigurationError) -> None:
@@ -30,14 +40,16 @@ def _print_config_error(exc: ConfigurationError) -> None:
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
         from token_service.cli.dev import run_dev
+        from token_service.cli.environment import environment
 
         return run_dev(host=args.host or "127.0.0.1", port=args.port or 8080, env=environment())
     from token_service.bootstrap.keys import check_key_ring
     from token_service.cli import serve as server
+    from token_service.config import check_can_serve
     from token_service.observability.logs import configure_logging
 
     # Validate once in the parent so a bad configuration fails before workers start.
-    settings = load_settings(environment())
+    settings = _settings()
     check_can_serve(settings)
     check_key_ring(settings)
     listen = server.Listen.of(settings, host=args.host, port=args.port, workers=args.workers)
@@ -71,21 +83,21 @@ def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
 def _keys(args: argparse.Namespace) -> int:
     from token_service.cli.keys import run_keys_command
 
-    settings = load_settings(environment())
+    settings = _settings()
     return _run_async(lambda: run_keys_command(settings, args))
 
 
 def _participants(args: argparse.Namespace) -> int:
     from token_service.cli.participants import run_participants_command
 
-    settings = load_settings(environment())
+    settings = _settings()
     return _run_async(lambda: run_participants_command(settings, args))
 
 
 def _user_token(args: argparse.Namespace) -> int:
     from token_service.auth import mint_user_token
 
-    settings = load_settings(environment())
+    settings = _settings()
     secret = settings.auth.shared_secret
     if secret is None:
         print(
