@@ -6,6 +6,7 @@ and join), so sharing it across a module's tests is safe."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from tests.http.conftest import rotate_key
+from tests.support.processes import background, wait_for_http
+from tests.support.redis_server import free_port
 from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer
 
@@ -56,3 +59,19 @@ def module_env(
 @pytest.fixture(scope="module")
 def stage_arn(module_ivs: Any) -> str:
     return str(module_ivs.create_stage(name="security")["stage"]["arn"])
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`token-service serve` (uvicorn) with `env` (the module's emulator and key, and a test's
+    own authentication); yields its base URL once it answers."""
+    port = free_port()
+    with background(
+        "serve",
+        "--port",
+        str(port),
+        env=env | {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"},
+    ) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", proc=proc)
+        yield base

@@ -28,8 +28,7 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from tests.http.conftest import SHARED_SECRET, bearer
-from tests.support.processes import background, wait_for_http
-from tests.support.redis_server import free_port
+from tests.security.conftest import serving
 from tests.support.tools import needs_tool
 from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
@@ -536,15 +535,7 @@ async def test_disconnect_without_a_body_is_still_accepted(client: Client, stage
 @pytest.fixture(scope="module")
 def served(module_env: dict[str, str]) -> Iterator[str]:
     """`token-service serve` (uvicorn) on the module's emulator and signing key."""
-    port = free_port()
-    env = module_env | {
-        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET,
-        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-    }
-    with background("serve", "--port", str(port), env=env) as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz", proc=proc)
+    with serving(module_env | {"TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET}) as base:
         yield base
 
 

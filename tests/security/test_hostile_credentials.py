@@ -13,8 +13,7 @@ import pytest_asyncio
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from tests.support.processes import background, wait_for_http
-from tests.support.redis_server import free_port
+from tests.security.conftest import serving
 from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
@@ -52,18 +51,13 @@ async def _issue(client: Client, stage_arn: str, headers: list[tuple[str, str]])
 
 @pytest.fixture(scope="module")
 def served(module_env: dict[str, str]) -> Iterator[str]:
-    """`token-service serve` (uvicorn): repeated headers reach the app as sent only through
-    a real server (the in-process test client folds them into one)."""
-    port = free_port()
+    """A real server: repeated headers reach the app as sent only through one (the
+    in-process test client folds them into one)."""
     env = module_env | {
         "TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET,
         "TOKEN_SERVICE_ADMIN_TOKENS": ADMIN_TOKEN,
-        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "secret",
     }
-    with background("serve", "--port", str(port), env=env) as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz", proc=proc)
+    with serving(env) as base:
         yield base
 
 
