@@ -240,6 +240,8 @@ class FaultRun:
     """A load run with one fault: the outcomes, and when the fault began and ended."""
 
     outcomes: list[Outcome]
+    #: When the start action was called (a server being killed may already refuse).
+    starting: float
     #: When the fault was in place (the start action returned).
     began: float
     #: When lifting it started (the end action was called): the fault held until then.
@@ -248,8 +250,9 @@ class FaultRun:
     ended: float
 
     def before(self) -> list[Outcome]:
-        """Answered before the fault began."""
-        return [o for o in self.outcomes if o.answered < self.began]
+        """Answered before the fault started to be put in place: a request answered while
+        Redis was being killed may rightly see it gone already."""
+        return [o for o in self.outcomes if o.answered < self.starting]
 
     def during(self, settle: float = 0.2) -> list[Outcome]:
         """Sent once the fault had settled in, answered while it held."""
@@ -276,6 +279,7 @@ def run_with_fault(
     load.start()
     try:
         wait_until(lambda: load.now() >= before, what="load before the fault")
+        starting = load.now()
         start()
         began = load.now()
         wait_until(lambda: load.now() >= began + during, what="load during the fault")
@@ -284,7 +288,7 @@ def run_with_fault(
         end()
     ended = load.now()
     wait_until(lambda: load.now() >= ended + after, what="load after the fault")
-    return FaultRun(load.stop(), began, lifting, ended)
+    return FaultRun(load.stop(), starting, began, lifting, ended)
 
 
 def summary(run: FaultRun) -> str:
