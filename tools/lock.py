@@ -17,10 +17,11 @@ The resolution is universal (one file for every platform and Python from 3.11 on
 environment markers) and carries the hashes of every distribution file of each pinned
 release, so the same file installs on a developer's laptop and in an arm64 image.
 
-Each file's first line records a digest of the requirements it was made from. `check`
-recomputes it from pyproject.toml and also checks that every requirement is pinned to a
-release its range allows; tests/packaging/test_lock.py runs it, so a change to the
-dependencies without `make lock` fails the suite.
+Each file's first line records a digest of the pyproject.toml it was made from, the whole
+file: any edit to it is followed by `make lock`, so the lock files are never older than
+the project file (which is what a clean checkout's checks compare). `check` recomputes the
+digest and also checks that every requirement is pinned to a release its range allows;
+tests/packaging/test_lock.py runs it, so an edit without `make lock` fails the suite.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ PYPROJECT = ROOT / "pyproject.toml"
 LOCK_DIR = ROOT / "requirements"
 #: The oldest Python the project supports; the universal resolution covers it and newer.
 PYTHON_VERSION = "3.11"
-_STAMP = re.compile(r"^# inputs-sha256: (?P<digest>[0-9a-f]{64})$")
+_STAMP = re.compile(r"^# pyproject-sha256: (?P<digest>[0-9a-f]{64})$")
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 
 
@@ -52,10 +53,9 @@ def lock_inputs(pyproject: Path = PYPROJECT) -> dict[str, list[str]]:
     return {"build.txt": build, "runtime.txt": runtime, "test.txt": test}
 
 
-def digest(requirements: list[str]) -> str:
-    """A digest of the requirements themselves: comments and order in pyproject don't count."""
-    normal = sorted({re.sub(r"\s+", "", requirement).lower() for requirement in requirements})
-    return hashlib.sha256("\n".join(normal).encode()).hexdigest()
+def digest(pyproject: Path = PYPROJECT) -> str:
+    """The digest the lock files are stamped with: of pyproject.toml's bytes."""
+    return hashlib.sha256(pyproject.read_bytes()).hexdigest()
 
 
 def pins(lock: Path) -> dict[str, list[str]]:
@@ -85,8 +85,8 @@ def problems(lock_dir: Path = LOCK_DIR, pyproject: Path = PYPROJECT) -> list[str
             continue
         first = lock.read_text(encoding="utf-8").partition("\n")[0]
         stamp = _STAMP.match(first)
-        if stamp is None or stamp["digest"] != digest(requirements):
-            found.append(f"requirements/{name} was made from other requirements than now")
+        if stamp is None or stamp["digest"] != digest(pyproject):
+            found.append(f"requirements/{name} was made from another pyproject.toml")
         pinned = pins(lock)
         for text in requirements:
             requirement = Requirement(text)
@@ -120,7 +120,7 @@ def compile_locks(lock_dir: Path = LOCK_DIR) -> None:
                 check=True,
             )  # fmt: skip
             body = output.read_text(encoding="utf-8")
-        stamp = f"# inputs-sha256: {digest(requirements)}\n"
+        stamp = f"# pyproject-sha256: {digest()}\n"
         (lock_dir / name).write_text(stamp + body, encoding="utf-8")
         print(f"wrote requirements/{name}")
 
