@@ -68,22 +68,35 @@ class OperatorClients:
 
 
 @asynccontextmanager
+async def operator_redis(
+    settings: Settings, *, connect_redis: bool = True
+) -> AsyncIterator[RedisClient | None]:
+    """A command's Redis client (None without TOKEN_SERVICE_REDIS_URL), closed when it is
+    done. With `connect_redis` false, connecting is left to the caller (which may tolerate
+    failure)."""
+    if settings.redis.url is None:
+        yield None
+        return
+    client = build_redis(
+        settings.redis.url.reveal(), timeout_seconds=OPERATOR_REDIS_TIMEOUT_SECONDS
+    )
+    try:
+        if connect_redis:
+            await connect(client)
+        yield client
+    finally:
+        await close_redis(client)
+
+
+@asynccontextmanager
 async def operator_clients(
     settings: Settings, *, connect_redis: bool = True
 ) -> AsyncIterator[OperatorClients]:
-    """The IVS adapter and Redis client of a command, closed when it is done. With
-    `connect_redis` false, connecting is left to the caller (which may tolerate failure)."""
+    """The IVS adapter and Redis client of a command (`operator_redis`), closed when it is
+    done."""
     ivs = build_operator_ivs(settings)
-    redis_client = (
-        build_redis(settings.redis.url.reveal(), timeout_seconds=OPERATOR_REDIS_TIMEOUT_SECONDS)
-        if settings.redis.url is not None
-        else None
-    )
     try:
-        if redis_client is not None and connect_redis:
-            await connect(redis_client)
-        yield OperatorClients(ivs, redis_client)
+        async with operator_redis(settings, connect_redis=connect_redis) as redis_client:
+            yield OperatorClients(ivs, redis_client)
     finally:
-        if redis_client is not None:
-            await close_redis(redis_client)
         ivs.close()

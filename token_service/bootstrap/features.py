@@ -76,12 +76,10 @@ def build_authentication(settings: Settings, http: httpx.AsyncClient) -> Authent
     auth = settings.auth
     shared = None
     if auth.shared_secret is not None:
-        # With OIDC configured too, issuer/audience belong to the OIDC provider.
-        only_shared = auth.jwks_url is None
         shared = SharedSecretAuthenticator(
             auth.shared_secret.reveal_bytes(),
-            issuer=auth.issuer if only_shared else None,
-            audience=auth.audience if only_shared else None,
+            issuer=auth.shared_secret_issuer,
+            audience=auth.shared_secret_audience,
             user_id_claim=auth.user_id_claim,
             roles_claim=auth.roles_claim,
             leeway_seconds=auth.leeway_seconds,
@@ -177,30 +175,36 @@ def build_rate_limits(settings: Settings) -> RateLimits:
     return RateLimits(user=settings.limits.user, ip=settings.limits.ip, stage=settings.limits.stage)
 
 
-def build_demo_settings(settings: Settings) -> DemoSettings:
-    """The demo page's settings; it mints demo app-user JWTs with the shared secret, with the
-    issuer and audience the service checks when the secret is the only method."""
+def build_user_token_minter(settings: Settings) -> UserTokenMinter | None:
+    """Mints app-user JWTs as the app's own login would, with the shared secret and the
+    issuer and audience the service checks; None without a shared secret. Used by
+    `token-service user-token`, `serve --dev`'s banner and the demo page."""
     secret = settings.auth.shared_secret
-    minter: UserTokenMinter | None = None
-    if secret is not None:
-        only_shared = settings.auth.jwks_url is None
-        issuer = settings.auth.issuer if only_shared else None
-        audience = settings.auth.audience if only_shared else None
+    if secret is None:
+        return None
+    key = secret.reveal_bytes()
+    issuer = settings.auth.shared_secret_issuer
+    audience = settings.auth.shared_secret_audience
 
-        def minter(sub: str, roles: Sequence[str], ttl_seconds: int) -> str:
-            return mint_user_token(
-                secret.reveal_bytes(),
-                sub=sub,
-                roles=list(roles),
-                ttl_seconds=ttl_seconds,
-                issuer=issuer,
-                audience=audience,
-            )
+    def mint(sub: str, roles: Sequence[str], ttl_seconds: int) -> str:
+        return mint_user_token(
+            key,
+            sub=sub,
+            roles=list(roles),
+            ttl_seconds=ttl_seconds,
+            issuer=issuer,
+            audience=audience,
+        )
 
+    return mint
+
+
+def build_demo_settings(settings: Settings) -> DemoSettings:
+    """The demo page's settings."""
     return DemoSettings(
         enabled=settings.demo_enabled,
         dev=settings.dev,
         stage_arn=settings.http.demo_stage_arn,
         web_sdk_dir=settings.http.web_sdk_dir,
-        mint_user_token=minter,
+        mint_user_token=build_user_token_minter(settings),
     )

@@ -22,10 +22,9 @@ from pathlib import Path
 import boto3
 import uvicorn
 
-from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
 from token_service.bootstrap.clients import build_operator_ivs
-from token_service.bootstrap.features import build_policy
+from token_service.bootstrap.features import build_policy, build_user_token_minter
 from token_service.bootstrap.keys import build_key_ring
 from token_service.config import Settings, load_settings
 from token_service.emulator.server import EmulatorServer
@@ -164,15 +163,9 @@ def run_dev(*, host: str, port: int, env: Mapping[str, str]) -> int:
                 ),
             )
             key_arn = asyncio.run(_import_key(settings))
-            assert settings.auth.shared_secret is not None  # noqa: S101 - set just above
-            user_token = mint_user_token(
-                settings.auth.shared_secret.reveal_bytes(),
-                sub="demo-user",
-                roles=["publisher"],
-                ttl_seconds=12 * 3600,
-                issuer=settings.auth.issuer,
-                audience=settings.auth.audience,
-            )
+            mint = build_user_token_minter(settings)
+            assert mint is not None  # noqa: S101 - the dev environment always has a secret
+            user_token = mint("demo-user", ["publisher"], 12 * 3600)
             app = create_app(settings)
             shown_host = "127.0.0.1" if host in {"0.0.0.0", "::"} else host  # noqa: S104
             _print_banner(

@@ -95,26 +95,17 @@ def _participants(args: argparse.Namespace) -> int:
 
 
 def _user_token(args: argparse.Namespace) -> int:
-    from token_service.auth import mint_user_token
+    from token_service.bootstrap.features import build_user_token_minter
 
-    settings = _settings()
-    secret = settings.auth.shared_secret
-    if secret is None:
+    mint = build_user_token_minter(_settings())
+    if mint is None:
         print(
             "token-service: user-token needs TOKEN_SERVICE_AUTH_SHARED_SECRET (or _FILE)",
             file=sys.stderr,
         )
         return EXIT_CONFIG
     roles = [r.strip() for r in args.roles.split(",") if r.strip()] if args.roles else []
-    only_shared = settings.auth.jwks_url is None
-    token = mint_user_token(
-        secret.reveal_bytes(),
-        sub=args.sub,
-        roles=roles,
-        ttl_seconds=args.ttl,
-        issuer=settings.auth.issuer if only_shared else None,
-        audience=settings.auth.audience if only_shared else None,
-    )
+    token = mint(args.sub, roles, args.ttl)
     # The token itself is the output: on stdout, with no trailing text to strip.
     print(token)
     return 0

@@ -12,7 +12,7 @@ import json
 
 import msgspec
 
-from token_service.bootstrap.clients import operator_clients
+from token_service.bootstrap.clients import operator_redis
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
 from token_service.mapping.store import RedisMappingStore
@@ -24,8 +24,8 @@ def _print(value: object) -> None:
 
 
 async def run_participants_command(settings: Settings, args: argparse.Namespace) -> int:
-    async with operator_clients(settings) as clients:
-        if clients.redis is None:
+    async with operator_redis(settings) as redis_client:
+        if redis_client is None:
             raise ConfigurationError(
                 [
                     "TOKEN_SERVICE_REDIS_URL: the participants commands read the shared mapping "
@@ -33,7 +33,7 @@ async def run_participants_command(settings: Settings, args: argparse.Namespace)
                 ]
             )
         store = RedisMappingStore(
-            clients.redis, retention_seconds=settings.mapping.retention_seconds
+            redis_client, retention_seconds=settings.mapping.retention_seconds
         )
         if args.participants_command == "show":
             view = await store.get(args.participant_id)

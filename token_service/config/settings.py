@@ -34,6 +34,16 @@ class AuthSettings:
     def configured(self) -> bool:
         return self.shared_secret is not None or self.jwks_url is not None
 
+    @property
+    def shared_secret_issuer(self) -> str | None:
+        """The `iss` of shared-secret tokens: the configured one only when the secret is the
+        only method (with OIDC too, the issuer and audience are the provider's)."""
+        return self.issuer if self.jwks_url is None else None
+
+    @property
+    def shared_secret_audience(self) -> str | None:
+        return self.audience if self.jwks_url is None else None
+
 
 @dataclass(frozen=True)
 class ServerSettings:
