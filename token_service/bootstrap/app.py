@@ -70,6 +70,7 @@ from token_service.bootstrap.features import (
     build_demo_settings,
     build_issuer,
     build_ivs_budget,
+    build_lookup_budget,
     build_policy,
     build_rate_limits,
 )
@@ -117,13 +118,14 @@ def create_app(
         connect_timeout=settings.redis.timeout_seconds,
     )
     ivs_budget = build_ivs_budget(settings, redis_client, metrics, lane)
+    lookup_budget = build_lookup_budget(settings, redis_client, metrics)
     ivs = Ivs(
         ivs_client or build_ivs(settings),
         IVS_WORKERS,
         retry=RetryPolicy(
             max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
         ),
-        pacers={"CreateParticipantToken": ivs_budget},
+        pacers={"CreateParticipantToken": ivs_budget, "GetStage": lookup_budget},
         on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
     )
     cache: Cache = (
@@ -191,11 +193,14 @@ def create_app(
     if settings.mode is not Mode.LOCAL:
         # Joins the replicas sharing the budget, so each knows its share at once.
         starters.append(ivs_budget.start)
+    if settings.mode is not Mode.IVS:
+        starters.append(lookup_budget.start)
     starters.append(mapping.start)
     closers: list[Callable[[], Awaitable[None]]] = [
         mapping.close,
         key_runtime.close,
         ivs_budget.close,
+        lookup_budget.close,
     ]
     if lane is not None:
         closers.append(lane.close)

@@ -1,5 +1,5 @@
 """Each feature's object built from settings: the policy, authentication, the issuers, the
-CreateParticipantToken budget and the rate limits."""
+CreateParticipantToken and GetStage budgets and the rate limits."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from token_service.http.routes.demo import DemoSettings, UserTokenMinter
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
 from token_service.ivs.budget import (
+    IVS_GET_STAGE_QUOTA_PER_SECOND,
     BudgetRate,
     IvsTokenBudget,
     MemorySlots,
@@ -146,6 +147,43 @@ def build_ivs_budget(
 
     return IvsTokenBudget(
         slots, max_wait_seconds=settings.ivs.token_max_wait_ms / 1000, on_decision=record
+    )
+
+
+def build_lookup_budget(
+    settings: Settings,
+    redis_client: RedisClient | None,
+    metrics: Metrics,
+) -> IvsTokenBudget:
+    """The GetStage budget: stage lookups of every replica, under IVS's 5/s per account.
+
+    Only admitted requests look a stage up, so each user's and IP's limits bound what
+    they can spend of it; this budget bounds all of them together, so IVS never
+    throttles GetStage for the account (its other users, the operator's own tools).
+    """
+    rate = BudgetRate.of(settings.ivs.lookup_rate, IVS_GET_STAGE_QUOTA_PER_SECOND)
+    warning = quota_warning(rate, "TOKEN_SERVICE_IVS_LOOKUP_RATE", "GetStage")
+    if warning is not None and settings.mode is not Mode.IVS:
+        log.warning(warning)
+    slots: SlotStore
+    if redis_client is not None:
+        slots = RedisSlots(
+            redis_client,
+            rate,
+            scope=f"get-stage:{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
+            on_error=settings.ivs.token_on_redis_error.value,
+            timeout_seconds=min(
+                1.0, max(settings.redis.timeout_seconds, settings.ivs.lookup_max_wait_ms / 1000)
+            ),
+            name="IVS stage lookup budget",
+        )
+    else:
+        slots = MemorySlots(rate)
+    return IvsTokenBudget(
+        slots,
+        max_wait_seconds=settings.ivs.lookup_max_wait_ms / 1000,
+        on_decision=lambda outcome, _: metrics.ivs_lookup_budget_decisions.labels(outcome).inc(),
+        operation="GetStage",
     )
 
 

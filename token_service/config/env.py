@@ -372,6 +372,10 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         stage_not_found_cache_seconds=r.integer(
             "STAGE_NOT_FOUND_CACHE_SECONDS", defaults.ivs.stage_not_found_cache_seconds, 0, 3600
         ),
+        lookup_rate=r.convert("IVS_LOOKUP_RATE", defaults.ivs.lookup_rate, Rate.parse),
+        lookup_max_wait_ms=r.integer(
+            "IVS_LOOKUP_MAX_WAIT_MS", defaults.ivs.lookup_max_wait_ms, 0, 10_000
+        ),
     )
     keys = KeySettings(
         store=r.choice("KEY_STORE", defaults.keys.store, KeyStoreKind),

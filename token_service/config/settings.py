@@ -90,6 +90,10 @@ class IvsSettings:
     fallback_to_local: bool = False
     stage_cache_seconds: int = 6 * 3600
     stage_not_found_cache_seconds: int = 60
+    #: The GetStage budget shared by every replica (IVS allows 5/s per account): stage
+    #: lookups for uncached stages, made only for admitted requests.
+    lookup_rate: Rate = field(default_factory=lambda: Rate(3, 1))
+    lookup_max_wait_ms: int = 1000
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: CreateParticipantToken's quota per account and region (not adjustable).
 IVS_TOKEN_QUOTA_PER_SECOND = 50
+#: GetStage's quota per account and region (IVS real-time service quotas).
+IVS_GET_STAGE_QUOTA_PER_SECOND = 5
 #: Both keys of the script share this hash tag: one slot in Redis Cluster.
 HASH_TAG = "{ts-ivs}"
 #: A replica that took no slot for this long no longer counts as sharing the budget.
@@ -66,16 +68,23 @@ class BudgetExhausted(ServiceUnavailable):
 
 @dataclass(frozen=True)
 class BudgetRate:
-    """`count` calls per `period_seconds`, `burst` at once; intervals in microseconds."""
+    """`count` calls per `period_seconds`, `burst` at once, under IVS's `quota` per
+    second for the operation; intervals in microseconds."""
 
     count: int
     period_seconds: float
     burst: int = 1
+    quota: int = IVS_TOKEN_QUOTA_PER_SECOND
 
     @classmethod
-    def of(cls, rate: Rate) -> BudgetRate:
+    def of(cls, rate: Rate, quota: int = IVS_TOKEN_QUOTA_PER_SECOND) -> BudgetRate:
         # Burst defaults to 1, not to `count`: a burst adds to any one second's calls.
-        return cls(count=rate.count, period_seconds=rate.period_seconds, burst=rate.burst or 1)
+        return cls(
+            count=rate.count,
+            period_seconds=rate.period_seconds,
+            burst=rate.burst or 1,
+            quota=quota,
+        )
 
     @property
     def interval_us(self) -> int:
@@ -88,7 +97,7 @@ class BudgetRate:
 
     def shared_by(self, replicas: int) -> BudgetRate:
         """This rate divided between `replicas` processes (each gets a burst of 1)."""
-        return BudgetRate(self.count, self.period_seconds * max(1, replicas), 1)
+        return BudgetRate(self.count, self.period_seconds * max(1, replicas), 1, self.quota)
 
     def late_tolerance(self) -> float:
         """How late (seconds) a call may leave after its slot and still fit the quota.
@@ -97,7 +106,7 @@ class BudgetRate:
         calls; half of the quota's headroom goes to that, half is left for the network
         and IVS's own clock. At least 5 ms: a budget with no headroom is warned about.
         """
-        headroom = IVS_TOKEN_QUOTA_PER_SECOND - 1 - self.worst_second
+        headroom = self.quota - 1 - self.worst_second
         tolerance = headroom / 2 * self.interval_us / 1e6
         return min(1.0, max(0.005, tolerance))
 
@@ -105,14 +114,18 @@ class BudgetRate:
         return f"{self.count}/{self.period_seconds:g}s;burst={self.burst}"
 
 
-def quota_warning(rate: BudgetRate) -> str | None:
+def quota_warning(
+    rate: BudgetRate,
+    variable: str = "TOKEN_SERVICE_IVS_TOKEN_RATE",
+    operation: str = "CreateParticipantToken",
+) -> str | None:
     """A start-up warning when the budget could exceed IVS's quota in some second."""
-    if rate.worst_second <= IVS_TOKEN_QUOTA_PER_SECOND:
+    if rate.worst_second <= rate.quota:
         return None
     return (
-        f"TOKEN_SERVICE_IVS_TOKEN_RATE {rate.describe()} allows up to "
-        f"{rate.worst_second:.0f} CreateParticipantToken calls in one second, over IVS's "
-        f"fixed {IVS_TOKEN_QUOTA_PER_SECOND}/s: expect upstream throttling (answered as 503)"
+        f"{variable} {rate.describe()} allows up to "
+        f"{rate.worst_second:.0f} {operation} calls in one second, over IVS's "
+        f"fixed {rate.quota}/s: expect upstream throttling (answered as 503)"
     )
 
 
@@ -252,10 +265,13 @@ class RedisSlots:
         on_degraded: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         lane: RedisLane | None = None,
+        name: str = "IVS token budget",
     ) -> None:
         if on_error not in {"local", "deny"}:
             raise ValueError("on_error must be 'local' or 'deny'")
         self.rate = rate
+        #: For log lines: which budget (the token budget, the stage lookup budget).
+        self.name = name
         self._client = client
         # Every CreateParticipantToken takes a slot: over the lane when there is one.
         self._script = script_call(client, lane, _SCRIPT)
@@ -306,7 +322,8 @@ class RedisSlots:
                 replicas = await self._heartbeat(keys=self._keys[1:], args=args)
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning(
-                "IVS token budget: Redis heartbeat failed (%s); %d replica(s) assumed",
+                "%s: Redis heartbeat failed (%s); %d replica(s) assumed",
+                self.name,
                 exc.__class__.__name__,
                 self.replicas,
             )
@@ -322,7 +339,8 @@ class RedisSlots:
             except (RedisError, OSError, TimeoutError) as exc:
                 self._open_until = self._clock() + self._breaker_seconds
                 log.warning(
-                    "IVS token budget: Redis failed (%s); %s for %.1fs",
+                    "%s: Redis failed (%s); %s for %.1fs",
+                    self.name,
                     exc.__class__.__name__,
                     self._degraded_behaviour(),
                     self._breaker_seconds,
@@ -331,7 +349,7 @@ class RedisSlots:
 
     def _degraded_behaviour(self) -> str:
         if self._on_error == "deny":
-            return "refusing CreateParticipantToken"
+            return "refusing every call"
         return f"using this replica's share (1/{self.replicas}) of the budget"
 
     @property
@@ -413,8 +431,11 @@ class IvsTokenBudget:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         on_decision: Callable[[str, float], None] | None = None,
+        operation: str = "CreateParticipantToken",
     ) -> None:
         self._slots = slots
+        #: The IVS operation this budget paces (for the refusal's message).
+        self.operation = operation
         self.max_wait_seconds = max_wait_seconds
         self._sleep = sleep
         self._clock = clock
@@ -459,7 +480,7 @@ class IvsTokenBudget:
         if not answer.granted:
             self._record("refused", 0.0)
             raise BudgetExhausted(
-                "IVS's CreateParticipantToken capacity is in use; retry shortly",
+                f"IVS's {self.operation} capacity is in use; retry shortly",
                 retry_after=max(answer.retry_after, 0.001),
             )
         self._record("waited" if answer.wait_seconds > 0 else "immediate", answer.wait_seconds)

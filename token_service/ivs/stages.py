@@ -71,14 +71,27 @@ class StageDirectory:
             )
         return parsed
 
-    async def resolve(self, arn: str) -> StageInfo:
+    async def cached(self, arn: str) -> StageInfo | None:
+        """The stage as cached, without calling IVS: None when only GetStage can tell.
+
+        Raises `StageNotFound` for a stage IVS recently said does not exist, and refuses
+        stages this service does not serve, so a request can be answered before it is
+        admitted only when answering costs no IVS call.
+        """
         self.check_served(arn)
         cached = await self._cache.get("stage:" + arn)
         if cached == _NOT_FOUND:
             raise StageNotFound(f"stage {arn} does not exist")
-        if cached is not None:
-            data = json.loads(cached)
-            return StageInfo(arn, data["id"], data["events"], data["whip"])
+        if cached is None:
+            return None
+        data = json.loads(cached)
+        return StageInfo(arn, data["id"], data["events"], data["whip"])
+
+    async def resolve(self, arn: str) -> StageInfo:
+        """The stage from the cache, else from GetStage (paced by the lookup budget)."""
+        known = await self.cached(arn)
+        if known is not None:
+            return known
         pending = self._inflight.get(arn)
         if pending is not None:
             return await asyncio.shield(pending)

@@ -100,6 +100,12 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
             registry=self.registry,
         )
+        self.ivs_lookup_budget_decisions = Counter(
+            "token_service_ivs_lookup_budget_decisions",
+            "GetStage budget answers (stage lookups): immediate, waited (for a slot), refused",
+            ["outcome"],
+            registry=self.registry,
+        )
         self.ivs_budget_degraded = Counter(
             "token_service_ivs_budget_degraded",
             "Budget decisions made without Redis, by the configured fallback (local, deny)",

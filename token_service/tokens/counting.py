@@ -23,8 +23,8 @@ class CountingIssuer:
     def signer(self) -> Signer:
         return self._inner.signer
 
-    async def prepare(self, grant: Grant) -> PreparedToken | None:
-        prepared = await self._inner.prepare(grant)
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> PreparedToken | None:
+        prepared = await self._inner.prepare(grant, admitted=admitted)
         # Counted before signing: a token prepared but never signed makes the count an
         # upper bound, never short.
         if prepared is not None and prepared.facts.key_arn is not None:

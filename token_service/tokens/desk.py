@@ -5,8 +5,9 @@ gate) -> issue (issuer) -> respond (api). This module is the middle of that line
 kept free of HTTP so the exchange route and the CLI can share it.
 
 Order matters: a policy refusal consumes no limit; a rate-limited or banned request
-costs no signature and no IVS call; the mapping record is stored before the token
-exists (local mode) or before it is returned (ivs mode), never after.
+costs no signature and no IVS call (not even GetStage for an uncached stage); the
+mapping record is stored before the token exists (local mode) or before it is returned
+(ivs mode), never after.
 """
 
 from __future__ import annotations
@@ -152,6 +153,9 @@ class TokenDesk:
         grant = self._policy.decide(caller.user, request)
         limits = limits_for(self._policy, self._rate_limits, caller, grant.stage_arn)
         started = self._clock()
+        # No IVS call before admission: a stage not in the cache is looked up only once
+        # the request has passed its limits (else any app user could spend the
+        # account's GetStage quota with made-up stage ARNs, at no cost to their limits).
         prepared = await self._issuer.prepare(grant)
         record = record_for(prepared.facts, caller) if prepared is not None else None
         admission = await self._gate.admit(
@@ -160,6 +164,12 @@ class TokenDesk:
         decision = settle(admission, self._hooks)
         deferred = admission.record_deferred
         try:
+            if prepared is None:
+                # Admitted: only now may the stage cost a GetStage call.
+                prepared = await self._issuer.prepare(grant, admitted=True)
+                if prepared is not None:
+                    record = record_for(prepared.facts, caller)
+                    deferred = await self._gate.record(record)
             if prepared is not None and record is not None:
                 token = prepared.sign()
             else:

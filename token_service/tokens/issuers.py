@@ -57,15 +57,26 @@ class Issuer(Protocol):
         """Who signs the next token (as far as known before issuing it)."""
         ...
 
-    async def prepare(self, grant: Grant) -> PreparedToken | None:
-        """A local token ready to record then sign, or None when only `issue` can tell."""
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> PreparedToken | None:
+        """A local token ready to record then sign, or None when only `issue` can tell.
+
+        Before the request is admitted (`admitted=False`) nothing may cost an IVS call:
+        None then also when the stage's endpoints are not cached. Once admitted, the
+        stage may be looked up (GetStage, under the lookup budget).
+        """
         ...
 
     async def issue(self, grant: Grant) -> IssuedToken: ...
 
 
 class StageResolver(Protocol):
-    async def resolve(self, arn: str) -> StageInfo: ...
+    async def cached(self, arn: str) -> StageInfo | None:
+        """The stage as cached (no IVS call), or None."""
+        ...
+
+    async def resolve(self, arn: str) -> StageInfo:
+        """The stage, from the cache or from GetStage."""
+        ...
 
 
 class ServedStages(Protocol):
@@ -168,9 +179,18 @@ class LocalIssuer:
         self._stages = stages
         self._clock = clock
 
-    async def prepare(self, grant: Grant) -> PreparedToken:
-        """Everything but the signature: the caller records it first, then signs."""
-        stage = await self._stages.resolve(grant.stage_arn)
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> PreparedToken | None:
+        """Everything but the signature: the caller records it first, then signs.
+
+        Not yet admitted, a stage whose endpoints are not cached gives None: looking it
+        up costs a GetStage call, which only an admitted request may spend.
+        """
+        if not admitted:
+            cached = await self._stages.cached(grant.stage_arn)
+            return None if cached is None else self._prepare(cached, grant)
+        return self._prepare(await self._stages.resolve(grant.stage_arn), grant)
+
+    def _prepare(self, stage: StageInfo, grant: Grant) -> PreparedToken:
         return prepare_token(
             stage=stage,
             grant=grant,
@@ -181,7 +201,7 @@ class LocalIssuer:
         )
 
     async def issue(self, grant: Grant) -> IssuedToken:
-        return (await self.prepare(grant)).sign()
+        return self._prepare(await self._stages.resolve(grant.stage_arn), grant).sign()
 
 
 @dataclass(frozen=True)
@@ -209,7 +229,7 @@ class PreparedToken:
 class IvsIssuer:
     """Asks IVS for the token with CreateParticipantToken (50 TPS per account and region)."""
 
-    async def prepare(self, grant: Grant) -> PreparedToken | None:
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> PreparedToken | None:
         """IVS chooses the participant id: nothing can be prepared before calling it."""
         return None
 
@@ -270,9 +290,9 @@ class AutoIssuer:
     def signer(self) -> Signer:
         return Signer.LOCAL if self._keys.active() is not None else Signer.IVS
 
-    async def prepare(self, grant: Grant) -> PreparedToken | None:
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> PreparedToken | None:
         if self._keys.active() is not None:
-            return await self._local.prepare(grant)
+            return await self._local.prepare(grant, admitted=admitted)
         return None
 
     async def issue(self, grant: Grant) -> IssuedToken:
@@ -296,7 +316,7 @@ class IvsWithLocalFallback:
         self._local = local
         self._keys = keys
 
-    async def prepare(self, grant: Grant) -> PreparedToken | None:
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> PreparedToken | None:
         return None
 
     async def issue(self, grant: Grant) -> IssuedToken:

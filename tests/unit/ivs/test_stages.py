@@ -62,3 +62,13 @@ def test_stage_of_another_account_is_refused_when_an_account_is_configured() -> 
     _directory().check_served(ARN)
     with pytest.raises(PermissionDenied, match="account"):
         _directory(account="999999999999").check_served(ARN)
+
+
+async def test_an_uncached_stage_is_not_looked_up_before_admission() -> None:
+    """`cached` answers without IVS (`_NoIvs` fails if called): None means "ask later"."""
+    assert await _directory().cached(ARN) is None
+
+
+async def test_a_stage_in_another_region_is_refused_before_admission_too() -> None:
+    with pytest.raises(PermissionDenied):
+        await _directory().cached(ARN.replace("us-east-1", "eu-west-1"))

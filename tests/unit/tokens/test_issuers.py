@@ -27,7 +27,7 @@ class FakeIssuer:
         self.signer = signer
         self.error = error
 
-    async def prepare(self, grant: Grant) -> None:
+    async def prepare(self, grant: Grant, *, admitted: bool = False) -> None:
         return None
 
     async def issue(self, grant: Grant) -> IssuedToken:
