@@ -186,3 +186,31 @@ async def test_acquire_reports_each_decision() -> None:
         await budget.acquire()
 
     assert seen == ["immediate", "waited", "refused"]
+
+
+def test_the_default_lookup_rate_fits_get_stage_quota() -> None:
+    lookups = BudgetRate.of(Rate.parse("3/second"), quota=5)
+
+    assert quota_warning(lookups, "TOKEN_SERVICE_IVS_LOOKUP_RATE", "GetStage") is None
+
+
+def test_a_lookup_rate_over_get_stage_quota_is_warned_about_by_name() -> None:
+    lookups = BudgetRate.of(Rate.parse("6/second"), quota=5)
+
+    warning = quota_warning(lookups, "TOKEN_SERVICE_IVS_LOOKUP_RATE", "GetStage")
+
+    assert warning is not None
+    assert "TOKEN_SERVICE_IVS_LOOKUP_RATE" in warning
+    assert "GetStage" in warning
+    assert "5/s" in warning
+
+
+def test_late_tolerance_counts_the_operations_own_quota() -> None:
+    # GetStage: 5 - 1 - 3 = 1 interval of headroom; half of it, 1/6 s.
+    assert BudgetRate.of(Rate.parse("3/second"), quota=5).late_tolerance() == pytest.approx(
+        1 / 6, rel=1e-3
+    )
+
+
+def test_a_share_keeps_the_operations_quota() -> None:
+    assert BudgetRate.of(Rate.parse("3/second"), quota=5).shared_by(2).quota == 5
