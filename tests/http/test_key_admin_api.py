@@ -53,6 +53,45 @@ async def test_revoke_reports_the_tokens_it_invalidates_and_they_stop_joining(
     assert join(emulator, after["token"]).status_code == 200
 
 
+async def test_revoke_counts_the_tokens_exchanged_with_the_key_too(
+    client: AsyncTestClient[Litestar],
+    signing_key: SigningKey,
+    user_token: MintUserToken,
+    stage_arn: str,
+) -> None:
+    """An exchange signs a new token with the active key: one more token the revoke kills
+    (issue 20, item 3: before, 1 issue + 3 exchanges reported 1)."""
+    issued = await _issue(client, user_token, stage_arn)
+    for _ in range(3):
+        exchanged = await client.post(
+            f"{URL}/{issued['participantId']}/exchange", json={}, headers=bearer(user_token())
+        )
+        assert exchanged.status_code == 200, exchanged.text
+
+    response = await client.post(f"/admin/keys/{signing_key.name}/revoke", headers=ADMIN)
+
+    assert response.json()["invalidatedTokens"] == 4
+
+
+async def test_an_admin_publish_change_is_counted_against_the_key(
+    client: AsyncTestClient[Litestar],
+    signing_key: SigningKey,
+    user_token: MintUserToken,
+    stage_arn: str,
+) -> None:
+    issued = await _issue(client, user_token, stage_arn)
+    promoted = await client.post(
+        f"/admin/participants/{issued['participantId']}/capabilities",
+        json={"publish": True},
+        headers=ADMIN,
+    )
+    assert promoted.status_code == 200, promoted.text
+
+    response = await client.post(f"/admin/keys/{signing_key.name}/revoke", headers=ADMIN)
+
+    assert response.json()["invalidatedTokens"] == 2
+
+
 async def test_revoking_an_unknown_key_is_404(client: AsyncTestClient[Litestar]) -> None:
     assert (await client.post("/admin/keys/nope/revoke", headers=ADMIN)).status_code == 404
 

@@ -166,6 +166,7 @@ def create_app(
         hooks=_IssuanceMetrics(metrics),
         clock=clock or (lambda: datetime.now(UTC)),
         on_exchanged=_exchange_counter(metrics),
+        usage=ring.usage,
     )
     services = Services(
         authenticator=authentication.authenticator,

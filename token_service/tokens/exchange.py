@@ -41,6 +41,7 @@ from token_service.errors import (
     NotFound,
     PermissionDenied,
 )
+from token_service.keys.usage import KeyUsage
 from token_service.mapping.records import (
     CapabilityChange,
     CapabilityOverride,
@@ -109,6 +110,7 @@ class Exchanger:
         clock: Callable[[], datetime] = _utcnow,
         timer: Callable[[], float] = time.perf_counter,
         on_exchanged: Callable[[str, bool], None] | None = None,
+        usage: KeyUsage | None = None,
     ) -> None:
         self._policy = policy
         self._gate = gate
@@ -121,6 +123,9 @@ class Exchanger:
         self._timer = timer
         #: Called with who asked ("participant" or "admin") and whether PUBLISH is granted.
         self._on_exchanged = on_exchanged
+        #: Every token signed here is counted under its key, as a first issue is: a revoke
+        #: reports it, and the key is not safe to delete while it is unexpired.
+        self._usage = usage
 
     async def _exchangeable(self, participant_id: str, owner: Caller | None) -> ParticipantView:
         view = await self._mapping.get(participant_id)
@@ -247,6 +252,10 @@ class Exchanger:
             by=by,
             expires_at=updated.expires_at,
         )
+        # Counted before signing: a token counted but never signed keeps the count an
+        # upper bound, never short.
+        if self._usage is not None:
+            self._usage.record(key.arn, expires)
         # The record first, then the signature: never a token the log does not know.
         if not await self._mapping.exchange(updated, change):
             raise NotFound("no such participant for this user")
