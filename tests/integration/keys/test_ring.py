@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,25 @@ async def test_tokens_issued_beyond_the_planned_safe_time_postpone_it(
         await ring.delete(old.name)
     clock.advance(LIFETIME)
     assert (await ring.delete(old.name)).forced is False
+
+
+async def test_a_delete_before_the_stored_safe_time_is_refused_though_usage_would_allow_it(
+    ivs_client: Any, keys_dir: Path, clock: Clock
+) -> None:
+    """The stored `safeToDeleteAt` is a bound of its own (issue 20, item 8): another replica
+    or an earlier policy may have set it later than this ring's lifetime and counts say."""
+    ring = make_ring(ivs_client, keys_dir, clock)
+    old = await ring.rotate()
+    await ring.rotate()
+    stored = ring.get(old.name)
+    KeyFiles(keys_dir).save(replace(stored, safe_to_delete_at=clock.now + 3 * LIFETIME))
+    restarted = make_ring(ivs_client, keys_dir, clock)
+    clock.advance(2 * LIFETIME)
+
+    with pytest.raises(Conflict):
+        await restarted.delete(old.name)
+    clock.advance(LIFETIME)
+    assert (await restarted.delete(old.name)).forced is False
 
 
 async def test_deleting_a_retiring_key_after_its_safe_time_removes_it_everywhere(
