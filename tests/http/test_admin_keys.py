@@ -66,6 +66,20 @@ async def test_deleting_the_active_key_is_409(client: Client, signing_key: Signi
     assert response.status_code == 409
 
 
+async def test_a_forced_delete_of_the_active_key_is_409_and_it_keeps_signing(
+    client: Client, signing_key: SigningKey, user_token: MintUserToken, stage_arn: str
+) -> None:
+    """Issue 20, item 7: before, it was deleted and every request was 503 until a rotate."""
+    response = await client.delete(f"/admin/keys/{signing_key.name}?force=true", headers=ADMIN)
+    assert response.status_code == 409
+    assert "revoke" in response.json()["detail"]
+    issued = await client.post(
+        "/v1/participant-tokens", json={"stageArn": stage_arn}, headers=bearer(user_token())
+    )
+    assert issued.status_code == 201
+    assert issued.json()["keyArn"] == signing_key.arn
+
+
 async def test_deleting_a_retiring_key_with_unexpired_tokens_is_409(
     client: Client, signing_key: SigningKey
 ) -> None:

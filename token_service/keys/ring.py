@@ -562,10 +562,13 @@ class KeyRing:
         async with self._mutating() as lease:
             key = self.get(name)
             now = self._clock()
-            if key.status is KeyStatus.ACTIVE and not force:
+            if key.status is KeyStatus.ACTIVE:
+                # Even forced: deleting the active key would leave no key to sign with, and
+                # every request 503 until someone rotates. Revoke does the same deletion
+                # and puts a successor in its place.
                 raise Conflict(
-                    f"key {name} is the active signing key; rotate first (or revoke it if it "
-                    "is compromised)"
+                    f"key {name} is the active signing key; rotate first, or revoke it if it "
+                    "is compromised (revoke deletes it at once and activates a successor)"
                 )
             unsafe = False
             if key.status is KeyStatus.RETIRING:
@@ -578,9 +581,7 @@ class KeyRing:
                         "deleting now invalidates them (use force=true for a compromised key)"
                     )
             await self._remove(lease, key)
-            return DeleteResult(
-                key=key, forced=force and (unsafe or key.status is KeyStatus.ACTIVE)
-            )
+            return DeleteResult(key=key, forced=force and unsafe)
 
     async def revoke(self, name: str) -> Revocation:
         """A compromised key: DeletePublicKey at once; a successor signs if it was active."""
