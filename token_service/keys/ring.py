@@ -584,26 +584,51 @@ class KeyRing:
             return DeleteResult(key=key, forced=force and unsafe)
 
     async def revoke(self, name: str) -> Revocation:
-        """A compromised key: DeletePublicKey at once; a successor signs if it was active."""
+        """A compromised key: DeletePublicKey at once; a successor signs if it was active.
+
+        For the active key, the successor is made ready first (a prepared `next` key, or
+        one imported while an IVS slot is free), then the compromised key is deleted at
+        IVS and one commit removes it and activates the successor: other replicas go from
+        the old key to the new with no moment without an active key. Only with all three
+        IVS slots taken and no `next` key must the deletion come first, and that moment
+        (one ImportPublicKey long) exists.
+        """
         async with self._mutating() as lease:
             key = self.get(name)
             now = self._clock()
             await self._collect_usage()
             invalidated = await self.usage.unexpired(key.arn, now)
-            # The compromised key goes first: while it is registered, its tokens still join.
-            await self._remove(lease, key)
             if key.status is not KeyStatus.ACTIVE:
+                await self._remove(lease, key)
                 return Revocation(key, invalidated, self.usage.meaning, self._state_active())
+            candidate: SigningKey | None = None
+            problem: str | None = None
             try:
                 candidate = self._next_key()
-                if candidate is None:
+                if candidate is None and len(self._keys) < IVS_KEY_LIMIT:
                     self._require_writable("replace the revoked key")
                     candidate = await self._import_key(now, KeyStatus.NEXT)
-                successor = self._activate(candidate, now)
-                await self._commit(lease, save=(successor,))
             except DomainError as exc:
-                log.error("no key replaced the revoked key %s: %s", name, exc.detail)  # noqa: TRY400 - the detail says it all
-                return Revocation(key, invalidated, self.usage.meaning, None, exc.detail)
+                problem = exc.detail
+            # The compromised key goes now: while it is registered, its tokens still join.
+            with contextlib.suppress(NotFound):
+                await self._registry.delete_public_key(key.arn)
+            if candidate is None and problem is None:
+                try:
+                    # All three slots were taken: the deletion just freed one.
+                    self._require_writable("replace the revoked key")
+                    await self._commit(lease, remove=(key,))
+                    candidate = await self._import_key(now, KeyStatus.NEXT)
+                except DomainError as exc:
+                    problem = exc.detail
+            if candidate is None:
+                if key.name in self._keys:
+                    await self._commit(lease, remove=(key,))
+                log.error("no key replaced the revoked key %s: %s", name, problem)
+                return Revocation(key, invalidated, self.usage.meaning, None, problem)
+            successor = self._activate(candidate, now)
+            removed = (key,) if key.name in self._keys else ()
+            await self._commit(lease, save=(successor,), remove=removed)
             return Revocation(key, invalidated, self.usage.meaning, successor)
 
     async def scheduled_step(

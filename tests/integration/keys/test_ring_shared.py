@@ -70,6 +70,35 @@ async def test_a_key_deleted_through_the_shared_state_is_never_signed_with_from_
     assert fresh.active() is None
 
 
+async def test_revoking_the_active_key_leaves_other_replicas_no_moment_without_one(
+    ivs_client: Any, keys_dir: Path, clock: Clock, redis_client: Any
+) -> None:
+    """Issue 20, item 7: the revoked key's removal and its successor's activation are one
+    commit; before, a replica refreshing between the two had no key (a 503)."""
+    writer = make_ring(ivs_client, keys_dir, clock, redis_client=redis_client)
+    compromised = await writer.rotate()
+    replica = make_ring(ivs_client, keys_dir, clock, redis_client=redis_client)
+    await replica.refresh(force=True)
+    seen: list[str | None] = []
+    # The one seam between the two commits of a revoke.
+    shared = writer._shared
+    assert shared is not None
+    commit = shared.commit
+
+    async def commit_then_look(lease: Any, changes: Any) -> int:
+        generation = await commit(lease, changes)
+        await replica.refresh(force=True)
+        active = replica.active()
+        seen.append(active.name if active is not None else None)
+        return generation
+
+    shared.commit = commit_then_look  # type: ignore[method-assign]
+    revocation = await writer.revoke(compromised.name)
+
+    assert revocation.active is not None
+    assert seen == [revocation.active.name]
+
+
 async def test_a_write_after_the_lease_expired_is_refused(redis_client: Any) -> None:
     state = RedisKeyState(redis_client)
     lease = await RedisLock(redis_client).acquire(LOCK_KEY, ttl_seconds=0.05)
