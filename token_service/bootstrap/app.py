@@ -182,6 +182,7 @@ def create_app(
         else None,
         readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
         exchanger=exchanger,
+        proxy_header=settings.http.trusted_proxy_header,
     )
 
     starters: list[Starter] = []
