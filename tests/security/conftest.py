@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 from botocore.config import Config as BotoConfig
 
 from tests.http.conftest import rotate_key
@@ -108,3 +109,14 @@ def serving_logged(env: dict[str, str], log: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@pytest.fixture(scope="module")
+def module_redis_url(redis_url: str) -> str:
+    """The session's Redis server, emptied for this module: a module's served processes share
+    its key state, which another module's signing key (still marked active there) would
+    contradict."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    client.flushdb()
+    client.close()
+    return redis_url

@@ -42,12 +42,12 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def served(module_env: dict[str, str], redis_url: str, log_file: Path) -> Iterator[str]:
+def served(module_env: dict[str, str], module_redis_url: str, log_file: Path) -> Iterator[str]:
     env = module_env | {
         "TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET,
         "TOKEN_SERVICE_ADMIN_TOKENS": ADMIN,
         "TOKEN_SERVICE_EVENTS_SECRET": EVENTS_SECRET,
-        "TOKEN_SERVICE_REDIS_URL": redis_url,
+        "TOKEN_SERVICE_REDIS_URL": module_redis_url,
     }
     with serving_logged(env, log_file) as base:
         yield base

@@ -46,10 +46,12 @@ def log_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def behind_proxy(module_env: dict[str, str], redis_url: str, log_file: Path) -> Iterator[str]:
+def behind_proxy(
+    module_env: dict[str, str], module_redis_url: str, log_file: Path
+) -> Iterator[str]:
     """The service believing this machine (the test) as its proxy, with the default
     `TOKEN_SERVICE_TRUSTED_PROXY_HEADER` (`x-forwarded-for`)."""
-    with serving_logged(_env(module_env, redis_url, "127.0.0.1/32"), log_file) as base:
+    with serving_logged(_env(module_env, module_redis_url, "127.0.0.1/32"), log_file) as base:
         yield base
 
 
@@ -144,12 +146,12 @@ def test_an_exchange_records_the_real_client_ip_too(behind_proxy: str, stage_arn
 
 
 def test_forwarding_headers_from_a_peer_that_is_no_trusted_proxy_are_ignored(
-    module_env: dict[str, str], redis_url: str, stage_arn: str, tmp_path: Path
+    module_env: dict[str, str], module_redis_url: str, stage_arn: str, tmp_path: Path
 ) -> None:
     """The proxies trusted are elsewhere: the socket peer (loopback) is the client, whatever
     the request says. (This also shows uvicorn's own forwarding support is off: by default it
     believes `X-Forwarded-For` from 127.0.0.1 and would rewrite the peer.)"""
-    env = _env(module_env, redis_url, "10.0.0.0/8")
+    env = _env(module_env, module_redis_url, "10.0.0.0/8")
     with serving_logged(env, tmp_path / "service.log") as base:
         issued = _issue(
             base,
