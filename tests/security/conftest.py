@@ -5,6 +5,8 @@ and join), so sharing it across a module's tests is safe."""
 
 from __future__ import annotations
 
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,10 +14,11 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 from botocore.config import Config as BotoConfig
 
 from tests.http.conftest import rotate_key
-from tests.support.processes import background, wait_for_http
+from tests.support.processes import CLI, background, wait_for_http
 from tests.support.redis_server import free_port
 from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer
@@ -75,3 +78,45 @@ def serving(env: dict[str, str]) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", proc=proc)
         yield base
+
+
+#: The emulator accepts any key; boto3 wants one to sign with.
+AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
+
+
+@contextmanager
+def serving_logged(env: dict[str, str], log: Path) -> Iterator[str]:
+    """As `serving`, with the process's output (JSON log lines) written to `log` as it
+    runs, for tests that read what the service logged. A file, not a pipe: a pipe nobody
+    reads fills up and blocks the server."""
+    port = free_port()
+    with log.open("w") as output:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port)],
+            env={**os.environ, **env, **AWS_CREDENTIALS},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_for_http(f"{base}/healthz", proc=proc)
+            yield base
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def module_redis_url(redis_url: str) -> str:
+    """The session's Redis server, emptied for this module: a module's served processes share
+    its key state, which another module's signing key (still marked active there) would
+    contradict."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=2)
+    client.flushdb()
+    client.close()
+    return redis_url

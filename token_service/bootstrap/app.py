@@ -31,6 +31,7 @@ from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import build_mapping
 from token_service.config import Settings
 from token_service.http.cors import cors_config
+from token_service.http.disconnects import client_disconnect_middleware
 from token_service.http.listeners import listener_guard
 from token_service.http.metrics import HttpMetrics, http_metrics_middleware
 from token_service.http.openapi import StrictStructSchemaPlugin
@@ -185,6 +186,7 @@ def create_app(
         else None,
         readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
         exchanger=exchanger,
+        proxy_header=settings.http.trusted_proxy_header,
     )
 
     starters: list[Starter] = []
@@ -236,7 +238,11 @@ def create_app(
         exception_handlers=exception_handlers(),
         # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
         guards=listener_guard(settings.server.admin_port),
-        middleware=[request_id_middleware, http_metrics_middleware(HttpMetrics(metrics.registry))],
+        middleware=[
+            request_id_middleware,
+            http_metrics_middleware(HttpMetrics(metrics.registry)),
+            client_disconnect_middleware,
+        ],
         lifespan=lifespans,
         state=State({"services": services, "metrics": metrics, DEMO_STATE_KEY: demo}),
         request_max_body_size=MAX_BODY_BYTES,

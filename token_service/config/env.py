@@ -34,6 +34,7 @@ from token_service.config.settings import (
 )
 from token_service.domain import Rate
 from token_service.errors import ConfigurationError
+from token_service.http.client_ip import ProxyHeader
 from token_service.ivs.budget import BudgetOnRedisError
 from token_service.ivs.stages import ENDPOINT_CACHE_MAX_SECONDS
 from token_service.keys.store import KeyStoreKind
@@ -429,6 +430,9 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         demo_page=r.convert("DEMO_PAGE", defaults.http.demo_page, _optional_boolean),
         demo_stage_arn=r.raw("DEMO_STAGE_ARN"),
         web_sdk_dir=r.convert("WEB_SDK_DIR", defaults.http.web_sdk_dir, Path),
+        trusted_proxy_header=r.choice(
+            "TRUSTED_PROXY_HEADER", defaults.http.trusted_proxy_header, ProxyHeader
+        ),
     )
     logging = LogSettings(
         level=r.convert("LOG_LEVEL", defaults.logging.level, _log_level),

@@ -9,6 +9,7 @@ from pathlib import Path
 from token_service.admission.ratelimit import OnRedisError
 from token_service.config.secrets import Secret
 from token_service.domain import Rate
+from token_service.http.client_ip import ProxyHeader
 from token_service.ivs.budget import BudgetOnRedisError
 from token_service.keys.store import KeyStoreKind
 from token_service.observability.logs import LogFormat
@@ -155,6 +156,8 @@ class HttpSettings:
     demo_stage_arn: str | None = None
     #: Where `make web-sdk` installs the IVS web broadcast SDK that the demo page loads.
     web_sdk_dir: Path = Path(".web-sdk")
+    #: The one header the trusted proxies write, and the only one believed from them.
+    trusted_proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from litestar import Request, Response
@@ -34,6 +34,7 @@ from token_service.errors import (
     UpstreamFailed,
     UpstreamTimeout,
 )
+from token_service.http.disconnects import CLIENT_CLOSED_REQUEST, client_disconnected
 from token_service.http.problem_json import PROBLEM_JSON, problem_document
 from token_service.observability.logs import new_request_id, request_id_var
 
@@ -253,11 +254,39 @@ def unexpected_error_handler(
     )
 
 
+def client_closed_request() -> Response[dict[str, Any]]:
+    """The answer to a client that hung up while its request was read: 499, which the
+    HTTP metrics count under that status; no one receives it. Not a problem of the
+    service, so neither counted by code nor logged."""
+    return problem(
+        CLIENT_CLOSED_REQUEST,
+        title="Client closed request",
+        detail="the client closed the connection before its request was whole",
+        code="client-closed-request",
+    )
+
+
+Handler = Callable[[Request[Any, Any, Any], Exception], Response[dict[str, Any]]]
+
+
+def _unless_client_gone(handler: Handler) -> Handler:
+    """`handler`, except after the client hung up: whatever the app raised then (the body
+    reader's 500 first of all) is the hang-up's doing."""
+
+    def handle(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+        if client_disconnected(request.scope):
+            return client_closed_request()
+        return handler(request, exc)
+
+    return handle
+
+
 def exception_handlers() -> ExceptionHandlersMap:
-    return {
+    handlers: dict[type[Exception], Handler] = {
         DomainError: domain_error_handler,
         HTTPException: http_exception_handler,
         UnicodeDecodeError: unicode_error_handler,
         RedisError: redis_error_handler,
         Exception: unexpected_error_handler,
     }
+    return {kind: _unless_client_gone(handler) for kind, handler in handlers.items()}

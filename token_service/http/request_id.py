@@ -1,4 +1,5 @@
-"""Gives every request an id: the caller's `X-Request-Id` when sane, else a fresh one.
+"""Gives every request an id: the caller's `X-Request-Id` when sane (and sent once), else a
+fresh one.
 
 The id is echoed in the response header, set in the logging context, and put in
 every problem+json body, so a user's report can be matched to the log lines.
@@ -19,11 +20,14 @@ HEADER = "x-request-id"
 
 
 def _incoming(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", []):
-        if name == b"x-request-id":
-            text = value.decode("latin-1")
-            return text if _SANE.fullmatch(text) else None
-    return None
+    """The caller's id if it sent one sane id. Several lines are no id: taking the first
+    would let a client's own line win over the one a proxy adds after it (the id every
+    log line and audit record of the request carries)."""
+    values = [value for name, value in scope.get("headers", []) if name == b"x-request-id"]
+    if len(values) != 1:
+        return None
+    text = values[0].decode("latin-1")
+    return text if _SANE.fullmatch(text) else None
 
 
 def request_id_middleware(app: ASGIApp) -> ASGIApp:

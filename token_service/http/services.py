@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from token_service.auth import Authenticator
-from token_service.http.client_ip import Network
+from token_service.http.client_ip import Network, ProxyHeader
 from token_service.keys import KeyRing
 from token_service.mapping.moderation import Moderation
 from token_service.mapping.store import MappingStore
@@ -43,6 +43,7 @@ class Services:
         events_secret: str | None = None,
         readiness: Mapping[str, ReadinessCheck] | None = None,
         exchanger: Exchanger | None = None,
+        proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR,
     ) -> None:
         self.authenticator = authenticator
         self.desk = desk
@@ -54,3 +55,4 @@ class Services:
         self.events_secret = events_secret
         self.readiness: Mapping[str, ReadinessCheck] = readiness or {}
         self.exchanger = exchanger
+        self.proxy_header = proxy_header

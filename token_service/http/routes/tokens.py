@@ -78,7 +78,10 @@ async def create_participant_token(
 def caller(request: Request[Any, Any, Any], services: Services) -> Caller:
     """Who asks, from the verified user and the connection (trusted proxies only)."""
     peer = request.client.host if request.client else None
-    address = client_address(peer, dict(request.headers), services.trusted_proxies)
+    # The raw lines, not a mapping of them: every line of a repeated header counts.
+    address = client_address(
+        peer, request.scope["headers"], services.trusted_proxies, services.proxy_header
+    )
     return Caller(
         user=request.state[USER_STATE_KEY],
         ip_subject=limit_subject(address),
