@@ -57,6 +57,14 @@ def test_the_service_starts_after_redis_and_a_signing_key() -> None:
     assert services()["keys-init"]["depends_on"]["emulator"]["condition"] == "service_healthy"
 
 
+def test_redis_keeps_bans_and_the_mapping_log_across_a_restart() -> None:
+    """Issue 20, item 6: it ran with `--save "" --appendonly no`, so a restart lifted bans."""
+    redis = services()["redis"]
+    command = list(redis["command"])
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert any(str(volume).endswith(":/data") for volume in redis["volumes"])
+
+
 def test_key_init_rotates_only_without_an_active_key() -> None:
     command = " ".join(services()["keys-init"]["command"])
     assert "keys list" in command

@@ -52,6 +52,7 @@ from token_service.http.routes.tokens import create_participant_token
 from token_service.http.services import Services
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.infra.lane import lane_for
+from token_service.infra.persistence import warn_unless_persistent
 from token_service.infra.redis import RedisClient, close_redis
 from token_service.ivs.client import Ivs, RetryPolicy
 from token_service.ivs.stages import StageDirectory
@@ -93,6 +94,11 @@ def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
         registry=metrics.registry,
     )
     return lambda by, publish: counter.labels(by, "true" if publish else "false").inc()
+
+
+async def _check_persistence(client: RedisClient, _spawn: object) -> None:
+    """Bans and the mapping log live in Redis: say at start-up if a restart would lose them."""
+    await warn_unless_persistent(client)
 
 
 def create_app(
@@ -199,6 +205,8 @@ def create_app(
     if settings.mode is not Mode.IVS:
         starters.append(lookup_budget.start)
     starters.append(mapping.start)
+    if redis_client is not None:
+        starters.append(functools.partial(_check_persistence, redis_client))
     closers: list[Callable[[], Awaitable[None]]] = [
         mapping.close,
         key_runtime.close,
