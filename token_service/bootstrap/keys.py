@@ -26,6 +26,7 @@ from token_service.infra.redis import RedisClient, connect
 from token_service.ivs.client import Ivs
 from token_service.keys.admin import KeyAdministration
 from token_service.keys.files import KeyFiles
+from token_service.keys.imports import RedisImportNotes
 from token_service.keys.locks import Lock, MemoryLock, RedisLock
 from token_service.keys.ring import KeyRing
 from token_service.keys.runtime import KeyRuntime
@@ -89,6 +90,7 @@ def build_key_ring(
         lock=lock,
         usage=usage,
         delete_margin=timedelta(seconds=settings.keys.delete_margin_seconds),
+        imports=RedisImportNotes(redis_client) if redis_client is not None else None,
         **extra,
     )
     ring.load()
@@ -101,6 +103,7 @@ def build_key_runtime(settings: Settings, ring: KeyRing) -> KeyRuntime:
         ring,
         refresh_seconds=settings.keys.refresh_seconds,
         ivs_check_seconds=settings.keys.ivs_check_seconds,
+        reconcile_seconds=settings.keys.reconcile_seconds,
         # Polling a directory is a few stat() calls; Secrets Manager calls cost money, so
         # with Redis announcing every change it is polled only while a key is awaited.
         poll_store=settings.keys.store is KeyStoreKind.FILES or ring.shared is None,

@@ -10,7 +10,7 @@ import msgspec
 from token_service.bootstrap.keys import operator_key_admin
 from token_service.config import Settings
 from token_service.keys.admin import cli_actor
-from token_service.keys.views import key_view, revocation_view
+from token_service.keys.views import key_view, reconciliation_view, revocation_view
 
 
 def _dump(value: object) -> None:
@@ -33,4 +33,6 @@ async def run_keys_command(settings: Settings, args: argparse.Namespace) -> int:
             _dump({"deleted": key_view(result.key), "forced": result.forced})
         elif command == "revoke":
             _dump(revocation_view(await admin.revoke(actor, args.name)))
+        elif command == "reconcile":
+            _dump(reconciliation_view(await admin.reconcile(actor)))
         return 0

@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     delete.add_argument(
         "--force",
         action="store_true",
-        help="also the active key, or a retiring key whose tokens may be unexpired",
+        help="a retiring key whose tokens may be unexpired (never the active key: revoke it)",
     )
     key_commands.add_parser(
         "prepare", help="import the next key ahead of time (status next); rotate promotes it"
@@ -166,6 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="compromised key: DeletePublicKey now, a new key active; prints tokens invalidated",
     )
     revoke.add_argument("name")
+    key_commands.add_parser(
+        "reconcile",
+        help="compare the public keys at IVS with the ring: delete this service's half-made "
+        "imports, report keys it does not know",
+    )
     keys.set_defaults(handler=_keys)
 
     participants = commands.add_parser(

@@ -401,6 +401,9 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         delete_margin_seconds=r.integer(
             "KEY_DELETE_MARGIN_SECONDS", defaults.keys.delete_margin_seconds, 0, 86400
         ),
+        reconcile_seconds=r.number(
+            "KEY_RECONCILE_SECONDS", defaults.keys.reconcile_seconds, 1, 86400
+        ),
     )
     policy = PolicySettings(
         file=policy_file,

@@ -112,6 +112,8 @@ class KeySettings:
     refresh_seconds: float = 2.0
     ivs_check_seconds: float = 30.0
     delete_margin_seconds: int = 300
+    #: How often keys at IVS are reconciled with the ring (orphans of failed imports).
+    reconcile_seconds: float = 300.0
 
 
 @dataclass(frozen=True)

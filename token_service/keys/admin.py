@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from token_service.errors import DomainError
+from token_service.errors import Conflict, DomainError
 from token_service.keys.model import SigningKey, iso
-from token_service.keys.ring import DeleteResult, KeyRing, Revocation, Rotation
+from token_service.keys.ring import DeleteResult, KeyRing, Reconciliation, Revocation, Rotation
 
 audit_log = logging.getLogger("token_service.audit")
 _T = TypeVar("_T")
@@ -124,3 +124,21 @@ class KeyAdministration:
             }
 
         return await self._audited(actor, "revoke", run, describe, key=name)
+
+    async def reconcile(self, actor: str) -> Reconciliation:
+        async def run() -> Reconciliation:
+            result = await self.ring.reconcile()
+            if result is None:
+                raise Conflict(
+                    "another key operation is in progress (on this or another replica); "
+                    "retry in a few seconds"
+                )
+            return result
+
+        def describe(result: Reconciliation) -> dict[str, Any]:
+            return {
+                "deleted": [k.name for k in result.deleted],
+                "unknown": [k.name for k in result.unknown],
+            }
+
+        return await self._audited(actor, "reconcile", run, describe)

@@ -13,16 +13,20 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from token_service.keys import KeyStatus, SigningKey
+from token_service.keys.ring import ReconcileTally
 
 
 class KeySource(Protocol):
     def list_keys(self) -> list[SigningKey]: ...
 
     def active(self) -> SigningKey | None: ...
+
+    @property
+    def reconciled(self) -> ReconcileTally: ...
 
 
 def _now() -> datetime:
@@ -34,12 +38,31 @@ class KeyRingCollector(Collector):
         self._ring = ring
         self._clock = clock
 
-    def describe(self) -> Iterable[GaugeMetricFamily]:
+    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         # Without samples: registering must not read the ring.
-        return self._families()
+        return [*self._families(), *self._reconciliation()]
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
-        return self._families(self._ring.list_keys(), self._ring.active(), self._clock())
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        yield from self._families(self._ring.list_keys(), self._ring.active(), self._clock())
+        yield from self._reconciliation(self._ring.reconciled)
+
+    @staticmethod
+    def _reconciliation(
+        tally: ReconcileTally | None = None,
+    ) -> list[GaugeMetricFamily | CounterMetricFamily]:
+        deleted = CounterMetricFamily(
+            "token_service_signing_key_orphans_deleted",
+            "Public keys this service imported half-way (never recorded), deleted at IVS",
+        )
+        unknown = GaugeMetricFamily(
+            "token_service_ivs_unknown_public_keys",
+            "Public keys at IVS this service did not import or does not hold yet; they "
+            "count against IVS's 3 per region (last reconciliation)",
+        )
+        if tally is not None:
+            deleted.add_metric([], tally.orphans_deleted)
+            unknown.add_metric([], tally.unknown_at_ivs)
+        return [deleted, unknown]
 
     @staticmethod
     def _families(

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -29,6 +29,7 @@ import redis
 
 from token_service.errors import ConfigurationError, Conflict, DomainError, NotFound, UpstreamFailed
 from token_service.ivs.client import PublicKeyInfo
+from token_service.keys.imports import ImportNotes, MemoryImportNotes
 from token_service.keys.locks import Lease, Lock, MemoryLock
 from token_service.keys.model import (
     DELETED,
@@ -89,6 +90,20 @@ class Rotation:
 
 
 @dataclass(frozen=True)
+class Reconciliation:
+    #: Keys this service imported half-way (noted, never recorded), deleted at IVS.
+    deleted: tuple[PublicKeyInfo, ...]
+    #: Keys at IVS this service neither holds nor noted: reported, left alone.
+    unknown: tuple[PublicKeyInfo, ...]
+
+
+@dataclass(frozen=True)
+class ReconcileTally:
+    orphans_deleted: int = 0
+    unknown_at_ivs: int = 0
+
+
+@dataclass(frozen=True)
 class Revocation:
     revoked: SigningKey
     #: Tokens signed with the key that had not expired: DeletePublicKey invalidated them.
@@ -117,6 +132,7 @@ class KeyRing:
         delete_margin: timedelta = SAFETY_MARGIN,
         lock_wait_seconds: float = 15.0,
         flush_wait_seconds: float = 1.0,
+        imports: ImportNotes | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -134,6 +150,12 @@ class KeyRing:
         self._warned: set[str] = set()
         #: ARNs IVS answered "no such public key" for: deleted outside this service.
         self._unregistered: set[str] = set()
+        self._imports: ImportNotes = imports or MemoryImportNotes()
+        #: Keys the shared state wrongly holds active, retired in memory, to be committed.
+        self._repairs: dict[str, SigningKey] = {}
+        self._warned_actives: set[tuple[str, ...]] = set()
+        #: What reconciliation found and did so far (for metrics).
+        self.reconciled = ReconcileTally()
 
     # ------------------------------------------------------------------ reading
 
@@ -265,10 +287,11 @@ class KeyRing:
             return False
         stored = await asyncio.to_thread(self._store.load_all)
         generation, states = await self._shared.read()
-        unknown = {k.name: k.metadata() for k in stored if k.name not in states}
+        unknown = [k for k in stored if k.name not in states]
         if unknown:
-            # First start with Redis (or Redis lost its data): the store's metadata seeds it.
-            await self._shared.seed(unknown)
+            # First start with Redis (or Redis lost its data): the store's metadata seeds it,
+            # but never a second active key (see `_seedable`).
+            await self._shared.seed(_seedable(unknown, states, self._clock()))
             generation, states = await self._shared.read()
         self._install(self._merge(stored, states), generation, version)
         return True
@@ -323,10 +346,28 @@ class KeyRing:
         self, keys: dict[str, SigningKey], generation: int | None, version: str | None
     ) -> None:
         active = sorted(k.name for k in keys.values() if k.status is KeyStatus.ACTIVE)
-        if len(active) > 1:
+        if len(active) > 1 and self._shared is None:
             raise ConfigurationError(
                 [f"{self._store.description}: more than one active key: {', '.join(active)}"]
             )
+        if len(active) > 1:
+            # Shared state after a fault: the latest activated key signs; the others are
+            # retired in the shared state by the next holder of the key lock (`_repair`).
+            keys = _one_active(keys, self._clock())
+            if tuple(active) not in self._warned_actives:
+                self._warned_actives.add(tuple(active))
+                log.error(
+                    "the shared key state names more than one active key (%s); signing with "
+                    "%s, the latest activated, and retiring the others",
+                    ", ".join(active),
+                    next(k.name for k in keys.values() if k.status is KeyStatus.ACTIVE),
+                    extra={"event": "keys_repaired", "keys": active},
+                )
+            self._repairs = {
+                name: keys[name] for name in active if keys[name].status is KeyStatus.RETIRING
+            }
+        else:
+            self._repairs = {}
         self._keys = keys
         self._generation = generation
         self._store_version = version
@@ -358,6 +399,7 @@ class KeyRing:
         try:
             await self.refresh(force=True)
             self._require_mutable()
+            await self._repair(lease)
             yield lease
         finally:
             await self._release(lease)
@@ -419,17 +461,30 @@ class KeyRing:
         remove: tuple[SigningKey, ...] = (),
     ) -> None:
         writable = self._store.writable()
-        if writable:
-            # In order: a new active key is saved before the old one is demoted, so a crash
-            # in between leaves two active keys (reported at start) rather than none.
-            for key in save:
-                if key.loaded:
-                    await asyncio.to_thread(self._store.save, key)
-        if self._shared is not None:
+        if self._shared is None:
+            if writable:
+                # The store is the truth. In order: a new active key is saved before the
+                # old one is demoted, so a crash in between leaves two active keys
+                # (reported at start) rather than none.
+                await self._save(save)
+        else:
+            if writable:
+                # Redis is the truth, and its commit is fenced: it may be refused (the
+                # lease ran out). Before it, only what it cannot hold: a new key's private
+                # half, saved as `next`, which nothing signs with; the statuses follow
+                # once the commit succeeded. A refused commit then leaves files that agree
+                # with Redis, plus at most a `next` key that the ring adopts as such.
+                await self._save(
+                    _as_next(k)
+                    for k in save
+                    if k.name not in self._keys or not self._keys[k.name].loaded
+                )
             deleted_at = iso(self._clock())
             changes: dict[str, Mapping[str, Any]] = {k.name: k.metadata() for k in save}
             changes.update({k.name: tombstone(k.metadata(), deleted_at) for k in remove})
             self._generation = await self._shared.commit(lease, changes)
+            if writable:
+                await self._save(save)
         if writable:
             for key in remove:
                 await asyncio.to_thread(self._store.remove, key.name)
@@ -447,8 +502,17 @@ class KeyRing:
         private_key = generate_private_key()
         name = f"ts-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
         pem = public_pem(private_key)
+        # Noted first: if IVS creates the key but we never learn its ARN (the answer came
+        # after our deadline), reconciliation still finds it by name and deletes it.
+        await self._imports.note(name)
         info = await self._registry.import_public_key(pem, name)
-        await self._verify_registered(info, pem)
+        try:
+            await self._verify_registered(info, pem)
+        except Exception:
+            # Imported but not verified (GetPublicKey throttled, a 5xx): never used, so
+            # delete it now rather than leave it holding one of the three slots.
+            await self._delete_quietly(info)
+            raise
         return SigningKey(
             name=name,
             arn=info.arn,
@@ -457,6 +521,87 @@ class KeyRing:
             created_at=now,
             private_key=private_key,
         )
+
+    async def _delete_quietly(self, info: PublicKeyInfo) -> None:
+        try:
+            await self._registry.delete_public_key(info.arn)
+        except NotFound:
+            return
+        except Exception as exc:  # noqa: BLE001 - reconciliation retries; the first error stands
+            log.warning(
+                "could not delete the unverified public key %s at IVS (%s); reconciliation will",
+                info.name,
+                type(exc).__name__,
+            )
+
+    async def reconcile(self) -> Reconciliation | None:
+        """Delete keys at IVS that this service set out to import but never recorded.
+
+        Under the key lock (None when another replica holds it: it is doing key work,
+        and a later pass will look again), so no import of a live lease is in flight.
+        A key at IVS that no replica knows and no note names was imported elsewhere (an
+        operator's CLI whose files have not arrived, another deployment): reported,
+        never deleted.
+        """
+        lease = await self._lock.acquire(LOCK_KEY, ttl_seconds=LEASE_SECONDS, wait_seconds=0)
+        if lease is None:
+            return None
+        try:
+            await self.refresh(force=True)
+            await self._repair(lease)
+            known = {k.arn for k in self._keys.values()}
+            noted = await self._imports.noted()
+            deleted: list[PublicKeyInfo] = []
+            unknown: list[PublicKeyInfo] = []
+            for info in await self._registry.list_public_keys():
+                if info.arn in known:
+                    continue
+                if info.name not in noted:
+                    unknown.append(info)
+                    continue
+                with contextlib.suppress(NotFound):
+                    await self._registry.delete_public_key(info.arn)
+                deleted.append(info)
+                log.warning(
+                    "deleted public key %s at IVS: this service imported it, but the import "
+                    "never completed (no replica holds it)",
+                    info.name,
+                    extra={"event": "key_orphan_deleted", "key": info.name, "keyArn": info.arn},
+                )
+            await self._imports.forget({n for n in noted if n in self._names_known()})
+        finally:
+            await self._release(lease)
+        for info in unknown:
+            if info.arn not in self._warned:
+                self._warned.add(info.arn)
+                log.warning(
+                    "IVS holds public key %s (%s), which this service did not import or does "
+                    "not hold yet: it counts against IVS's %d keys per region. Delete it at "
+                    "IVS if nothing uses it",
+                    info.name,
+                    info.arn,
+                    IVS_KEY_LIMIT,
+                    extra={"event": "key_unknown_at_ivs", "key": info.name, "keyArn": info.arn},
+                )
+        self.reconciled = ReconcileTally(
+            orphans_deleted=self.reconciled.orphans_deleted + len(deleted),
+            unknown_at_ivs=len(unknown),
+        )
+        return Reconciliation(tuple(deleted), tuple(unknown))
+
+    async def _save(self, keys: Iterable[SigningKey]) -> None:
+        for key in keys:
+            if key.loaded:
+                await asyncio.to_thread(self._store.save, key)
+
+    async def _repair(self, lease: Lease) -> None:
+        """Commit what `_install` decided about extra active keys (under the lock)."""
+        if self._repairs and self._shared is not None:
+            repairs, self._repairs = tuple(self._repairs.values()), {}
+            await self._commit(lease, save=repairs)
+
+    def _names_known(self) -> set[str]:
+        return set(self._keys)
 
     async def _verify_registered(self, info: PublicKeyInfo, pem: str) -> None:
         registered = await self._registry.get_public_key(info.arn)
@@ -689,3 +834,49 @@ class KeyRing:
             rotation = await self._rotate_locked(lease, now)
             actions.append(("rotated", rotation.active))
         return actions
+
+
+def _as_next(key: SigningKey) -> SigningKey:
+    """A new key as saved before its status is committed: never signed with."""
+    return replace(
+        key, status=KeyStatus.NEXT, activated_at=None, retired_at=None, safe_to_delete_at=None
+    )
+
+
+def _retired_now(key: SigningKey, now: datetime) -> SigningKey:
+    return replace(key, status=KeyStatus.RETIRING, retired_at=key.retired_at or now)
+
+
+def _seedable(
+    unknown: list[SigningKey], states: Mapping[str, Mapping[str, Any]], now: datetime
+) -> dict[str, Mapping[str, Any]]:
+    """The store's keys the shared state lacks, as they may be added to it.
+
+    An `active` file key is seeded as retiring when the shared state already has an active
+    key (the file is older news, or the leftover of a refused commit) or when another
+    unknown file key, activated later, claims it too: the shared state never gets a second
+    active key from a seed. Retiring, not deleted: it may have signed tokens, and it goes
+    by the usual safe-delete rules.
+    """
+    shared_active = any(state.get("status") == KeyStatus.ACTIVE.value for state in states.values())
+    claims = [k for k in unknown if k.status is KeyStatus.ACTIVE]
+    keep = None if shared_active or not claims else max(claims, key=_activated)
+    seeded: dict[str, Mapping[str, Any]] = {}
+    for key in unknown:
+        seed = _retired_now(key, now) if key.status is KeyStatus.ACTIVE and key is not keep else key
+        seeded[key.name] = seed.metadata()
+    return seeded
+
+
+def _activated(key: SigningKey) -> datetime:
+    return key.activated_at or key.created_at
+
+
+def _one_active(keys: dict[str, SigningKey], now: datetime) -> dict[str, SigningKey]:
+    """`keys` with only the latest activated of its active keys left active."""
+    actives = [k for k in keys.values() if k.status is KeyStatus.ACTIVE]
+    keep = max(actives, key=_activated)
+    return {
+        name: _retired_now(k, now) if k.status is KeyStatus.ACTIVE and k is not keep else k
+        for name, k in keys.items()
+    }

@@ -48,8 +48,10 @@ class KeyRuntime:
         poll_store: bool = True,
         rotation_interval: timedelta | None = None,
         flush_seconds: float = FLUSH_INTERVAL_SECONDS,
+        reconcile_seconds: float | None = None,
     ) -> None:
         self.ring = ring
+        self._reconcile_seconds = reconcile_seconds
         self._refresh_seconds = refresh_seconds
         self._ivs_check_seconds = ivs_check_seconds
         self._poll_store = poll_store
@@ -83,6 +85,8 @@ class KeyRuntime:
         self._spawn(self._follow_store())
         if self._ivs_check_seconds is not None:
             self._spawn(self._watch_registration(self._ivs_check_seconds))
+        if self._reconcile_seconds is not None:
+            self._spawn(self._reconcile(self._reconcile_seconds))
         if self._scheduler is not None:
             self._spawn(self._scheduler.run())
 
@@ -159,6 +163,15 @@ class KeyRuntime:
                 await self.ring.check_active_registered()
             except Exception as exc:  # noqa: BLE001 - the next check is another chance
                 log.warning("checking the signing key at IVS failed (%s)", type(exc).__name__)
+
+    async def _reconcile(self, every: float) -> None:
+        """At start-up, then every `every` seconds: orphans of failed imports deleted."""
+        while True:
+            try:
+                await self.ring.reconcile()
+            except Exception as exc:  # noqa: BLE001 - the next pass is another chance
+                log.warning("reconciling the keys at IVS failed (%s)", type(exc).__name__)
+            await asyncio.sleep(every)
 
     async def _flush_usage(self) -> None:
         while True:

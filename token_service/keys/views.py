@@ -7,8 +7,9 @@ from typing import Literal
 
 import msgspec
 
+from token_service.ivs.client import PublicKeyInfo
 from token_service.keys.model import SigningKey
-from token_service.keys.ring import Revocation
+from token_service.keys.ring import Reconciliation, Revocation
 
 
 class KeyView(msgspec.Struct, rename="camel", kw_only=True):
@@ -32,6 +33,29 @@ class KeyRevoked(msgspec.Struct, rename="camel", kw_only=True):
     active: KeyView | None
     #: Why no key is active after the revocation, when that is the case.
     problem: str | None = None
+
+
+class PublicKeyAtIvs(msgspec.Struct, rename="camel", kw_only=True):
+    name: str
+    arn: str
+
+
+class KeysReconciled(msgspec.Struct, rename="camel", kw_only=True):
+    #: Keys this service imported half-way (never recorded), now deleted at IVS.
+    deleted: list[PublicKeyAtIvs]
+    #: Keys at IVS this service did not import or does not hold yet: left alone.
+    unknown: list[PublicKeyAtIvs]
+
+
+def _at_ivs(info: PublicKeyInfo) -> PublicKeyAtIvs:
+    return PublicKeyAtIvs(name=info.name, arn=info.arn)
+
+
+def reconciliation_view(result: Reconciliation) -> KeysReconciled:
+    return KeysReconciled(
+        deleted=[_at_ivs(k) for k in result.deleted],
+        unknown=[_at_ivs(k) for k in result.unknown],
+    )
 
 
 def key_view(key: SigningKey) -> KeyView:

@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from token_service.keys import KeyStatus, SigningKey
 from token_service.keys.metrics import KeyRingCollector
+from token_service.keys.ring import ReconcileTally
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -28,6 +29,7 @@ class Ring:
     def __init__(self, keys: list[SigningKey], active: SigningKey | None) -> None:
         self.keys = keys
         self.signing = active
+        self.reconciled = ReconcileTally(orphans_deleted=2, unknown_at_ivs=1)
         self.reads = 0
 
     def list_keys(self) -> list[SigningKey]:
@@ -87,3 +89,10 @@ def test_registering_does_not_read_the_ring() -> None:
     ring = Ring([ACTIVE], ACTIVE)
     CollectorRegistry(auto_describe=True).register(KeyRingCollector(ring))
     assert ring.reads == 0
+
+
+def test_reconciliation_reports_orphans_deleted_and_keys_unknown_at_ivs() -> None:
+    families = scrape(Ring([ACTIVE], ACTIVE))
+
+    assert families["token_service_signing_key_orphans_deleted"] == [({}, 2.0)]
+    assert families["token_service_ivs_unknown_public_keys"] == [({}, 1.0)]
