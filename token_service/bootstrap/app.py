@@ -72,6 +72,7 @@ from token_service.bootstrap.features import (
     build_ivs_budget,
     build_policy,
     build_rate_limits,
+    build_user_naming,
 )
 from token_service.bootstrap.lifespan import Starter, lifespan_of
 from token_service.bootstrap.readiness import readiness_checks
@@ -182,6 +183,7 @@ def create_app(
         else None,
         readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
         exchanger=exchanger,
+        user_naming=build_user_naming(settings),
     )
 
     starters: list[Starter] = []

@@ -14,6 +14,7 @@ from token_service.http.client_ip import Network
 from token_service.keys import KeyRing
 from token_service.mapping.moderation import Moderation
 from token_service.mapping.store import MappingStore
+from token_service.mapping.users import UserNaming
 from token_service.tokens.desk import TokenDesk
 from token_service.tokens.exchange import Exchanger
 
@@ -43,6 +44,7 @@ class Services:
         events_secret: str | None = None,
         readiness: Mapping[str, ReadinessCheck] | None = None,
         exchanger: Exchanger | None = None,
+        user_naming: UserNaming | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.desk = desk
@@ -54,3 +56,5 @@ class Services:
         self.events_secret = events_secret
         self.readiness: Mapping[str, ReadinessCheck] = readiness or {}
         self.exchanger = exchanger
+        #: How an operator's user id and issuer are read (bans, lookups).
+        self.user_naming = user_naming or UserNaming()

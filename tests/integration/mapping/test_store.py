@@ -23,6 +23,7 @@ from token_service.mapping.store import MappingStore, MemoryMappingStore, RedisM
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456"
 OTHER_STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/ZyXwVu987654"
 RETENTION = 3600
+ISSUER = "https://idp.example"
 
 
 @pytest.fixture
@@ -45,7 +46,7 @@ def record(
         participant_id=pid,
         app_user_id=user,
         token_user_id=user,
-        issuer="https://idp.example",
+        issuer=ISSUER,
         stage_arn=stage,
         capabilities=["SUBSCRIBE"],
         attributes={"displayName": "Alice"},
@@ -77,11 +78,11 @@ async def test_a_users_participants_come_newest_first_in_exact_pages(store: Mapp
     for i in range(5):
         await store.record(record(f"p{i}", issued=base + i))
     await store.record(record("bob-1", user="bob", issued=base))
-    first = await store.by_user("alice", limit=2, cursor=None)
+    first = await store.by_user("alice", issuer=ISSUER, limit=2, cursor=None)
     assert [v.record.participant_id for v in first.items] == ["p4", "p3"]
-    second = await store.by_user("alice", limit=2, cursor=first.next_cursor)
+    second = await store.by_user("alice", issuer=ISSUER, limit=2, cursor=first.next_cursor)
     assert [v.record.participant_id for v in second.items] == ["p2", "p1"]
-    last = await store.by_user("alice", limit=2, cursor=second.next_cursor)
+    last = await store.by_user("alice", issuer=ISSUER, limit=2, cursor=second.next_cursor)
     assert [v.record.participant_id for v in last.items] == ["p0"]
     assert last.next_cursor is None
 
@@ -93,7 +94,7 @@ async def test_records_issued_in_the_same_second_are_all_listed_once(store: Mapp
     seen: list[str] = []
     cursor = None
     while True:
-        page = await store.by_user("alice", limit=1, cursor=cursor)
+        page = await store.by_user("alice", issuer=ISSUER, limit=1, cursor=cursor)
         seen += [v.record.participant_id for v in page.items]
         cursor = page.next_cursor
         if cursor is None:
@@ -177,7 +178,7 @@ async def test_records_expire_after_their_token_plus_the_retention(redis_url: st
         await asyncio.sleep(2.1)
         assert await store.get("p-exp") is None
         assert await client.exists(record_key("p-exp")) == 0
-        assert await client.exists(user_index_key("alice")) == 0
+        assert await client.exists(user_index_key(ISSUER, "alice")) == 0
     finally:
         await client.aclose()
 
