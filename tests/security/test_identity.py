@@ -147,6 +147,21 @@ async def test_the_same_subject_from_another_issuer_cannot_exchange_the_particip
 
 
 @pytest.mark.asyncio(loop_scope="module")
+async def test_a_shared_secret_token_naming_the_identity_providers_issuer_is_refused(
+    client: Client, stage_arn: str, idp_key: rsa.RSAPrivateKey
+) -> None:
+    """The issuer is half of who a user is: the secret's holder vouches for its own users,
+    not the provider's, so it cannot claim one by writing the provider's `iss`."""
+    participant = await _issue(client, _from_the_idp(idp_key), stage_arn)
+    posing = mint_user_token(SHARED_SECRET.encode(), sub=SUB, issuer=ISSUER, ttl_seconds=600)
+
+    exchanged = await client.post(f"{URL}/{participant}/exchange", json={}, headers=_bearer(posing))
+    issued = await client.post(URL, json={"stageArn": stage_arn}, headers=_bearer(posing))
+
+    assert (exchanged.status_code, issued.status_code) == (401, 401)
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_the_same_subject_from_two_issuers_has_two_rate_limit_buckets(
     strict_client: Client, stage_arn: str, idp_key: rsa.RSAPrivateKey
 ) -> None:
