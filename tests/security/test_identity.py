@@ -238,6 +238,7 @@ async def test_a_ban_naming_no_issuer_is_a_400_naming_issuer_and_bans_no_one(
 
     assert ban.status_code == 400
     assert [e["field"] for e in ban.json()["errors"]] == ["issuer"]
+    assert ISSUER in ban.json()["errors"][0]["message"]
     assert (await operated.get("/admin/bans", headers=ADMIN)).json()["bans"] == []
     await _issue(operated, _from_the_idp(idp_key), stage_arn)
 

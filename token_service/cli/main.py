@@ -1,6 +1,7 @@
 """`token-service ...`: the entry point. Reads the environment, then calls the factories.
 
-Commands: `serve`, `emulator`, `keys list|rotate|prepare|delete|revoke`, `user-token`.
+Commands: `serve`, `emulator`, `keys list|rotate|prepare|delete|revoke`,
+`participants show|of-user|migrate`, `user-token`.
 """
 
 from __future__ import annotations

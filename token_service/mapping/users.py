@@ -10,12 +10,16 @@ can be two users, so leaving it out is refused, naming the field.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import msgspec
 
 from token_service.errors import FieldError, InvalidRequest
 from token_service.mapping.records import ANY_ISSUER
+
+#: What no user id holds: control characters (C0, DEL, C1) and lone surrogates.
+_UNUSABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,12 @@ class UserNaming:
     ) -> str | None:
         """The issuer (or `ANY_ISSUER`) meant by an operator's input; a 400 naming the field
         when the user id cannot be any app user's or the issuer is required and missing."""
-        if not user_id or not user_id.isprintable():
-            # No authenticated user has such an id (the claim is refused), and a NUL
-            # would make `domain.user_key` ambiguous.
+        if not user_id or _UNUSABLE.search(user_id):
+            # No authenticated user has such an id (the claim is refused), a NUL would make
+            # `domain.user_key` ambiguous, and a lone surrogate has no UTF-8 to hash.
             raise InvalidRequest(
                 f"{user_field} is not a user id",
-                [FieldError(user_field, "empty, or holds a control or format character")],
+                [FieldError(user_field, "empty, or holds a control character or lone surrogate")],
             )
         if issuer is msgspec.UNSET:
             if self.issuer_required:

@@ -17,6 +17,7 @@ from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
 from token_service.http.openapi import problems
 from token_service.http.schemas import (
+    NO_CONTROL_CHARACTERS,
     STAGE_ARN_PATTERN,
     BanBody,
     BanCreatedBody,
@@ -130,7 +131,13 @@ class AdminParticipantsController(Controller):
     async def of_user(
         self,
         services: NamedDependency[Services],
-        user_id: FromPath[str],
+        user_id: Annotated[
+            str,
+            PathParameter(
+                description="the app user id (with `issuer`, the app user)",
+                schema_extra={"pattern": NO_CONTROL_CHARACTERS},
+            ),
+        ],
         issuer: Annotated[
             str | None,
             QueryParameter(
