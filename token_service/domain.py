@@ -6,7 +6,9 @@ every domain module can depend on them without depending on each other.
 
 from __future__ import annotations
 
+import base64
 import enum
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -100,10 +102,23 @@ class AppUser:
 
     user_id: str
     roles: frozenset[str]
-    #: The `iss` of the app JWT (None for shared-secret tokens without one).
+    #: The `iss` of the app JWT (None for shared-secret tokens without one, or with an empty
+    #: one). A user is (issuer, user_id): the same `user_id` from two issuers is two users.
     issuer: str | None
     #: Every verified claim, for policies that copy claims into attributes.
     claims: Mapping[str, Any] = field(default_factory=dict)
+
+
+def user_key(issuer: str | None, user_id: str) -> str:
+    """One app user, (issuer, user id), as a short fixed-size key: no personal data in Redis
+    key names, and the same `sub` from two issuers is two keys.
+
+    `issuer NUL user id` is unambiguous because a user id never holds a NUL (control
+    characters are refused in the token's claim and in the admin API's input); no issuer
+    and an empty one are the same user (see `auth._common.build_user`).
+    """
+    digest = hashlib.sha256(f"{issuer or ''}\0{user_id}".encode()).digest()[:16]
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

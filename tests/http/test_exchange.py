@@ -211,7 +211,9 @@ async def test_banned_user_is_403(
             Ban(id="ban_test", user_id="viewer-1", reason="abuse", created_at=0, created_by="t")
         )
     else:
-        sync_redis.Redis.from_url(redis_url).set(ban_keys("viewer-1", stage_arn)[0], "ban_test")
+        sync_redis.Redis.from_url(redis_url).set(
+            ban_keys(None, "viewer-1", stage_arn)[0], "ban_test"
+        )
 
     response = await _exchange(client, issued["participantId"], me)
 

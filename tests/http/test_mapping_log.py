@@ -172,6 +172,26 @@ async def test_ban_refuses_new_tokens_and_disconnects_live_participants(
     assert (await _issue(client, user_token("fine-user"), stage_arn))["participantId"]
 
 
+async def test_a_ban_naming_no_issuer_with_one_way_to_sign_in_is_of_every_issuer(
+    client: Client,
+) -> None:
+    """The contract before bans had an issuer holds where it cannot mix two users up."""
+    created = await client.post(
+        "/admin/bans", json={"userId": "no-issuer-named", "reason": "r"}, headers=ADMIN
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["ban"]["issuer"] == "*"
+
+
+@pytest.mark.parametrize("user_id", ["a%00b", "a%0Ab", "%C2%85"])
+async def test_a_lookup_of_a_user_id_no_app_user_can_have_is_a_400_naming_it(
+    client: Client, user_id: str
+) -> None:
+    response = await client.get(f"/admin/users/{user_id}/participants", headers=ADMIN)
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["userId"]
+
+
 async def test_a_stage_ban_only_refuses_that_stage(
     client: Client, user_token: MintUserToken, stage_arn: str, ivs_client: Any
 ) -> None:

@@ -35,6 +35,6 @@ class GateLimiter:
 
     async def check(self, limits: Sequence[Limit]) -> Decision:
         admission = await self._gate.admit(
-            limits, user_id="contract-user", stage_arn="contract-stage", record=None
+            limits, issuer=None, user_id="contract-user", stage_arn="contract-stage", record=None
         )
         return admission.decision

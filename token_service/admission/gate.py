@@ -81,30 +81,35 @@ class Gate(Protocol):
         self,
         limits: Sequence[Limit],
         *,
+        issuer: str | None,
         user_id: str,
         stage_arn: str,
         record: MappingRecord | None,
-    ) -> Admission: ...
+    ) -> Admission:
+        """Admit (issuer, user_id) on `stage_arn`: their bans, then `limits`, then `record`."""
+        ...
 
     async def record(self, record: MappingRecord) -> bool:
         """Store a record after the fact (ivs mode); True when deferred to the outbox."""
         ...
 
 
-# KEYS: the n limit keys, the two ban keys, then either (a record is written) the
-# record, user index and stage index keys, or (ivs mode: a slot of the IVS budget is
-# taken) the budget's two keys. ARGV: the limits' interval/burst pairs, then the
-# record's four write arguments or the budget's five reservation arguments, and
-# last, n. Returns {now, status, tat_1..tat_n} with status 1 admitted, 0 limited,
-# followed when admitted with a budget by the reservation {granted, wait, replicas};
-# or {0, 2, ban id} for a banned user. Nothing is written for a refused request.
+# KEYS: the n limit keys, the four ban keys (`mapping.records.ban_keys`), then either (a
+# record is written) the record, user index, stage index and user-id keys, or (ivs mode: a
+# slot of the IVS budget is taken) the budget's two keys. ARGV: the limits' interval/burst
+# pairs, then the record's five write arguments or the budget's five reservation
+# arguments, and last, n. Returns {now, status, tat_1..tat_n} with status 1 admitted, 0
+# limited, followed when admitted with a budget by the reservation {granted, wait,
+# replicas}; or {0, 2, ban id} for a banned user. Nothing is written for a refused request.
 _SCRIPT = (
     RECORD_WRITE_LUA
     + RESERVE_LUA
     + """
 local n = tonumber(ARGV[#ARGV])
-local ban = redis.call('GET', KEYS[n + 1]) or redis.call('GET', KEYS[n + 2])
-if ban then return {0, 2, ban} end
+for i = n + 1, n + 4 do
+  local ban = redis.call('GET', KEYS[i])
+  if ban then return {0, 2, ban} end
+end
 """
     + GCRA_CHECK
     + """
@@ -114,11 +119,11 @@ if allowed == 1 then
     + GCRA_COMMIT
     + """
   local a = 2 * n
-  if #KEYS == n + 5 then
-    write_record(KEYS[n + 3], KEYS[n + 4], KEYS[n + 5],
-                 ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4])
-  elseif #KEYS == n + 4 then
-    slot = reserve_slot(KEYS[n + 3], KEYS[n + 4], now, tonumber(ARGV[a + 1]),
+  if #KEYS == n + 8 then
+    write_record(KEYS[n + 5], KEYS[n + 6], KEYS[n + 7], KEYS[n + 8],
+                 ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5])
+  elseif #KEYS == n + 6 then
+    slot = reserve_slot(KEYS[n + 5], KEYS[n + 6], now, tonumber(ARGV[a + 1]),
                         tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4],
                         tonumber(ARGV[a + 5]))
   end
@@ -142,9 +147,9 @@ class BanCopy:
     def replace(self, bans: Sequence[Ban]) -> None:
         self._bans = list(bans)
 
-    def banned(self, user_id: str, stage_arn: str) -> str | None:
+    def banned(self, issuer: str | None, user_id: str, stage_arn: str) -> str | None:
         now = time.time()
-        return next((b.id for b in self._bans if b.refuses(user_id, stage_arn, now)), None)
+        return next((b.id for b in self._bans if b.refuses(issuer, user_id, stage_arn, now)), None)
 
 
 class RedisGate:
@@ -196,6 +201,7 @@ class RedisGate:
         self,
         limits: Sequence[Limit],
         *,
+        issuer: str | None,
         user_id: str,
         stage_arn: str,
         record: MappingRecord | None,
@@ -204,22 +210,23 @@ class RedisGate:
             try:
                 # asyncio.timeout, not wait_for: no extra task per request on this path.
                 async with asyncio.timeout(self._timeout):
-                    admission = await self._admit_redis(limits, user_id, stage_arn, record)
+                    admission = await self._admit_redis(limits, issuer, user_id, stage_arn, record)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
             else:
                 self._breaker.success()
                 return admission
-        return await self._degraded(limits, user_id, stage_arn, record)
+        return await self._degraded(limits, issuer, user_id, stage_arn, record)
 
     async def _admit_redis(
         self,
         limits: Sequence[Limit],
+        issuer: str | None,
         user_id: str,
         stage_arn: str,
         record: MappingRecord | None,
     ) -> Admission:
-        keys = [limit.key for limit in limits] + list(ban_keys(user_id, stage_arn))
+        keys = [limit.key for limit in limits] + list(ban_keys(issuer, user_id, stage_arn))
         args: list[bytes | str | int] = [*limit_args(limits)]
         fold = None
         if record is not None:
@@ -248,6 +255,7 @@ class RedisGate:
     async def _degraded(
         self,
         limits: Sequence[Limit],
+        issuer: str | None,
         user_id: str,
         stage_arn: str,
         record: MappingRecord | None,
@@ -256,7 +264,7 @@ class RedisGate:
             # Never a token without its stored record: refuse before any work.
             self._degrade("deny")
             raise ServiceUnavailable("the mapping store (Redis) is unavailable", retry_after=1)
-        ban = self.bans.banned(user_id, stage_arn)
+        ban = self.bans.banned(issuer, user_id, stage_arn)
         if ban is not None:
             return Admission(decision=Decision(allowed=False, states=()), ban_id=ban)
         if self._on_limit_error is OnRedisError.DENY:
@@ -322,11 +330,12 @@ class MemoryGate:
         self,
         limits: Sequence[Limit],
         *,
+        issuer: str | None,
         user_id: str,
         stage_arn: str,
         record: MappingRecord | None,
     ) -> Admission:
-        ban = self._store.banned(user_id, stage_arn)
+        ban = self._store.banned(issuer, user_id, stage_arn)
         if ban is not None:
             return Admission(decision=Decision(allowed=False, states=()), ban_id=ban.id)
         decision = await self._limiter.check(limits)

@@ -20,9 +20,7 @@ allows) when Redis fails.
 
 from __future__ import annotations
 
-import base64
 import enum
-import hashlib
 import logging
 import math
 import time
@@ -255,12 +253,6 @@ class RateLimits:
             # Users learn nothing of the stage's limit: it would tell them its traffic.
             Limit.of("stage", stage_arn, stage or self.stage, disclosed=False),
         ]
-
-
-def user_key(issuer: str | None, user_id: str) -> str:
-    """A short, fixed-size key for an app user: no personal data in Redis key names."""
-    digest = hashlib.sha256(f"{issuer or ''}\0{user_id}".encode()).digest()[:16]
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def response_headers(decision: Decision) -> dict[str, str]:

@@ -215,7 +215,9 @@ def build_user(claims: dict[str, Any], *, user_id_claim: str, roles_claim: str) 
     return AppUser(
         user_id=extract_user_id(claims, user_id_claim),
         roles=extract_roles(claims, roles_claim),
-        issuer=iss if isinstance(iss, str) else None,
+        # An empty `iss` names no issuer: the same user as a token without one, as the
+        # rate-limit and mapping keys (`domain.user_key`) already count it.
+        issuer=iss if isinstance(iss, str) and iss else None,
         claims=claims,
     )
 

@@ -26,7 +26,8 @@ class CompositeAuthenticator:
     verifier still enforces its own algorithm list and keys, so a forged `alg` can
     only reach a verifier that then refuses it. HMAC tokens go to the shared secret,
     asymmetric ones to OIDC; `none`, unknown, or a family with no verifier
-    configured is "unsupported algorithm".
+    configured is "unsupported algorithm". A shared-secret token whose `iss` is the
+    provider's is refused: it would be one of the provider's users.
     """
 
     __slots__ = ("_oidc", "_shared")
@@ -47,7 +48,12 @@ class CompositeAuthenticator:
     async def authenticate(self, token: str) -> AppUser:
         alg = screen_token(token)["alg"]
         if alg in HMAC_ALGORITHMS and self._shared is not None:
-            return await self._shared.authenticate(token)
+            user = await self._shared.authenticate(token)
+            if self._oidc is not None and user.issuer == self._oidc.issuer:
+                # A user is (issuer, user id): the secret's holder vouches for its own
+                # users, not the provider's, so it may not write the provider's `iss`.
+                raise AuthenticationFailed("a shared-secret token names the OIDC issuer")
+            return user
         if alg in ASYMMETRIC_ALGORITHMS and self._oidc is not None:
             return await self._oidc.authenticate(token)
         raise AuthenticationFailed("unsupported algorithm")

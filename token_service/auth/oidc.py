@@ -100,6 +100,10 @@ class OidcAuthenticator:
         return self._algorithms
 
     @property
+    def issuer(self) -> str | None:
+        return self._rules.issuer
+
+    @property
     def jwks(self) -> JwksCache:
         return self._jwks
 

@@ -75,6 +75,7 @@ from token_service.bootstrap.features import (
     build_lookup_budget,
     build_policy,
     build_rate_limits,
+    build_user_naming,
 )
 from token_service.bootstrap.lifespan import Starter, lifespan_of
 from token_service.bootstrap.readiness import readiness_checks
@@ -193,6 +194,7 @@ def create_app(
         readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
         exchanger=exchanger,
         proxy_header=settings.http.trusted_proxy_header,
+        user_naming=build_user_naming(settings),
     )
 
     starters: list[Starter] = []

@@ -37,6 +37,7 @@ from token_service.ivs.budget import (
 from token_service.ivs.client import Ivs
 from token_service.ivs.stages import StageDirectory
 from token_service.keys import KeyRing
+from token_service.mapping.users import UserNaming
 from token_service.observability.metrics import Metrics
 from token_service.policy import Policy, load_policy
 from token_service.tokens.counting import CountingIssuer
@@ -211,6 +212,16 @@ def build_issuer(
 def build_rate_limits(settings: Settings) -> RateLimits:
     """The service-wide limits, shared by the issue and the exchange flows."""
     return RateLimits(user=settings.limits.user, ip=settings.limits.ip, stage=settings.limits.stage)
+
+
+def build_user_naming(settings: Settings) -> UserNaming:
+    """How operators name an app user (bans, lookups): with a shared secret and OIDC both
+    accepted, the same user id can be two users, so the issuer must be given."""
+    auth = settings.auth
+    both = auth.shared_secret is not None and auth.jwks_url is not None
+    return UserNaming(
+        issuer_required=both, oidc_issuer=auth.issuer if auth.jwks_url is not None else None
+    )
 
 
 def build_user_token_minter(settings: Settings) -> UserTokenMinter | None:

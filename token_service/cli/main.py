@@ -1,6 +1,7 @@
 """`token-service ...`: the entry point. Reads the environment, then calls the factories.
 
-Commands: `serve`, `emulator`, `keys list|rotate|prepare|delete|revoke`, `user-token`.
+Commands: `serve`, `emulator`, `keys list|rotate|prepare|delete|revoke`,
+`participants show|of-user|migrate`, `user-token`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from token_service import package_version
-from token_service.errors import ConfigurationError, DomainError
+from token_service.errors import ConfigurationError, DomainError, InvalidRequest
 
 if TYPE_CHECKING:
     from token_service.config import Settings
@@ -183,8 +184,24 @@ def build_parser() -> argparse.ArgumentParser:
         "of-user", help="participants issued to an app user, newest first"
     )
     of_user.add_argument("user_id")
+    of_user.add_argument(
+        "--issuer",
+        default=None,
+        help=(
+            "whose user id: the issuer of the user's tokens, '' for tokens without one, '*' "
+            "for every issuer; required when a shared secret and OIDC are both configured "
+            "(else every issuer)"
+        ),
+    )
     of_user.add_argument("--limit", type=_positive, default=50)
     of_user.add_argument("--cursor", default=None, help="nextCursor of the previous page")
+    participant_commands.add_parser(
+        "migrate",
+        help=(
+            "move the user index of records stored up to 0.1.0 to (issuer, user id); "
+            "idempotent, safe while serving"
+        ),
+    )
     participants.set_defaults(handler=_participants)
 
     user_token = commands.add_parser(
@@ -207,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except DomainError as exc:
         print(f"token-service: {exc.detail}", file=sys.stderr)
+        for error in exc.errors if isinstance(exc, InvalidRequest) else ():
+            print(f"  - {error.field}: {error.message}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130

@@ -3,6 +3,8 @@
 The CLI reads the same Redis store as every replica, so it needs
 `TOKEN_SERVICE_REDIS_URL`; without Redis the records live in the serving process
 only, and the admin API (`GET /admin/participants/...`) is the way to read them.
+`participants migrate` moves the user index of records stored up to 0.1.0
+(`mapping.migration`).
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import json
 import msgspec
 
 from token_service.bootstrap.clients import operator_redis
+from token_service.bootstrap.features import build_user_naming
 from token_service.config import Settings
 from token_service.errors import ConfigurationError, NotFound
+from token_service.mapping.migration import migrate_user_indexes
 from token_service.mapping.store import RedisMappingStore
 from token_service.mapping.views import participant_body
 
@@ -40,8 +44,19 @@ async def run_participants_command(settings: Settings, args: argparse.Namespace)
             if view is None:
                 raise NotFound(f"no mapping record for participant {args.participant_id}")
             _print(participant_body(view))
+        elif args.participants_command == "migrate":
+            report = await migrate_user_indexes(redis_client)
+            _print(report)
         else:
-            page = await store.by_user(args.user_id, limit=args.limit, cursor=args.cursor)
+            issuer = build_user_naming(settings).issuer(
+                args.user_id,
+                msgspec.UNSET if args.issuer is None else args.issuer,
+                user_field="USER_ID",
+                issuer_field="--issuer",
+            )
+            page = await store.by_user(
+                args.user_id, issuer=issuer, limit=args.limit, cursor=args.cursor
+            )
             _print(
                 {
                     "participants": [participant_body(v) for v in page.items],

@@ -129,8 +129,27 @@ class DisconnectResultBody(msgspec.Struct, kw_only=True, rename="camel"):
     ivs_result: str
 
 
+#: Whose user id an operator means (see `mapping.users`): an issuer, null or empty for
+#: tokens without one, `*` for every issuer.
+ISSUER = (
+    Annotated[
+        str,
+        msgspec.Meta(
+            max_length=1024,
+            description=(
+                "The `iss` of the user's tokens; null or empty: tokens without one; `*`: the user "
+                "id from every issuer. Omitted: every issuer, unless a shared secret and OIDC are "
+                "both accepted (then required: 400)"
+            ),
+        ),
+    ]
+    | None
+)
+
+
 class BanRequestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, rename="camel"):
     user_id: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    issuer: ISSUER | msgspec.UnsetType = msgspec.UNSET
     stage_arn: STAGE_ARN | None = None
     #: ISO 8601 time the ban ends; omitted: until lifted.
     until: (
@@ -142,6 +161,8 @@ class BanRequestBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, r
 class BanBody(msgspec.Struct, kw_only=True, rename="camel"):
     id: str
     user_id: str
+    #: The user's issuer; null: tokens without one; `*`: the user id from every issuer.
+    issuer: str | None
     stage_arn: str | None
     until: str | None
     reason: str

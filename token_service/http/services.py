@@ -14,6 +14,7 @@ from token_service.http.client_ip import Network, ProxyHeader
 from token_service.keys import KeyRing
 from token_service.mapping.moderation import Moderation
 from token_service.mapping.store import MappingStore
+from token_service.mapping.users import UserNaming
 from token_service.tokens.desk import TokenDesk
 from token_service.tokens.exchange import Exchanger
 
@@ -44,6 +45,7 @@ class Services:
         readiness: Mapping[str, ReadinessCheck] | None = None,
         exchanger: Exchanger | None = None,
         proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR,
+        user_naming: UserNaming | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.desk = desk
@@ -56,3 +58,5 @@ class Services:
         self.readiness: Mapping[str, ReadinessCheck] = readiness or {}
         self.exchanger = exchanger
         self.proxy_header = proxy_header
+        #: How an operator's user id and issuer are read (bans, lookups).
+        self.user_naming = user_naming or UserNaming()

@@ -115,11 +115,13 @@ class Moderation:
         self,
         *,
         user_id: str,
+        issuer: str | None,
         stage_arn: str | None,
         until: int | None,
         reason: str,
         by: str,
     ) -> BanResult:
+        """Ban (issuer, user_id), or the user id from every issuer (`ANY_ISSUER`)."""
         if until is not None and until <= self._clock():
             # Refused rather than stored: Redis refuses a non-positive expiry outright, and
             # a ban that has already ended would only look like one that is in force.
@@ -129,6 +131,7 @@ class Moderation:
         ban = Ban(
             id=new_ban_id(),
             user_id=user_id,
+            issuer=issuer,
             stage_arn=stage_arn,
             until=until,
             reason=reason,
@@ -138,11 +141,18 @@ class Moderation:
         await self._store.add_ban(ban)
         audit.info(
             "user banned",
-            extra={"event": "ban_created", "banId": ban.id, "stageArn": stage_arn, "by": by},
+            extra={
+                "event": "ban_created",
+                "banId": ban.id,
+                "appUserId": user_id,
+                "issuer": issuer,
+                "stageArn": stage_arn,
+                "by": by,
+            },
         )
         if self._on_bans_changed is not None:
             self._on_bans_changed()
-        page = await self._store.by_user(user_id, limit=BAN_SCAN_LIMIT, cursor=None)
+        page = await self._store.by_user(user_id, issuer=issuer, limit=BAN_SCAN_LIMIT, cursor=None)
         now = self._clock()
         live = {r.participant_id for r in live_records(page.items, now)}
         targets = [
@@ -163,7 +173,16 @@ class Moderation:
         ban = await self._store.remove_ban(ban_id)
         if ban is None:
             raise NotFound(f"no ban {ban_id}")
-        audit.info("ban lifted", extra={"event": "ban_lifted", "banId": ban_id, "by": by})
+        audit.info(
+            "ban lifted",
+            extra={
+                "event": "ban_lifted",
+                "banId": ban_id,
+                "appUserId": ban.user_id,
+                "issuer": ban.issuer,
+                "by": by,
+            },
+        )
         if self._on_bans_changed is not None:
             self._on_bans_changed()
         return ban

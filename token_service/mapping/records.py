@@ -1,16 +1,27 @@
 """Mapping records: what is kept of each token handed out, its compact codec, and the Redis
 key layout of the mapping log (every key under the `{ts}` hash tag, `infra.redis.HASH_TAG`).
 
+An app user is (issuer, user id): the same `sub` from two issuers is two users, with an
+index and bans of their own. `<user key>` below is `domain.user_key(issuer, user id)`,
+`<user hash>` a hash of the user id alone; both keep personal data out of key names.
+
 - `ts:{ts}:p:<participantId>`: the record (compact msgpack), expiring at the
   token's expiry plus the retention; `ts:{ts}:x:<participantId>`, only when there
   is any: a hash with `d` the disconnect (who, when, why) and `e:<eventId>` each IVS
   event, with the record's expiry.
-- `ts:{ts}:u:<user hash>` and `ts:{ts}:s:<stage ARN>`: indexes, sorted sets whose
+- `ts:{ts}:ui:<user key>` and `ts:{ts}:s:<stage ARN>`: indexes, sorted sets whose
   members `<issuedAt ms, 13 digits>:<participantId>` sort by time lexically, so
   pages are exact (no ties) and old entries are trimmed by range.
-- `ts:{ts}:bans` (hash of bans by id) and `ts:{ts}:ban:u:<user hash>` /
-  `ts:{ts}:ban:us:<user hash>:<stage ARN>` (the ban id, expiring with the ban), which
-  the admission gate checks.
+- `ts:{ts}:uk:<user hash>`: the set of `<user key>`s seen with that user id, for a lookup
+  of the user id from every issuer; it expires with the newest of their records.
+- `ts:{ts}:bans` (hash of bans by id); the ban id, expiring with the ban, under
+  `ts:{ts}:ban:ui:<user key>` / `ts:{ts}:ban:uis:<user key>:<stage ARN>` for a ban of one
+  (issuer, user id), and `ts:{ts}:ban:u:<user hash>` / `ts:{ts}:ban:us:<user hash>:<stage
+  ARN>` for a ban of the user id from every issuer; the admission gate checks all four.
+
+Up to 0.1.0 the user index was `ts:{ts}:u:<user hash>`, by user id alone:
+`mapping.migration` moves it (`token-service participants migrate`). Bans of that time carry
+no issuer and read as bans from every issuer, under the keys they always had.
 """
 
 from __future__ import annotations
@@ -21,8 +32,11 @@ from dataclasses import dataclass
 
 import msgspec
 
+from token_service.domain import user_key
 from token_service.infra.redis import HASH_TAG
 
+#: A ban's or a lookup's issuer meaning "the user id from every issuer".
+ANY_ISSUER = "*"
 #: Longest lifetime a participant token can have (14 days): index entries older than
 #: the retention plus this can no longer point at a live record.
 MAX_TOKEN_SECONDS = 14 * 24 * 3600
@@ -47,6 +61,11 @@ class MappingRecord(msgspec.Struct, kw_only=True):
     request_id: str | None = None
     client_ip: str | None = None
     user_agent: str | None = None
+
+    def belongs_to(self, issuer: str | None, user_id: str) -> bool:
+        """Whether the app user (issuer, user_id) got this participant; an empty issuer is
+        none, as in `domain.user_key`."""
+        return self.app_user_id == user_id and (self.issuer or None) == (issuer or None)
 
 
 class Disconnect(msgspec.Struct, kw_only=True):
@@ -106,6 +125,9 @@ class Page:
 class Ban(msgspec.Struct, kw_only=True):
     id: str
     user_id: str
+    #: Whose `user_id`: an issuer, None for tokens without one, or `ANY_ISSUER` (every
+    #: issuer; also what a ban stored before bans had an issuer means).
+    issuer: str | None = ANY_ISSUER
     stage_arn: str | None = None
     #: Unix seconds; None: until lifted.
     until: int | None = None
@@ -116,10 +138,16 @@ class Ban(msgspec.Struct, kw_only=True):
     def active(self, now: float) -> bool:
         return self.until is None or self.until > now
 
-    def refuses(self, user_id: str, stage_arn: str, now: float) -> bool:
-        """Whether this ban refuses `user_id` a token on `stage_arn` at `now`."""
+    def names(self, issuer: str | None, user_id: str) -> bool:
+        """Whether this ban is about the app user (issuer, user_id)."""
+        return self.user_id == user_id and (
+            self.issuer == ANY_ISSUER or (self.issuer or None) == (issuer or None)
+        )
+
+    def refuses(self, issuer: str | None, user_id: str, stage_arn: str, now: float) -> bool:
+        """Whether this ban refuses (issuer, user_id) a token on `stage_arn` at `now`."""
         return (
-            self.user_id == user_id
+            self.names(issuer, user_id)
             and self.active(now)
             and (self.stage_arn is None or self.stage_arn == stage_arn)
         )
@@ -221,7 +249,7 @@ OVERRIDE_DECODER = msgspec.json.Decoder(CapabilityOverride)
 
 
 def user_hash(user_id: str) -> str:
-    """Index and ban keys name users by a hash: no personal data in Redis key names."""
+    """A user id alone, from every issuer, as it names keys (no personal data in them)."""
     digest = hashlib.sha256(user_id.encode()).digest()[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
@@ -238,7 +266,26 @@ def side_key(participant_id: str) -> str:
     return f"ts:{HASH_TAG}:x:{participant_id}"
 
 
-def user_index_key(user_id: str) -> str:
+def user_index_key(issuer: str | None, user_id: str) -> str:
+    """The index of one app user's participants."""
+    return user_index_key_of(user_key(issuer, user_id))
+
+
+def user_index_key_of(key: str) -> str:
+    return f"ts:{HASH_TAG}:ui:{key}"
+
+
+def user_keys_key(user_id: str) -> str:
+    """The set of the `user_key`s seen with this user id (one per issuer)."""
+    return f"ts:{HASH_TAG}:uk:{user_hash(user_id)}"
+
+
+#: The user index before it named the issuer (see the module's docstring): what
+#: `mapping.migration` moves, and nothing writes any more.
+LEGACY_USER_INDEX_PATTERN = f"ts:{HASH_TAG}:u:*"
+
+
+def legacy_user_index_key(user_id: str) -> str:
     return f"ts:{HASH_TAG}:u:{user_hash(user_id)}"
 
 
@@ -246,10 +293,27 @@ def stage_index_key(stage_arn: str) -> str:
     return f"ts:{HASH_TAG}:s:{stage_arn}"
 
 
-def ban_keys(user_id: str, stage_arn: str) -> tuple[str, str]:
-    """The two ban keys that can refuse this user on this stage: global, and per stage."""
+def ban_keys(issuer: str | None, user_id: str, stage_arn: str) -> tuple[str, str, str, str]:
+    """The four ban keys that can refuse (issuer, user_id) on this stage: every issuer's user
+    id everywhere and on the stage, then this user's own everywhere and on the stage."""
     uh = user_hash(user_id)
-    return f"ts:{HASH_TAG}:ban:u:{uh}", f"ts:{HASH_TAG}:ban:us:{uh}:{stage_arn}"
+    uk = user_key(issuer, user_id)
+    return (
+        f"ts:{HASH_TAG}:ban:u:{uh}",
+        f"ts:{HASH_TAG}:ban:us:{uh}:{stage_arn}",
+        f"ts:{HASH_TAG}:ban:ui:{uk}",
+        f"ts:{HASH_TAG}:ban:uis:{uk}:{stage_arn}",
+    )
+
+
+def ban_key(ban: Ban) -> str:
+    """The one key holding this ban's id while it is in force."""
+    everywhere, on_stage, own_everywhere, own_on_stage = ban_keys(
+        None if ban.issuer == ANY_ISSUER else ban.issuer, ban.user_id, ban.stage_arn or ""
+    )
+    if ban.issuer == ANY_ISSUER:
+        return on_stage if ban.stage_arn else everywhere
+    return own_on_stage if ban.stage_arn else own_everywhere
 
 
 BANS_KEY = f"ts:{HASH_TAG}:bans"

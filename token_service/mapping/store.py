@@ -17,10 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from token_service.domain import user_key
 from token_service.infra.lane import RedisLane, script_call
 from token_service.infra.redis import RedisClient
 from token_service.mapping.records import (
     _ID_WIDTH,
+    ANY_ISSUER,
     BAN_DECODER,
     BANS_KEY,
     CHANGE_DECODER,
@@ -37,7 +39,7 @@ from token_service.mapping.records import (
     Page,
     ParticipantView,
     StageEvent,
-    ban_keys,
+    ban_key,
     decode_record,
     encode_record,
     index_member,
@@ -45,6 +47,8 @@ from token_service.mapping.records import (
     side_key,
     stage_index_key,
     user_index_key,
+    user_index_key_of,
+    user_keys_key,
 )
 
 
@@ -64,7 +68,12 @@ class MappingStore(Protocol):
 
     async def get(self, participant_id: str) -> ParticipantView | None: ...
 
-    async def by_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page: ...
+    async def by_user(
+        self, user_id: str, *, issuer: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        """The participants of (issuer, user_id), newest first; `issuer` `ANY_ISSUER`: of the
+        user id from every issuer."""
+        ...
 
     async def by_stage(
         self, stage_arn: str, *, since: int | None, limit: int, cursor: str | None
@@ -96,15 +105,20 @@ def new_ban_id() -> str:
 
 # --------------------------------------------------------------------------- Redis
 
-# Writes one record and its two index entries. KEYS: record, user index, stage index.
-# ARGV: record JSON, index member, record expiry (unix s), index trim bound (member).
-# Shared with the admission gate, which runs it after the limits in the same script.
+# Writes one record and its two index entries, and notes the user's key among those of
+# its user id. KEYS: record, user index, stage index, the user id's keys.
+# ARGV: record value, index member, record expiry (unix s), index trim bound (member),
+# the user's key. Shared with the admission gate, which runs it after the limits in the
+# same script.
 RECORD_WRITE_LUA = """
-local function write_record(rk, uk, sk, value, member, expire_at, trim_before)
+local function write_record(rk, uk, sk, kk, value, member, expire_at, trim_before, user)
   redis.call('SET', rk, value, 'EXAT', expire_at)
   for _, ik in ipairs({uk, sk}) do
     redis.call('ZADD', ik, 0, member)
     redis.call('ZREMRANGEBYLEX', ik, '-', '(' .. trim_before)
+  end
+  redis.call('SADD', kk, user)
+  for _, ik in ipairs({uk, sk, kk}) do
     redis.call('EXPIREAT', ik, expire_at, 'NX')
     redis.call('EXPIREAT', ik, expire_at, 'GT')
   end
@@ -113,7 +127,8 @@ end
 
 _RECORD_SCRIPT = (
     RECORD_WRITE_LUA
-    + "write_record(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4])\n"
+    + "write_record(KEYS[1], KEYS[2], KEYS[3], KEYS[4],\n"
+    + "             ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5])\n"
     + "return 1\n"
 )
 
@@ -136,21 +151,23 @@ return written
 
 
 def record_write_args(record: MappingRecord, retention_seconds: int) -> list[bytes | str | int]:
-    """ARGV for `write_record`: the JSON, index member, expiry and trim bound."""
+    """ARGV for `write_record`: the value, index member, expiry, trim bound and user key."""
     trim_ms = (int(time.time()) - retention_seconds - MAX_TOKEN_SECONDS) * 1000
     return [
         encode_record(record),
         index_member(record),
         record.expires_at + retention_seconds,
         f"{max(0, trim_ms):0{_ID_WIDTH}d}",
+        user_key(record.issuer, record.app_user_id),
     ]
 
 
 def record_write_keys(record: MappingRecord) -> list[str]:
     return [
         record_key(record.participant_id),
-        user_index_key(record.app_user_id),
+        user_index_key(record.issuer, record.app_user_id),
         stage_index_key(record.stage_arn),
+        user_keys_key(record.app_user_id),
     ]
 
 
@@ -222,11 +239,15 @@ class RedisMappingStore:
         side = await self._client.hgetall(side_key(participant_id))
         return _view(participant_id, _bytes(raw), {_bytes(k): _bytes(v) for k, v in side.items()})
 
-    async def _page(self, index: str, low: str, limit: int, cursor: str | None) -> Page:
+    async def _members(self, index: str, low: str, limit: int, cursor: str | None) -> list[bytes]:
         raw = await self._client.zrevrangebylex(
             index, _cursor_bound(cursor), low, start=0, num=limit + 1
         )
-        members = [_bytes(m) for m in raw]
+        return [_bytes(m) for m in raw]
+
+    async def _page(self, members: list[bytes], limit: int) -> Page:
+        """The page of the `limit` newest of `members` (newest first, one more when there is
+        a next page)."""
         more = len(members) > limit
         members = members[:limit]
         views: list[ParticipantView] = []
@@ -238,14 +259,27 @@ class RedisMappingStore:
         next_cursor = members[-1].decode() if more and members else None
         return Page(items=tuple(views), next_cursor=next_cursor)
 
-    async def by_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page:
-        return await self._page(user_index_key(user_id), "-", limit, cursor)
+    async def by_user(
+        self, user_id: str, *, issuer: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        if issuer != ANY_ISSUER:
+            index = user_index_key(issuer, user_id)
+            return await self._page(await self._members(index, "-", limit, cursor), limit)
+        # Every issuer: the newest `limit + 1` of each of the user id's indexes, merged.
+        # Members are unique (one participant, one user), and sort by time as they are.
+        keys = await self._client.smembers(user_keys_key(user_id))
+        members: list[bytes] = []
+        for key in sorted(_bytes(k).decode() for k in keys):
+            members += await self._members(user_index_key_of(key), "-", limit, cursor)
+        return await self._page(sorted(members, reverse=True)[: limit + 1], limit)
 
     async def by_stage(
         self, stage_arn: str, *, since: int | None, limit: int, cursor: str | None
     ) -> Page:
         low = "-" if since is None else f"[{since * 1000:0{_ID_WIDTH}d}"
-        return await self._page(stage_index_key(stage_arn), low, limit, cursor)
+        return await self._page(
+            await self._members(stage_index_key(stage_arn), low, limit, cursor), limit
+        )
 
     async def mark_disconnected(self, participant_id: str, disconnect: Disconnect) -> bool:
         written = await self._side_script(
@@ -281,8 +315,7 @@ class RedisMappingStore:
         return bool(written)
 
     async def add_ban(self, ban: Ban) -> None:
-        global_key, stage_key = ban_keys(ban.user_id, ban.stage_arn or "")
-        key = stage_key if ban.stage_arn else global_key
+        key = ban_key(ban)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hset(BANS_KEY, ban.id, JSON_ENCODER.encode(ban))
             if ban.until is None:
@@ -305,8 +338,7 @@ class RedisMappingStore:
         if raw is None:
             return None
         ban = BAN_DECODER.decode(_bytes(raw))
-        global_key, stage_key = ban_keys(ban.user_id, ban.stage_arn or "")
-        key = stage_key if ban.stage_arn else global_key
+        key = ban_key(ban)
         current = await self._client.get(key)
         async with self._client.pipeline(transaction=True) as pipe:
             pipe.hdel(BANS_KEY, ban_id)
@@ -387,8 +419,18 @@ class MemoryMappingStore:
         next_cursor = chosen[-1][0] if len(members) > limit and chosen else None
         return Page(tuple(self._view(e) for _, e in chosen), next_cursor)
 
-    async def by_user(self, user_id: str, *, limit: int, cursor: str | None) -> Page:
-        mine = (e for e in self._entries.values() if e.record.app_user_id == user_id)
+    async def by_user(
+        self, user_id: str, *, issuer: str | None, limit: int, cursor: str | None
+    ) -> Page:
+        mine = (
+            e
+            for e in self._entries.values()
+            if (
+                e.record.app_user_id == user_id
+                if issuer == ANY_ISSUER
+                else e.record.belongs_to(issuer, user_id)
+            )
+        )
         return self._page(mine, limit, cursor, None)
 
     async def by_stage(
@@ -439,10 +481,12 @@ class MemoryMappingStore:
     async def remove_ban(self, ban_id: str) -> Ban | None:
         return self._bans.pop(ban_id, None)
 
-    def banned(self, user_id: str, stage_arn: str) -> Ban | None:
+    def banned(self, issuer: str | None, user_id: str, stage_arn: str) -> Ban | None:
         """For the memory admission gate: the ban refusing this user here, if any."""
         now = time.time()
-        return next((b for b in self._bans.values() if b.refuses(user_id, stage_arn, now)), None)
+        return next(
+            (b for b in self._bans.values() if b.refuses(issuer, user_id, stage_arn, now)), None
+        )
 
 
 def live_records(views: Sequence[ParticipantView], now: float) -> list[MappingRecord]:

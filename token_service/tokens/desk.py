@@ -24,9 +24,8 @@ from token_service.admission.ratelimit import (
     Limit,
     RateLimits,
     response_headers,
-    user_key,
 )
-from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest
+from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest, user_key
 from token_service.errors import DomainError, PermissionDenied, RateLimited
 from token_service.mapping.records import MappingRecord
 from token_service.policy import RateLimitOverrides
@@ -159,7 +158,11 @@ class TokenDesk:
         prepared = await self._issuer.prepare(grant)
         record = record_for(prepared.facts, caller) if prepared is not None else None
         admission = await self._gate.admit(
-            limits, user_id=caller.user.user_id, stage_arn=grant.stage_arn, record=record
+            limits,
+            issuer=caller.user.issuer,
+            user_id=caller.user.user_id,
+            stage_arn=grant.stage_arn,
+            record=record,
         )
         decision = settle(admission, self._hooks)
         deferred = admission.record_deferred

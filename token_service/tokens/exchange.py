@@ -133,10 +133,7 @@ class Exchanger:
         if (
             view is None
             or record is None
-            or (
-                owner is not None
-                and (record.app_user_id != owner.user.user_id or record.issuer != owner.user.issuer)
-            )
+            or (owner is not None and not record.belongs_to(owner.user.issuer, owner.user.user_id))
         ):
             # The same answer for "unknown" and "someone else's": existence does not leak.
             raise NotFound("no such participant for this user")
@@ -181,7 +178,11 @@ class Exchanger:
         )
         limits = limits_for(self._policy, self._rate_limits, caller, record.stage_arn)
         admission = await self._gate.admit(
-            limits, user_id=caller.user.user_id, stage_arn=record.stage_arn, record=None
+            limits,
+            issuer=caller.user.issuer,
+            user_id=caller.user.user_id,
+            stage_arn=record.stage_arn,
+            record=None,
         )
         decision = settle(admission, self._hooks)
         token, updated = await self._sign(record, grant, by="exchange", caller=caller)
@@ -198,7 +199,7 @@ class Exchanger:
         record = view.record
         now = time.time()
         for ban in await self._mapping.bans():
-            if ban.refuses(record.app_user_id, record.stage_arn, now):
+            if ban.refuses(record.issuer, record.app_user_id, record.stage_arn, now):
                 raise PermissionDenied("this user is banned from this stage", rule=f"ban {ban.id}")
         override = CapabilityOverride(publish=publish, at=int(now), by=by)
         if not await self._mapping.set_override(participant_id, override):
@@ -266,6 +267,7 @@ class Exchanger:
                 "event": "token_exchanged",
                 "participantId": record.participant_id,
                 "appUserId": record.app_user_id,
+                "issuer": record.issuer,
                 "stageArn": record.stage_arn,
                 "capabilities": capabilities,
                 "attributeKeys": sorted(updated.attributes),

@@ -1,4 +1,4 @@
-"""`token-service participants show|of-user`: the mapping log from a shell."""
+"""`token-service participants show|of-user|migrate`: the mapping log from a shell."""
 
 from __future__ import annotations
 
@@ -9,15 +9,18 @@ import time
 import redis.asyncio
 
 from tests.support.processes import run_cli
-from token_service.mapping.records import MappingRecord
+from token_service.mapping.records import MappingRecord, encode_record, legacy_user_index_key
 from token_service.mapping.store import RedisMappingStore
 
+IDP = "https://idp.example"
 
-def _record(pid: str, user: str, issued: int) -> MappingRecord:
+
+def _record(pid: str, user: str, issued: int, issuer: str | None = None) -> MappingRecord:
     return MappingRecord(
         participant_id=pid,
         app_user_id=user,
         token_user_id=user,
+        issuer=issuer,
         stage_arn="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456",
         capabilities=["PUBLISH", "SUBSCRIBE"],
         issued_at=issued,
@@ -58,6 +61,62 @@ def test_of_user_lists_newest_first(redis_url: str) -> None:
         "New1",
         "Old1",
     ]
+
+
+def test_of_user_with_an_issuer_lists_only_that_users_participants(redis_url: str) -> None:
+    now = int(time.time())
+    _store(redis_url, _record("Idp1", "u1", now, IDP), _record("Secret1", "u1", now))
+    env = {"TOKEN_SERVICE_REDIS_URL": redis_url}
+
+    def listed(*issuer: str) -> list[str]:
+        result = run_cli("participants", "of-user", "u1", *issuer, env=env)
+        assert result.returncode == 0, result.stderr
+        return sorted(p["participantId"] for p in json.loads(result.stdout)["participants"])
+
+    assert listed("--issuer", IDP) == ["Idp1"]
+    assert listed("--issuer", "") == ["Secret1"]
+    assert listed() == ["Idp1", "Secret1"]
+
+
+def test_of_user_needs_the_issuer_when_a_secret_and_oidc_are_both_configured(
+    redis_url: str,
+) -> None:
+    _store(redis_url, _record("Idp1", "u1", int(time.time()), IDP))
+    env = {
+        "TOKEN_SERVICE_REDIS_URL": redis_url,
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET": "s" * 32,
+        "TOKEN_SERVICE_AUTH_JWKS_URL": "https://idp.example/.well-known/jwks.json",
+        "TOKEN_SERVICE_AUTH_ISSUER": IDP,
+        "TOKEN_SERVICE_AUTH_AUDIENCE": "token-service",
+    }
+
+    result = run_cli("participants", "of-user", "u1", env=env)
+
+    assert result.returncode == 1
+    assert "--issuer" in result.stderr
+    assert IDP in result.stderr
+
+
+def test_migrate_moves_the_0_1_0_user_index_and_says_what_it_did(redis_url: str) -> None:
+    now = int(time.time())
+    _store(redis_url)
+    member = f"{now * 1000:013d}:Old1"
+
+    async def write_as_0_1_0() -> None:
+        client = redis.asyncio.Redis.from_url(redis_url)
+        await client.set("ts:{ts}:p:Old1", encode_record(_record("Old1", "u1", now, IDP)))
+        await client.zadd(legacy_user_index_key("u1"), {member: 0})
+        await client.aclose()
+
+    asyncio.run(write_as_0_1_0())
+    env = {"TOKEN_SERVICE_REDIS_URL": redis_url}
+
+    migrated = run_cli("participants", "migrate", env=env)
+    found = run_cli("participants", "of-user", "u1", "--issuer", IDP, env=env)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert json.loads(migrated.stdout) == {"indexes": 1, "moved": 1, "dropped": 0}
+    assert [p["participantId"] for p in json.loads(found.stdout)["participants"]] == ["Old1"]
 
 
 def test_unknown_participant_exits_nonzero_with_a_message(redis_url: str) -> None:

@@ -11,6 +11,7 @@ import pytest
 import redis.asyncio
 
 from token_service.mapping.records import (
+    ANY_ISSUER,
     Ban,
     Disconnect,
     MappingRecord,
@@ -23,6 +24,7 @@ from token_service.mapping.store import MappingStore, MemoryMappingStore, RedisM
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456"
 OTHER_STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/ZyXwVu987654"
 RETENTION = 3600
+ISSUER = "https://idp.example"
 
 
 @pytest.fixture
@@ -38,14 +40,19 @@ async def store(store_redis_url: str | None) -> AsyncIterator[MappingStore]:
 
 
 def record(
-    pid: str, *, user: str = "alice", stage: str = STAGE, issued: int | None = None
+    pid: str,
+    *,
+    user: str = "alice",
+    stage: str = STAGE,
+    issued: int | None = None,
+    issuer: str | None = ISSUER,
 ) -> MappingRecord:
     issued_at = issued if issued is not None else int(time.time())
     return MappingRecord(
         participant_id=pid,
         app_user_id=user,
         token_user_id=user,
-        issuer="https://idp.example",
+        issuer=issuer,
         stage_arn=stage,
         capabilities=["SUBSCRIBE"],
         attributes={"displayName": "Alice"},
@@ -77,11 +84,11 @@ async def test_a_users_participants_come_newest_first_in_exact_pages(store: Mapp
     for i in range(5):
         await store.record(record(f"p{i}", issued=base + i))
     await store.record(record("bob-1", user="bob", issued=base))
-    first = await store.by_user("alice", limit=2, cursor=None)
+    first = await store.by_user("alice", issuer=ISSUER, limit=2, cursor=None)
     assert [v.record.participant_id for v in first.items] == ["p4", "p3"]
-    second = await store.by_user("alice", limit=2, cursor=first.next_cursor)
+    second = await store.by_user("alice", issuer=ISSUER, limit=2, cursor=first.next_cursor)
     assert [v.record.participant_id for v in second.items] == ["p2", "p1"]
-    last = await store.by_user("alice", limit=2, cursor=second.next_cursor)
+    last = await store.by_user("alice", issuer=ISSUER, limit=2, cursor=second.next_cursor)
     assert [v.record.participant_id for v in last.items] == ["p0"]
     assert last.next_cursor is None
 
@@ -93,12 +100,49 @@ async def test_records_issued_in_the_same_second_are_all_listed_once(store: Mapp
     seen: list[str] = []
     cursor = None
     while True:
-        page = await store.by_user("alice", limit=1, cursor=cursor)
+        page = await store.by_user("alice", issuer=ISSUER, limit=1, cursor=cursor)
         seen += [v.record.participant_id for v in page.items]
         cursor = page.next_cursor
         if cursor is None:
             break
     assert sorted(seen) == ["same0", "same1", "same2", "same3"]
+
+
+async def test_a_users_participants_are_those_of_the_user_id_from_that_issuer_only(
+    store: MappingStore,
+) -> None:
+    now = int(time.time())
+    await store.record(record("from-idp", issued=now))
+    await store.record(record("no-issuer", issued=now, issuer=None))
+    await store.record(record("elsewhere", issued=now, issuer="https://other.example"))
+
+    async def listed(issuer: str | None) -> list[str]:
+        page = await store.by_user("alice", issuer=issuer, limit=10, cursor=None)
+        return [v.record.participant_id for v in page.items]
+
+    assert await listed(ISSUER) == ["from-idp"]
+    assert await listed(None) == ["no-issuer"]
+    assert await listed("") == ["no-issuer"]
+    assert await listed("https://unknown.example") == []
+
+
+async def test_the_user_id_from_every_issuer_comes_newest_first_in_exact_pages(
+    store: MappingStore,
+) -> None:
+    base = int(time.time()) - 100
+    issuers = [ISSUER, None, "https://other.example"]
+    for i in range(7):
+        await store.record(record(f"p{i}", issued=base + i, issuer=issuers[i % 3]))
+    await store.record(record("bob-1", user="bob", issued=base + 50))
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await store.by_user("alice", issuer=ANY_ISSUER, limit=3, cursor=cursor)
+        seen += [v.record.participant_id for v in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [f"p{i}" for i in reversed(range(7))]
 
 
 async def test_a_stages_participants_can_be_listed_since_a_time(store: MappingStore) -> None:
@@ -177,7 +221,7 @@ async def test_records_expire_after_their_token_plus_the_retention(redis_url: st
         await asyncio.sleep(2.1)
         assert await store.get("p-exp") is None
         assert await client.exists(record_key("p-exp")) == 0
-        assert await client.exists(user_index_key("alice")) == 0
+        assert await client.exists(user_index_key(ISSUER, "alice")) == 0
     finally:
         await client.aclose()
 

@@ -103,3 +103,13 @@ async def test_garbage_is_malformed_before_routing(oidc: OidcAuthenticator) -> N
     auth = CompositeAuthenticator(SharedSecretAuthenticator(SECRET), oidc)
     with pytest.raises(AuthenticationFailed, match="malformed token"):
         await auth.authenticate("garbage")
+
+
+async def test_hs256_token_naming_the_oidc_issuer_is_refused(oidc: OidcAuthenticator) -> None:
+    """The provider's users are the provider's: the secret cannot vouch for one of them."""
+    auth = CompositeAuthenticator(SharedSecretAuthenticator(SECRET), oidc)
+    posing = mint_user_token(SECRET, sub="sam", issuer="https://idp.example.com/")
+    with pytest.raises(AuthenticationFailed, match="names the OIDC issuer"):
+        await auth.authenticate(posing)
+    own = await auth.authenticate(mint_user_token(SECRET, sub="sam", issuer="https://app.example"))
+    assert own.issuer == "https://app.example"

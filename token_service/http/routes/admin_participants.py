@@ -6,6 +6,7 @@ import re
 from datetime import datetime
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
@@ -16,6 +17,7 @@ from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
 from token_service.http.openapi import problems
 from token_service.http.schemas import (
+    NO_CONTROL_CHARACTERS,
     STAGE_ARN_PATTERN,
     BanBody,
     BanCreatedBody,
@@ -55,6 +57,7 @@ def ban_body(ban: Ban) -> BanBody:
     return BanBody(
         id=ban.id,
         user_id=ban.user_id,
+        issuer=ban.issuer,
         stage_arn=ban.stage_arn,
         until=iso_utc(ban.until) if ban.until is not None else None,
         reason=ban.reason,
@@ -118,16 +121,35 @@ class AdminParticipantsController(Controller):
     @get(
         "/users/{user_id:str}/participants",
         summary="Every participant issued to an app user, newest first",
+        description=(
+            "An app user is (issuer, user id): `issuer` says whose user id it is (empty: "
+            "tokens without one; `*`: every issuer). Left out, every issuer, unless a shared "
+            "secret and OIDC are both accepted: then it is required (400)."
+        ),
         responses=problems(400, 401, 503),
     )
     async def of_user(
         self,
         services: NamedDependency[Services],
-        user_id: FromPath[str],
+        user_id: Annotated[
+            str,
+            PathParameter(
+                description="the app user id (with `issuer`, the app user)",
+                schema_extra={"pattern": NO_CONTROL_CHARACTERS},
+            ),
+        ],
+        issuer: Annotated[
+            str | None,
+            QueryParameter(
+                max_length=1024, description="the user's issuer; empty: none; `*`: every issuer"
+            ),
+        ] = None,
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> ParticipantPage:
-        return _page(await services.mapping.by_user(user_id, limit=limit, cursor=cursor))
+        meant = services.user_naming.issuer(user_id, msgspec.UNSET if issuer is None else issuer)
+        page = await services.mapping.by_user(user_id, issuer=meant, limit=limit, cursor=cursor)
+        return _page(page)
 
     @get(
         "/stages/{rest:path}",
@@ -213,8 +235,10 @@ class AdminParticipantsController(Controller):
             )
         if data.stage_arn is not None:
             parse_stage_arn(data.stage_arn)
+        issuer = services.user_naming.issuer(data.user_id, data.issuer)
         result = await services.moderation.ban(
             user_id=data.user_id,
+            issuer=issuer,
             stage_arn=data.stage_arn,
             until=until,
             reason=data.reason,
