@@ -161,15 +161,18 @@ async def test_an_issued_token_costs_exactly_one_redis_round_trip(
         if name != "cmdstat_config|resetstat"  # the test's own reset
     }
     # INFO commandstats also counts what the script runs inside Redis: per token, the
-    # clock, 2 ban checks and 3 limits (GET), 3 limit updates and the record (SET), and
-    # the record's 2 indexes (ZADD, trim, 2 EXPIREAT each). What the client sent is
-    # the EVALSHA alone: one round trip per token.
+    # clock, 4 ban checks (the user of this issuer and of every issuer, on this stage
+    # and on all) and 3 limits (GET), 3 limit updates and the record (SET), the record's
+    # 2 indexes (ZADD, trim), the user id's set of per-issuer indexes (SADD), and 2
+    # EXPIREAT for each of those three keys. What the client sent is the EVALSHA alone:
+    # one round trip per token.
     assert calls == {
         "evalsha": 5,
         "time": 5,
-        "get": 25,
+        "get": 35,
         "set": 20,
-        "expireat": 20,
+        "expireat": 30,
         "zadd": 10,
         "zremrangebylex": 10,
+        "sadd": 5,
     }

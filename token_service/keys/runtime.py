@@ -38,6 +38,10 @@ _RECONNECT_SECONDS = 1.0
 CLOSE_TIMEOUT_SECONDS = 2.0
 
 
+#: The start-up reconciliation's bound; the periodic one retries what it could not do.
+RECONCILE_AT_START_SECONDS = 3.0
+
+
 class KeyRuntime:
     def __init__(
         self,
@@ -86,6 +90,9 @@ class KeyRuntime:
         if self._ivs_check_seconds is not None:
             self._spawn(self._watch_registration(self._ivs_check_seconds))
         if self._reconcile_seconds is not None:
+            # Once before serving (bounded: IVS down must not hold up the start), so a
+            # slot an orphan holds is free before the first rotation; then periodically.
+            await self._reconcile_once(bound=RECONCILE_AT_START_SECONDS)
             self._spawn(self._reconcile(self._reconcile_seconds))
         if self._scheduler is not None:
             self._spawn(self._scheduler.run())
@@ -165,13 +172,17 @@ class KeyRuntime:
                 log.warning("checking the signing key at IVS failed (%s)", type(exc).__name__)
 
     async def _reconcile(self, every: float) -> None:
-        """At start-up, then every `every` seconds: orphans of failed imports deleted."""
+        """Every `every` seconds: orphans of failed imports deleted (see `KeyRing.reconcile`)."""
         while True:
-            try:
-                await self.ring.reconcile()
-            except Exception as exc:  # noqa: BLE001 - the next pass is another chance
-                log.warning("reconciling the keys at IVS failed (%s)", type(exc).__name__)
             await asyncio.sleep(every)
+            await self._reconcile_once()
+
+    async def _reconcile_once(self, bound: float | None = None) -> None:
+        try:
+            async with asyncio.timeout(bound):
+                await self.ring.reconcile()
+        except Exception as exc:  # noqa: BLE001 - the next pass is another chance
+            log.warning("reconciling the keys at IVS failed (%s)", type(exc).__name__)
 
     async def _flush_usage(self) -> None:
         while True:

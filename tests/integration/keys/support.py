@@ -9,6 +9,7 @@ from typing import Any
 
 from token_service.ivs.client import Ivs
 from token_service.keys import KeyFiles, KeyRing
+from token_service.keys.imports import RedisImportNotes
 from token_service.keys.locks import MemoryLock, RedisLock
 from token_service.keys.state import RedisKeyState
 from token_service.keys.usage import MemoryKeyUsage, RedisKeyUsage
@@ -48,6 +49,7 @@ def make_ring(
         usage=RedisKeyUsage(redis_client) if redis_client is not None else MemoryKeyUsage(),
         delete_margin=MARGIN,
         flush_wait_seconds=0.05,
+        imports=RedisImportNotes(redis_client) if redis_client is not None else None,
     )
     ring.load()
     return ring

@@ -25,6 +25,7 @@ from token_service.keys.imports import MemoryImportNotes, RedisImportNotes
 from token_service.keys.locks import MemoryLock
 from token_service.keys.model import generate_private_key, public_pem
 from token_service.keys.ring import KeyRing
+from token_service.keys.runtime import KeyRuntime
 from token_service.keys.state import LOCK_KEY
 
 
@@ -195,3 +196,21 @@ async def test_after_two_half_made_imports_rotation_still_works_once_reconciled(
     await ring.reconcile()
 
     assert (await ring.rotate()).name.startswith("ts-")
+
+
+async def test_start_up_reconciles_before_serving(
+    ivs_client: Any, keys_dir: Path, clock: Clock, redis_client: Any
+) -> None:
+    """A half-made import noted by a replica that died: the next start removes it."""
+    name = "ts-20261206T000000Z-dead00"
+    await RedisImportNotes(redis_client).note(name)
+    ivs_client.import_public_key(publicKeyMaterial=public_pem(generate_private_key()), name=name)
+    ring = make_ring(ivs_client, keys_dir, clock, redis_client=redis_client)
+    runtime = KeyRuntime(ring, reconcile_seconds=300)
+
+    await runtime.start()
+    try:
+        assert ivs_arns(ivs_client) == set()
+        assert ring.reconciled.orphans_deleted == 1
+    finally:
+        await runtime.close()
