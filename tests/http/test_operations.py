@@ -22,7 +22,11 @@ async def test_healthz_answers_200(client: Client) -> None:
 async def test_readyz_is_200_with_a_key_and_ivs_reachable(client: Client) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"signingKey": "ok", "ivs": "ok"}
+    assert response.json() == {
+        "status": "ok",
+        "checks": {"signingKey": "ok", "ivs": "ok"},
+        "states": {"signingKey": "ok", "ivs": "ok"},
+    }
 
 
 async def test_readyz_is_503_naming_the_missing_signing_key(
@@ -31,7 +35,10 @@ async def test_readyz_is_503_naming_the_missing_signing_key(
     async with AsyncTestClient(app=make_app()) as client:
         response = await client.get("/readyz")
     assert response.status_code == 503
-    assert response.json()["checks"]["signingKey"] == "no active signing key"
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["checks"]["signingKey"] == "no active signing key"
+    assert body["states"]["signingKey"] == "failed"
 
 
 async def test_readyz_checks_redis_when_configured(
@@ -42,6 +49,16 @@ async def test_readyz_checks_redis_when_configured(
     async with AsyncTestClient(app=make_app(settings=settings)) as client:
         response = await client.get("/readyz")
     assert response.json()["checks"]["redis"] == "ok"
+
+
+async def test_readyz_sets_one_gauge_series_per_check_and_status(client: Client) -> None:
+    await client.get("/readyz")
+
+    text = (await client.get("/metrics")).text
+
+    assert 'token_service_readiness{check="ivs",status="ok"} 1.0' in text
+    assert 'token_service_readiness{check="ivs",status="degraded"} 0.0' in text
+    assert 'token_service_readiness{check="signingKey",status="failed"} 0.0' in text
 
 
 async def test_token_request_without_an_active_key_is_503(

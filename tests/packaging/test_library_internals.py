@@ -4,7 +4,8 @@ Each is used in one place only, where a comment names the release it was checked
 and why no public API serves. A library release that moves or reshapes one fails here,
 by name, in `make test-latest` before it can fail silently in production (an override
 that is no longer called, a subclass hook that never fires). Behaviour is tested where
-each is used: tests/security/test_hostile_bodies.py (431), test_redis_connection_faults.py
+each is used: tests/security/test_hostile_bodies.py (431), test_connection_timeouts.py (408,
+idle and unread answers), test_redis_connection_faults.py
 (a write on a closed connection), integration/infra/test_lane.py (TLS), test_openapi_document.py
 (closed request bodies).
 """
@@ -28,7 +29,11 @@ from redis.asyncio.connection import AbstractConnection, SSLConnection
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from token_service.http.head_limits import MAX_HEAD_BYTES, BoundedHttpToolsProtocol
+from token_service.http.head_limits import (
+    MAX_HEAD_BYTES,
+    BoundedHttpToolsProtocol,
+    ConnectionTimeouts,
+)
 from token_service.http.openapi import StrictStructSchemaPlugin
 from token_service.infra.lane import _endpoint
 from token_service.infra.redis import _WriteGuard, build_redis
@@ -80,7 +85,11 @@ def _bounded_protocol() -> tuple[Any, _Transport]:
 
     config = uvicorn.Config(app, http=BoundedHttpToolsProtocol, log_config=None)
     protocol = BoundedHttpToolsProtocol(
-        config=config, server_state=ServerState(), app_state={}, _loop=asyncio.get_running_loop()
+        config=config,
+        server_state=ServerState(),
+        app_state={},
+        _loop=asyncio.get_running_loop(),
+        timeouts=ConnectionTimeouts(head_seconds=10, body_seconds=10, send_seconds=10),
     )
     transport = _Transport()
     protocol.connection_made(transport)
@@ -89,8 +98,24 @@ def _bounded_protocol() -> tuple[Any, _Transport]:
 
 def test_uvicorn_httptools_protocol_still_has_the_hooks_the_head_limit_overrides() -> None:
 
-    for name in ("data_received", "on_headers_complete", "on_message_complete"):
+    for name in (
+        "data_received",
+        "on_message_begin",
+        "on_headers_complete",
+        "on_message_complete",
+        "connection_made",
+        "connection_lost",
+        "pause_writing",
+        "resume_writing",
+        "timeout_keep_alive_handler",
+        "_start_asgi_task",
+    ):
         assert callable(getattr(HttpToolsProtocol, name, None)), name
+    assert list(inspect.signature(HttpToolsProtocol._start_asgi_task).parameters) == [
+        "self",
+        "cycle",
+        "app",
+    ]
     assert list(inspect.signature(HttpToolsProtocol.__init__).parameters)[:4] == [
         "self",
         "config",
@@ -110,6 +135,23 @@ async def test_uvicorn_parser_calls_the_head_hooks_the_limit_counts_with() -> No
 
     assert protocol._in_head, "on_message_complete no longer reaches the subclass"
     assert transport.written == b""
+    protocol.connection_lost(None)
+
+
+async def test_uvicorn_protocol_keeps_the_state_the_timeouts_read() -> None:
+    """The connection timeouts read uvicorn's per-connection state: the keep-alive timer,
+    the pipeline, the request cycles and what each has answered."""
+    protocol, _ = _bounded_protocol()
+
+    assert protocol.timeout_keep_alive_task is not None, "armed at connection_made"
+    assert protocol.timeout_keep_alive == uvicorn.Config(None).timeout_keep_alive
+    assert len(protocol.pipeline) == 0
+    protocol.data_received(b"POST /v1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n")
+    cycle = protocol.cycle
+    for name in ("response_started", "response_complete", "disconnected"):
+        assert getattr(cycle, name) is False, name
+    assert isinstance(cycle.message_event, asyncio.Event)
+    assert protocol._answering is cycle, "_start_asgi_task no longer reaches the subclass"
     protocol.connection_lost(None)
 
 

@@ -72,6 +72,10 @@ class Listen:
     workers: int
     admin_port: int | None
     shutdown_timeout_seconds: int
+    keep_alive_seconds: int
+    head_timeout_seconds: int
+    body_timeout_seconds: int
+    send_timeout_seconds: int
 
     @classmethod
     def of(
@@ -89,6 +93,10 @@ class Listen:
             workers=workers if workers is not None else server.workers,
             admin_port=server.admin_port,
             shutdown_timeout_seconds=server.shutdown_timeout_seconds,
+            keep_alive_seconds=server.keep_alive_seconds,
+            head_timeout_seconds=server.head_timeout_seconds,
+            body_timeout_seconds=server.body_timeout_seconds,
+            send_timeout_seconds=server.send_timeout_seconds,
         )
 
 
@@ -152,6 +160,10 @@ def run(listen: Listen, app: Any | None = None) -> int:
         port=listen.port,
         workers=listen.workers,
         shutdown_timeout_seconds=listen.shutdown_timeout_seconds,
+        keep_alive_seconds=listen.keep_alive_seconds,
+        head_timeout_seconds=listen.head_timeout_seconds,
+        body_timeout_seconds=listen.body_timeout_seconds,
+        send_timeout_seconds=listen.send_timeout_seconds,
     )
     try:
         if listen.workers == 1:

@@ -43,6 +43,11 @@ from token_service.policy.identity import PSEUDONYM_SECRET_MIN_BYTES, UserIdMode
 from token_service.tokens.mode import Mode
 
 PREFIX = "TOKEN_SERVICE_"
+#: Bounds of the connection timeouts: a keep-alive above the longest idle timeout a load
+#: balancer allows (an ALB's: 4000 s); a head, body or stalled answer of minutes is an
+#: attack or a broken client, never a request to this API.
+MAX_KEEP_ALIVE_SECONDS = 7200
+MAX_TRANSFER_SECONDS = 300
 _T = TypeVar("_T")
 
 
@@ -474,6 +479,27 @@ def _read_server(r: _Reader) -> ServerSettings:
         admin_port=admin_port,
         shutdown_timeout_seconds=r.integer(
             "SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_seconds, 1, 3600
+        ),
+        keep_alive_seconds=r.integer(
+            "HTTP_KEEP_ALIVE_SECONDS", defaults.keep_alive_seconds, 1, MAX_KEEP_ALIVE_SECONDS
+        ),
+        head_timeout_seconds=r.integer(
+            "HTTP_HEAD_TIMEOUT_SECONDS",
+            defaults.head_timeout_seconds,
+            1,
+            MAX_TRANSFER_SECONDS,
+        ),
+        body_timeout_seconds=r.integer(
+            "HTTP_BODY_TIMEOUT_SECONDS",
+            defaults.body_timeout_seconds,
+            1,
+            MAX_TRANSFER_SECONDS,
+        ),
+        send_timeout_seconds=r.integer(
+            "HTTP_SEND_TIMEOUT_SECONDS",
+            defaults.send_timeout_seconds,
+            1,
+            MAX_TRANSFER_SECONDS,
         ),
     )
 

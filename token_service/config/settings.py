@@ -59,6 +59,17 @@ class ServerSettings:
     admin_port: int | None = None
     #: On SIGTERM, in-flight requests get this long to finish before they are cancelled.
     shutdown_timeout_seconds: int = 20
+    #: A connection idle this long (before its first request or between two) is closed.
+    #: Above a load balancer's idle timeout (an ALB's is 60 s), so that the balancer
+    #: closes an idle connection first and never sends a request on one closing here.
+    keep_alive_seconds: int = 75
+    #: From a request's first byte, its request line and headers must arrive within this.
+    head_timeout_seconds: int = 10
+    #: From the end of a request's head, its whole body must arrive within this.
+    body_timeout_seconds: int = 10
+    #: How long a client may leave an answer unread (the send buffer full) before the
+    #: connection is dropped.
+    send_timeout_seconds: int = 30
 
 
 @dataclass(frozen=True)

@@ -115,8 +115,13 @@ class Problem(msgspec.Struct, kw_only=True, rename="camel"):
 
 
 class Health(msgspec.Struct, kw_only=True):
-    status: Literal["ok", "unavailable"]
+    #: `ok`; `degraded` (200: a shared dependency fails, `states` says which);
+    #: `unavailable` (503: this replica cannot serve, `states` says why).
+    status: Literal["ok", "degraded", "unavailable"]
+    #: Per check: `ok`, or why it fails.
     checks: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Per check: `ok`, `degraded` or `failed`.
+    states: dict[str, Literal["ok", "degraded", "failed"]] = msgspec.field(default_factory=dict)
 
 
 class DisconnectBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -6,7 +6,9 @@ construct an adapter themselves.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from token_service.auth import Authenticator
@@ -18,8 +20,27 @@ from token_service.mapping.users import UserNaming
 from token_service.tokens.desk import TokenDesk
 from token_service.tokens.exchange import Exchanger
 
-#: A readiness check: returns None when healthy, else a short reason (no secrets).
-ReadinessCheck = Callable[[], Awaitable[str | None]]
+#: A readiness probe: returns None when healthy, else a short reason (no secrets).
+Probe = Callable[[], Awaitable[str | None]]
+
+
+class CheckStatus(enum.StrEnum):
+    """What one readiness check found."""
+
+    OK = "ok"
+    #: Failing, yet this replica still serves part of its traffic and no other replica
+    #: would do better (a dependency every replica shares): reported, and still ready.
+    DEGRADED = "degraded"
+    #: This replica cannot serve what another one could: out of the load balancer.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    probe: Probe
+    #: What a failing probe makes the check: `DEGRADED` or `FAILED` (decided per check
+    #: and mode in `bootstrap.readiness`).
+    failing: CheckStatus
 
 
 class AdminVerifier(Protocol):

@@ -7,11 +7,16 @@ for single-process use (development, tests) and obeys the same contract.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from typing import Protocol
 
+from redis.exceptions import RedisError
+
 from token_service.infra.redis import RedisClient
+
+log = logging.getLogger(__name__)
 
 
 class Cache(Protocol):
@@ -67,22 +72,48 @@ class TieredCache:
     time would double the request's Redis round trips. The local layer keeps each
     entry for at most `local_ttl_seconds`, so a change (a deleted stage) still
     propagates within that bound.
+
+    While the shared layer fails (Redis down), the local one serves alone: a shared miss
+    costs the caller a lookup at the source (one per key and replica, then cached here),
+    where an error would have failed every request for a key this replica had not cached
+    yet, although the rest of the token path falls back to local state.
     """
 
     def __init__(self, shared: Cache, local_ttl_seconds: int = 300) -> None:
         self._shared = shared
         self._local = MemoryCache()
         self._local_ttl = local_ttl_seconds
+        self._shared_failing = False
 
     async def get(self, key: str) -> bytes | None:
         value = await self._local.get(key)
         if value is not None:
             return value
-        value = await self._shared.get(key)
+        try:
+            value = await self._shared.get(key)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+        self._shared_failing = False
         if value is not None:
             await self._local.set(key, value, self._local_ttl)
         return value
 
     async def set(self, key: str, value: bytes, ttl_seconds: int) -> None:
-        await self._shared.set(key, value, ttl_seconds)
         await self._local.set(key, value, min(ttl_seconds, self._local_ttl))
+        try:
+            await self._shared.set(key, value, ttl_seconds)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+        else:
+            self._shared_failing = False
+
+    def _failed(self, exc: Exception) -> None:
+        # Once per outage: every request would log it otherwise.
+        if not self._shared_failing:
+            log.warning(
+                "shared cache unavailable (%s): this replica's cache serves alone",
+                exc.__class__.__name__,
+                extra={"event": "shared_cache_unavailable"},
+            )
+        self._shared_failing = True

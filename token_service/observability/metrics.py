@@ -20,6 +20,7 @@ from prometheus_client import (
     REGISTRY,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
     multiprocess,
@@ -130,6 +131,15 @@ class Metrics:
             "token_service_mapping_writes",
             "Participant mapping records of issued tokens: written, or deferred to the outbox",
             ["outcome"],
+            registry=self.registry,
+        )
+        self.readiness = Gauge(
+            "token_service_readiness",
+            "Readiness checks as of the latest /readyz: 1 for the status each check has "
+            "(ok, degraded, failed), 0 for the others",
+            ["check", "status"],
+            # With several workers: the latest probe's answer, whichever worker gave it.
+            multiprocess_mode="livemostrecent",
             registry=self.registry,
         )
         #: Every refused request counts here (a 429 flood too): children memoized.

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio
 
+from tests.support.redis_server import free_port
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
 
 
@@ -67,5 +68,25 @@ async def test_tiered_cache_fills_its_local_layer_from_the_shared_one(redis_url:
         assert await tiered.get("k") == b"shared"
         await client.flushdb()
         assert await tiered.get("k") == b"shared"
+    finally:
+        await client.aclose()
+
+
+async def test_tiered_cache_reads_a_miss_while_redis_is_down() -> None:
+    """Redis down: the caller goes to the source (GetStage) instead of failing the request."""
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1)
+    try:
+        tiered = TieredCache(RedisCache(client))
+        assert await tiered.get("k") is None
+    finally:
+        await client.aclose()
+
+
+async def test_tiered_cache_keeps_what_it_is_given_locally_while_redis_is_down() -> None:
+    client = redis.asyncio.Redis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1)
+    try:
+        tiered = TieredCache(RedisCache(client))
+        await tiered.set("k", b"v", 60)
+        assert await tiered.get("k") == b"v"
     finally:
         await client.aclose()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import pickle
 import socket
 from pathlib import Path
 
 import pytest
 
-from token_service.cli.serve import MULTIPROC_ENV, Listen, bind, prepare_multiprocess_metrics
+from token_service.bootstrap.server import uvicorn_config
+from token_service.cli.serve import (
+    APP_FACTORY,
+    MULTIPROC_ENV,
+    Listen,
+    bind,
+    prepare_multiprocess_metrics,
+)
 from token_service.config import load_settings
+from token_service.http.head_limits import ConnectionTimeouts
 
 
 def test_command_line_values_override_the_environment() -> None:
@@ -72,3 +81,34 @@ def test_bind_uses_ipv6_for_an_ipv6_host() -> None:
         assert sock.family == socket.AF_INET6
     finally:
         sock.close()
+
+
+def test_the_connection_timeouts_reach_uvicorn_and_its_protocol() -> None:
+    settings = load_settings(
+        {
+            "TOKEN_SERVICE_HTTP_KEEP_ALIVE_SECONDS": "90",
+            "TOKEN_SERVICE_HTTP_HEAD_TIMEOUT_SECONDS": "4",
+            "TOKEN_SERVICE_HTTP_BODY_TIMEOUT_SECONDS": "6",
+            "TOKEN_SERVICE_HTTP_SEND_TIMEOUT_SECONDS": "8",
+        }
+    )
+    listen = Listen.of(settings)
+
+    config = uvicorn_config(
+        APP_FACTORY,
+        host=listen.host,
+        port=listen.port,
+        workers=2,
+        shutdown_timeout_seconds=listen.shutdown_timeout_seconds,
+        keep_alive_seconds=listen.keep_alive_seconds,
+        head_timeout_seconds=listen.head_timeout_seconds,
+        body_timeout_seconds=listen.body_timeout_seconds,
+        send_timeout_seconds=listen.send_timeout_seconds,
+    )
+
+    assert config.timeout_keep_alive == 90
+    assert config.http.keywords["timeouts"] == ConnectionTimeouts(
+        head_seconds=4, body_seconds=6, send_seconds=8
+    )
+    # Spawned workers receive the configuration pickled.
+    assert pickle.loads(pickle.dumps(config.http)).keywords == config.http.keywords  # noqa: S301
