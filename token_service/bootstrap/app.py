@@ -30,7 +30,7 @@ from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import build_mapping
 from token_service.config import Settings
-from token_service.http.cors import cors_config
+from token_service.http.cors import cors_middleware
 from token_service.http.listeners import listener_guard
 from token_service.http.metrics import HttpMetrics, http_metrics_middleware
 from token_service.http.openapi import StrictStructSchemaPlugin
@@ -230,11 +230,16 @@ def create_app(
         exception_handlers=exception_handlers(),
         # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
         guards=listener_guard(settings.server.admin_port),
-        middleware=[request_id_middleware, http_metrics_middleware(HttpMetrics(metrics.registry))],
+        middleware=[
+            # Outermost: a preflight is answered before it is timed or given a request id,
+            # as Litestar's app-wide CORS did; only the routes a browser app calls get it.
+            *cors_middleware(settings.http.cors_origins),
+            request_id_middleware,
+            http_metrics_middleware(HttpMetrics(metrics.registry)),
+        ],
         lifespan=lifespans,
         state=State({"services": services, "metrics": metrics, DEMO_STATE_KEY: demo}),
         request_max_body_size=MAX_BODY_BYTES,
-        cors_config=cors_config(settings.http.cors_origins),
         openapi_config=_openapi(),
         plugins=[StrictStructSchemaPlugin()],
         debug=False,
