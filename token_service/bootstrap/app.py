@@ -26,6 +26,7 @@ from token_service import package_version
 from token_service.auth import (
     AdminTokens,
 )
+from token_service.bootstrap.admin import admin_refusal_counter, build_admin_throttle
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import build_mapping
@@ -182,6 +183,8 @@ def create_app(
         else None,
         readiness=readiness_checks(settings, ring, ivs, redis_client, authentication.jwks),
         exchanger=exchanger,
+        admin_throttle=build_admin_throttle(settings, redis_client, metrics),
+        on_admin_refused=admin_refusal_counter(metrics),
     )
 
     starters: list[Starter] = []

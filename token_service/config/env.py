@@ -409,6 +409,9 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         on_redis_error=r.choice(
             "RATE_LIMIT_ON_REDIS_ERROR", defaults.limits.on_redis_error, OnRedisError
         ),
+        admin_auth_failures=r.convert(
+            "ADMIN_AUTH_FAILURE_RATE", defaults.limits.admin_auth_failures, Rate.parse
+        ),
     )
     mapping = MappingSettings(
         retention_seconds=r.convert(

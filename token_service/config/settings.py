@@ -124,6 +124,9 @@ class LimitSettings:
     ip: Rate = field(default_factory=lambda: Rate(60, 60))
     stage: Rate = field(default_factory=lambda: Rate(600, 60))
     on_redis_error: OnRedisError = OnRedisError.LOCAL
+    #: Failed admin authentications allowed per client IP, after which the IP is locked
+    #: out of the admin routes until the rate lets one more failure through.
+    admin_auth_failures: Rate = field(default_factory=lambda: Rate(10, 60))
 
 
 @dataclass(frozen=True)

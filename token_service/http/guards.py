@@ -4,6 +4,7 @@ learns nothing about the request schema and costs no JSON decoding."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,13 +13,19 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from token_service.auth import parse_bearer
-from token_service.errors import AuthenticationFailed
+from token_service.errors import AuthenticationFailed, RateLimited
+from token_service.http.client_ip import client_address, limit_subject
 from token_service.http.services import Services
 
 USER_STATE_KEY = "app_user"
 ADMIN_STATE_KEY = "admin_id"
 #: The key administration's audit name of the admin: which configured token (`AdminTokens.actor`).
 ADMIN_ACTOR_KEY = "admin_actor"
+#: The name failed admin authentications are counted under, per client IP
+#: (`ts:{ts}:rl:admin-auth:<ip>` in Redis).
+ADMIN_AUTH_LIMIT = "admin-auth"
+#: Missing, wrong and throttled admin credentials: security events, beside the admin audit.
+audit = logging.getLogger("token_service.audit")
 
 
 def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
@@ -68,12 +75,81 @@ def app_user_first(
 async def require_admin(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
+    token = await authenticate_admin(connection)
     admin = _services(connection).admin
-    if admin is None:
-        raise AuthenticationFailed("admin API disabled: TOKEN_SERVICE_ADMIN_TOKENS is not set")
-    token = presented_bearer(connection)
-    if not admin.verify(token):
-        raise AuthenticationFailed("invalid admin token")
     # Audit lines and records name the admin by a fingerprint of its token, never the token.
     connection.state[ADMIN_STATE_KEY] = "admin:" + hashlib.sha256(token.encode()).hexdigest()[:12]
-    connection.state[ADMIN_ACTOR_KEY] = admin.actor(token)
+    connection.state[ADMIN_ACTOR_KEY] = admin.actor(token) if admin is not None else "admin"
+
+
+def _checked_admin_token(
+    connection: ASGIConnection[Any, Any, Any, Any], services: Services
+) -> str | AuthenticationFailed:
+    """The presented admin token when it is one of the configured ones, else why not."""
+    try:
+        token = presented_bearer(connection)
+    except AuthenticationFailed as exc:
+        return exc
+    if services.admin is None:
+        return AuthenticationFailed("admin API disabled: TOKEN_SERVICE_ADMIN_TOKENS is not set")
+    if not services.admin.verify(token):
+        return AuthenticationFailed("invalid admin token")
+    return token
+
+
+async def authenticate_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The request's admin token, checked in constant time (`AdminTokens.verify`).
+
+    Every refusal is logged (client IP, method, path, why; never the token, nor any part
+    or digest of it) and counted. Each failure, a missing token included, is spent from the
+    client IP's allowance (`TOKEN_SERVICE_ADMIN_AUTH_FAILURE_RATE`); once it is spent,
+    every admin request from that IP is answered 429, a right token too: otherwise the
+    429s would tell an attacker which guess was right. Successes spend nothing.
+    """
+    services = _services(connection)
+    peer = connection.client.host if connection.client else None
+    address = client_address(peer, dict(connection.headers), services.trusted_proxies)
+    subject = limit_subject(address)
+    checked = _checked_admin_token(connection, services)
+    failed = isinstance(checked, AuthenticationFailed)
+    throttle = services.admin_throttle
+    retry_after = None
+    if throttle is not None:
+        retry_after = await (throttle.failed(subject) if failed else throttle.locked(subject))
+    client_ip = str(address) if address is not None else None
+    if retry_after is not None:
+        _refused(connection, services, "throttled", client_ip, retryAfter=round(retry_after, 3))
+        raise RateLimited(
+            "too many failed admin authentications from this address; retry later",
+            retry_after=retry_after,
+        )
+    if isinstance(checked, AuthenticationFailed):
+        missing = checked.detail == "missing bearer token"
+        reason = "missing" if missing else "invalid"
+        _refused(connection, services, reason, client_ip, detail=checked.detail)
+        raise checked
+    return checked
+
+
+def _refused(
+    connection: ASGIConnection[Any, Any, Any, Any],
+    services: Services,
+    reason: str,
+    client_ip: str | None,
+    **details: Any,
+) -> None:
+    event = "admin_auth_throttled" if reason == "throttled" else "admin_auth_failed"
+    audit.warning(
+        "admin request refused (%s)",
+        reason,
+        extra={
+            "event": event,
+            "reason": reason,
+            "clientIp": client_ip,
+            "method": connection.scope.get("method"),
+            "path": connection.scope["path"],
+            **details,
+        },
+    )
+    if services.on_admin_refused is not None:
+        services.on_admin_refused(reason)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
+from token_service.admission.failures import FailureThrottle
 from token_service.auth import Authenticator
 from token_service.http.client_ip import Network
 from token_service.keys import KeyRing
@@ -43,6 +44,8 @@ class Services:
         events_secret: str | None = None,
         readiness: Mapping[str, ReadinessCheck] | None = None,
         exchanger: Exchanger | None = None,
+        admin_throttle: FailureThrottle | None = None,
+        on_admin_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.desk = desk
@@ -54,3 +57,7 @@ class Services:
         self.events_secret = events_secret
         self.readiness: Mapping[str, ReadinessCheck] = readiness or {}
         self.exchanger = exchanger
+        #: Failed admin authentications per client IP: too many, and the IP is locked out.
+        self.admin_throttle = admin_throttle
+        #: Counts each refused admin request by reason (missing, invalid, throttled).
+        self.on_admin_refused = on_admin_refused
