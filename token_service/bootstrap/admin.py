@@ -1,5 +1,6 @@
 """The admin routes' protection: the failure throttle of admin authentications (per client
-IP, in Redis when configured so replicas share it) and the counter of refused requests."""
+IP, in Redis when configured so replicas share it), the counter of refused requests, and
+which operational routes are for admins only."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from token_service.admission.failures import (
 )
 from token_service.config import Settings
 from token_service.http.guards import ADMIN_AUTH_LIMIT
+from token_service.http.listeners import OpsRoute
 from token_service.infra.redis import RedisClient
 from token_service.observability.metrics import Metrics
 
@@ -46,3 +48,12 @@ def admin_refusal_counter(metrics: Metrics) -> Callable[[str], None]:
     for reason in ("missing", "invalid", "throttled"):
         counter.labels(reason)  # every series exists from the start, at 0, for alerts
     return lambda reason: counter.labels(reason).inc()
+
+
+def private_ops_routes(settings: Settings) -> frozenset[OpsRoute]:
+    """The operational routes the service port does not serve to anyone but an admin."""
+    public = {
+        OpsRoute.METRICS: settings.server.public_metrics,
+        OpsRoute.SCHEMA: settings.server.schema_public,
+    }
+    return frozenset(route for route, is_public in public.items() if not is_public)

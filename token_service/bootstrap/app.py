@@ -26,7 +26,11 @@ from token_service import package_version
 from token_service.auth import (
     AdminTokens,
 )
-from token_service.bootstrap.admin import admin_refusal_counter, build_admin_throttle
+from token_service.bootstrap.admin import (
+    admin_refusal_counter,
+    build_admin_throttle,
+    private_ops_routes,
+)
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import build_mapping
@@ -231,8 +235,9 @@ def create_app(
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
-        # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
-        guards=listener_guard(settings.server.admin_port),
+        # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin (nor /metrics
+        # or /schema unless public); without it, private operational routes need an admin.
+        guards=listener_guard(settings.server.admin_port, private_ops_routes(settings)),
         middleware=[
             # Outermost: a preflight is answered before it is timed or given a request id,
             # as Litestar's app-wide CORS did; only the routes a browser app calls get it.

@@ -467,6 +467,8 @@ def _read_server(r: _Reader) -> ServerSettings:
         shutdown_timeout_seconds=r.integer(
             "SHUTDOWN_TIMEOUT_SECONDS", defaults.shutdown_timeout_seconds, 1, 3600
         ),
+        metrics_public=r.convert("METRICS_PUBLIC", defaults.metrics_public, _optional_boolean),
+        schema_public=r.convert("SCHEMA_PUBLIC", defaults.schema_public, _boolean),
     )
 
 

@@ -58,6 +58,16 @@ class ServerSettings:
     admin_port: int | None = None
     #: On SIGTERM, in-flight requests get this long to finish before they are cancelled.
     shutdown_timeout_seconds: int = 20
+    #: `/metrics` on the service port without an admin token. None: yes without an admin
+    #: port, no with one (the admin port serves it), as before the setting existed.
+    metrics_public: bool | None = None
+    #: `/schema/...` (the OpenAPI document and its viewers) on the service port without an
+    #: admin token.
+    schema_public: bool = True
+
+    @property
+    def public_metrics(self) -> bool:
+        return self.admin_port is None if self.metrics_public is None else self.metrics_public
 
 
 @dataclass(frozen=True)

@@ -31,3 +31,38 @@ def test_a_malformed_admin_auth_failure_rate_is_named() -> None:
     problems = _problems({"TOKEN_SERVICE_ADMIN_AUTH_FAILURE_RATE": "ten"})
 
     assert [p.split(":")[0] for p in problems] == ["TOKEN_SERVICE_ADMIN_AUTH_FAILURE_RATE"]
+
+
+def test_metrics_are_public_by_default_on_a_single_port() -> None:
+    assert load_settings(SECRET).server.public_metrics is True
+
+
+def test_metrics_leave_the_service_port_by_default_with_an_admin_port() -> None:
+    settings = load_settings(SECRET | {"TOKEN_SERVICE_ADMIN_PORT": "8081"})
+
+    assert settings.server.public_metrics is False
+
+
+def test_metrics_public_says_so_whatever_the_ports() -> None:
+    settings = load_settings(
+        SECRET | {"TOKEN_SERVICE_ADMIN_PORT": "8081", "TOKEN_SERVICE_METRICS_PUBLIC": "true"}
+    )
+
+    assert settings.server.public_metrics is True
+
+
+def test_the_schema_is_public_by_default_and_may_be_made_private() -> None:
+    assert load_settings(SECRET).server.schema_public is True
+    private = load_settings(SECRET | {"TOKEN_SERVICE_SCHEMA_PUBLIC": "false"})
+    assert private.server.schema_public is False
+
+
+def test_malformed_public_switches_are_named() -> None:
+    problems = _problems(
+        {"TOKEN_SERVICE_METRICS_PUBLIC": "maybe", "TOKEN_SERVICE_SCHEMA_PUBLIC": "sometimes"}
+    )
+
+    assert sorted(p.split(":")[0] for p in problems) == [
+        "TOKEN_SERVICE_METRICS_PUBLIC",
+        "TOKEN_SERVICE_SCHEMA_PUBLIC",
+    ]
