@@ -149,9 +149,7 @@ async def test_a_private_ops_route_is_404_on_the_public_port_even_with_an_admin_
 
 
 @pytest.mark.parametrize("path", OPS_PATHS)
-async def test_a_private_ops_route_is_served_on_the_admin_port(
-    on: MakeClient, path: str
-) -> None:
+async def test_a_private_ops_route_is_served_on_the_admin_port(on: MakeClient, path: str) -> None:
     async with on(PRIVATE | SPLIT, ADMIN_PORT) as admin:
         assert (await admin.get(path)).status_code == 200
 
