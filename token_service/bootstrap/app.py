@@ -69,7 +69,12 @@ from token_service.tokens.mode import Mode
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
 
-from token_service.bootstrap.clients import IVS_WORKERS, build_ivs, build_redis_client
+from token_service.bootstrap.clients import (
+    IVS_WORKERS,
+    build_ivs,
+    build_redis_client,
+    clear_transport_warnings,
+)
 from token_service.bootstrap.features import (
     build_authentication,
     build_demo_settings,
@@ -114,6 +119,9 @@ def create_app(
     owned_http = http_client is None
     http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     metrics = Metrics()
+    for setting, warning in clear_transport_warnings(settings):
+        # The setting's name and what is exposed; never the URL (it may hold a password).
+        log.warning(warning, extra={"event": "insecure_transport", "setting": setting})
     owned_redis = redis_client is None and settings.redis.url is not None
     redis_client = redis_client or build_redis_client(settings)
     # The token path's script calls (admission, record, IVS budget): one connection.

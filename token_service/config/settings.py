@@ -29,6 +29,9 @@ class AuthSettings:
     jwks_refresh_seconds: int = 600
     #: Client ids trusted in `azp` when a token lists several audiences (besides ours).
     authorized_parties: tuple[str, ...] = ()
+    #: Fetch the JWKS over plain http:// from a host that is not loopback (an in-cluster
+    #: provider without TLS); refused at start-up otherwise.
+    allow_insecure_jwks: bool = False
 
     @property
     def configured(self) -> bool:
