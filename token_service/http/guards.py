@@ -110,37 +110,58 @@ async def authenticate_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> 
     peer = connection.client.host if connection.client else None
     address = client_address(peer, dict(connection.headers), services.trusted_proxies)
     subject = limit_subject(address)
+    client_ip = str(address) if address is not None else None
     checked = _checked_admin_token(connection, services)
     failed = isinstance(checked, AuthenticationFailed)
     throttle = services.admin_throttle
     retry_after = None
     if throttle is not None:
         retry_after = await (throttle.failed(subject) if failed else throttle.locked(subject))
-    client_ip = str(address) if address is not None else None
     if retry_after is not None:
-        _refused(connection, services, "throttled", client_ip, retryAfter=round(retry_after, 3))
+        log_refusal(
+            connection,
+            "admin_auth_throttled",
+            "throttled",
+            client_ip,
+            retryAfter=round(retry_after, 3),
+        )
+        _count_refusal(services, "throttled")
         raise RateLimited(
             "too many failed admin authentications from this address; retry later",
             retry_after=retry_after,
         )
     if isinstance(checked, AuthenticationFailed):
-        missing = checked.detail == "missing bearer token"
-        reason = "missing" if missing else "invalid"
-        _refused(connection, services, reason, client_ip, detail=checked.detail)
+        reason = failure_reason(checked)
+        log_refusal(connection, "admin_auth_failed", reason, client_ip, detail=checked.detail)
+        _count_refusal(services, reason)
         raise checked
     return checked
 
 
-def _refused(
+def failure_reason(failure: AuthenticationFailed) -> str:
+    """`missing` when no credential was presented, `invalid` for anything else."""
+    return "missing" if failure.detail == "missing bearer token" else "invalid"
+
+
+def client_ip_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
+    """The client's address as the rate limits see it (trusted proxies only), for logs."""
+    peer = connection.client.host if connection.client else None
+    address = client_address(peer, dict(connection.headers), _services(connection).trusted_proxies)
+    return str(address) if address is not None else None
+
+
+def log_refusal(
     connection: ASGIConnection[Any, Any, Any, Any],
-    services: Services,
+    event: str,
     reason: str,
     client_ip: str | None,
     **details: Any,
 ) -> None:
-    event = "admin_auth_throttled" if reason == "throttled" else "admin_auth_failed"
+    """One WARNING on the audit logger for a refused credential: who (the client IP), what
+    (method, path) and why; never the credential, nor any part or digest of it."""
     audit.warning(
-        "admin request refused (%s)",
+        "%s (%s)",
+        event,
         reason,
         extra={
             "event": event,
@@ -151,5 +172,8 @@ def _refused(
             **details,
         },
     )
+
+
+def _count_refusal(services: Services, reason: str) -> None:
     if services.on_admin_refused is not None:
         services.on_admin_refused(reason)
