@@ -23,9 +23,10 @@ from collections.abc import Callable, Sequence
 from litestar.config.cors import CORSConfig
 
 # Litestar's own CORS middleware, applied per route here instead of to the whole app (its
-# `cors_config` wraps the router, before any route is known). Private in Litestar 2.9+;
-# the lock file pins the version, and tests/http/test_demo_page.py and
-# tests/security/test_cors_scope.py hold its behaviour.
+# `cors_config` wraps the router, before any route is known). Private since Litestar 2.9,
+# checked against 2.25: tests/packaging/test_library_internals.py holds its place and
+# signature, tests/http/test_demo_page.py and tests/security/test_cors_scope.py its
+# behaviour.
 from litestar.middleware._internal.cors import CORSMiddleware
 from litestar.types import ASGIApp, Method, Receive, Scope, Send
 
