@@ -108,6 +108,9 @@ def fuzz_target(
                     "TOKEN_SERVICE_RATE_LIMIT_USER": "100000/second",
                     "TOKEN_SERVICE_RATE_LIMIT_IP": "100000/second",
                     "TOKEN_SERVICE_RATE_LIMIT_STAGE": "100000/second",
+                    # The same for admin authentication failures: a locked-out IP's 429
+                    # would stand in for the 401 the missing-credentials checks expect.
+                    "TOKEN_SERVICE_ADMIN_AUTH_FAILURE_RATE": "100000/second",
                 }
             )
             app = create_app(app_settings, ivs_client=ivs_client)

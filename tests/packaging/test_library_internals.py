@@ -234,3 +234,10 @@ def test_a_closed_struct_is_documented_closed_by_the_plugin() -> None:
 
     closed = next(schema for name, schema in schemas.items() if name.endswith("Closed"))
     assert closed["additionalProperties"] is False
+
+
+def test_litestar_cors_middleware_is_still_where_the_per_route_cors_imports_it() -> None:
+    # token_service/http/cors.py runs it per route (behaviour: tests/security/test_cors_scope.py).
+    from litestar.middleware._internal.cors import CORSMiddleware  # noqa: PLC0415
+
+    assert list(inspect.signature(CORSMiddleware.__init__).parameters) == ["self", "app", "config"]

@@ -180,6 +180,12 @@ class MemoryRateLimiter:
                 self._tats[limit.key] = tat
         return decision
 
+    async def peek(self, limits: Sequence[Limit]) -> Decision:
+        """What `check` would decide now, without consuming anything."""
+        now = int(self._clock() * 1_000_000)
+        decision, _ = _gcra(limits, [self._tats.get(limit.key, now) for limit in limits], now)
+        return decision
+
     def _forget_expired(self, now: int) -> None:
         # A key whose TAT has passed says nothing a missing key would not.
         self._tats = {k: v for k, v in self._tats.items() if v > now}

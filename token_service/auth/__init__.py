@@ -13,7 +13,7 @@ mint), `jwks` (the key cache), `oidc`, `composite` (the interface and the router
 from token_service.auth._common import MAX_LEEWAY_SECONDS, MAX_TOKEN_CHARS
 from token_service.auth.bearer import MIN_ADMIN_TOKEN_CHARS, AdminTokens, parse_bearer
 from token_service.auth.composite import Authenticator, CompositeAuthenticator
-from token_service.auth.jwks import JwksCache
+from token_service.auth.jwks import JwksCache, insecure_url_problem
 from token_service.auth.oidc import OidcAuthenticator
 from token_service.auth.shared_secret import (
     MIN_SECRET_BYTES,
@@ -32,6 +32,7 @@ __all__ = [
     "JwksCache",
     "OidcAuthenticator",
     "SharedSecretAuthenticator",
+    "insecure_url_problem",
     "mint_user_token",
     "parse_bearer",
 ]

@@ -39,6 +39,7 @@ import jwt
 
 from token_service.errors import AuthenticationFailed, ConfigurationError, ServiceUnavailable
 from token_service.infra.background import Spawn, cancel_all, native_spawner
+from token_service.infra.urls import in_clear_to_remote
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,18 @@ _EC_ALGORITHMS_BY_CURVE: Final[Mapping[str, frozenset[str]]] = {
     "secp256k1": frozenset({"ES256K"}),
 }
 _OKP_CURVES: Final = frozenset({"Ed25519", "Ed448"})
+
+
+def insecure_url_problem(url: str) -> str | None:
+    """Why the key set may not be fetched from `url` without an explicit opt-in: plain
+    `http://` to a host that is not loopback, where anyone on the network path can swap the
+    keys and so sign a token for any user. None when the URL is safe to fetch."""
+    if in_clear_to_remote(url, frozenset({"http"})):
+        return (
+            "plain http:// to a host that is not loopback: anyone on the network path could "
+            "replace the signing keys and sign tokens for any user"
+        )
+    return None
 
 
 def _compatible_algorithms(jwk: Mapping[str, Any]) -> frozenset[str]:
@@ -157,7 +170,8 @@ class JwksCache:
     """The signing keys of one OIDC provider, fetched from `url` with `http`.
 
     Call `await start()` once (it never raises for a provider problem) and
-    `await close()` on shutdown.
+    `await close()` on shutdown. A plain `http://` URL to a host that is not loopback is
+    refused unless `allow_insecure` (`insecure_url_problem`).
     """
 
     def __init__(
@@ -173,10 +187,13 @@ class JwksCache:
         miss_wait: float = 2,
         max_bytes: int = DEFAULT_MAX_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        allow_insecure: bool = False,
     ) -> None:
         problems: list[str] = []
         if not url.startswith(("https://", "http://")):
             problems.append("JWKS URL must be an http(s) URL")
+        elif not allow_insecure and (insecure := insecure_url_problem(url)) is not None:
+            problems.append(f"JWKS URL: {insecure}")
         for name, value in (
             ("refresh_interval", refresh_interval),
             ("retry_initial", retry_initial),
@@ -382,6 +399,9 @@ class JwksCache:
             self._url,
             headers={"Accept": "application/jwk-set+json, application/json"},
             timeout=self._fetch_timeout,
+            # Only the configured URL is trusted: a redirect (to http://, to another host)
+            # would fetch keys from somewhere the start-up check never saw.
+            follow_redirects=False,
         ) as response:
             if response.status_code != httpx.codes.OK:
                 raise _BadKeySetError(f"HTTP {response.status_code}")

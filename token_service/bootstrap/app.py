@@ -26,11 +26,16 @@ from token_service import package_version
 from token_service.auth import (
     AdminTokens,
 )
+from token_service.bootstrap.admin import (
+    admin_refusal_counter,
+    build_admin_throttle,
+    private_ops_routes,
+)
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import build_mapping
 from token_service.config import Settings
-from token_service.http.cors import cors_config
+from token_service.http.cors import cors_middleware
 from token_service.http.disconnects import client_disconnect_middleware
 from token_service.http.listeners import listener_guard
 from token_service.http.metrics import HttpMetrics, http_metrics_middleware
@@ -51,9 +56,10 @@ from token_service.http.routes.metrics import metrics as metrics_route
 from token_service.http.routes.tokens import create_participant_token
 from token_service.http.services import Services
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
-from token_service.infra.lane import lane_for
+from token_service.infra.lane import RedisLane, lane_for
 from token_service.infra.persistence import warn_unless_persistent
 from token_service.infra.redis import RedisClient, close_redis
+from token_service.ivs.budget import IvsTokenBudget
 from token_service.ivs.client import Ivs, RetryPolicy
 from token_service.ivs.stages import StageDirectory
 from token_service.keys.metrics import KeyRingCollector
@@ -66,7 +72,12 @@ from token_service.tokens.mode import Mode
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
 
-from token_service.bootstrap.clients import IVS_WORKERS, build_ivs, build_redis_client
+from token_service.bootstrap.clients import (
+    IVS_WORKERS,
+    build_ivs,
+    build_redis_client,
+    clear_transport_warnings,
+)
 from token_service.bootstrap.features import (
     build_authentication,
     build_demo_settings,
@@ -97,6 +108,34 @@ def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
     return lambda by, publish: counter.labels(by, "true" if publish else "false").inc()
 
 
+def _paced_ivs(
+    settings: Settings,
+    ivs_client: IvsrealtimeClient | None,
+    redis_client: RedisClient | None,
+    metrics: Metrics,
+    lane: RedisLane | None,
+) -> tuple[Ivs, IvsTokenBudget, IvsTokenBudget]:
+    """The IVS adapter with its two budgets: CreateParticipantToken's and GetStage's."""
+    token_budget = build_ivs_budget(settings, redis_client, metrics, lane)
+    lookup_budget = build_lookup_budget(settings, redis_client, metrics)
+    ivs = Ivs(
+        ivs_client or build_ivs(settings),
+        IVS_WORKERS,
+        retry=RetryPolicy(
+            max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
+        ),
+        pacers={"CreateParticipantToken": token_budget, "GetStage": lookup_budget},
+        on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
+    )
+    return ivs, token_budget, lookup_budget
+
+
+def _warn_of_clear_transports(settings: Settings) -> None:
+    for setting, warning in clear_transport_warnings(settings):
+        # The setting's name and what is exposed; never the URL (it may hold a password).
+        log.warning(warning, extra={"event": "insecure_transport", "setting": setting})
+
+
 async def _check_persistence(client: RedisClient, _spawn: object) -> None:
     """Bans and the mapping log live in Redis: say at start-up if a restart would lose them."""
     await warn_unless_persistent(client)
@@ -118,6 +157,7 @@ def create_app(
     owned_http = http_client is None
     http = http_client or httpx.AsyncClient(timeout=httpx.Timeout(5.0))
     metrics = Metrics()
+    _warn_of_clear_transports(settings)
     owned_redis = redis_client is None and settings.redis.url is not None
     redis_client = redis_client or build_redis_client(settings)
     # The token path's script calls (admission, record, IVS budget): one connection.
@@ -125,17 +165,7 @@ def create_app(
         settings.redis.url.reveal() if redis_client is not None and settings.redis.url else None,
         connect_timeout=settings.redis.timeout_seconds,
     )
-    ivs_budget = build_ivs_budget(settings, redis_client, metrics, lane)
-    lookup_budget = build_lookup_budget(settings, redis_client, metrics)
-    ivs = Ivs(
-        ivs_client or build_ivs(settings),
-        IVS_WORKERS,
-        retry=RetryPolicy(
-            max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
-        ),
-        pacers={"CreateParticipantToken": ivs_budget, "GetStage": lookup_budget},
-        on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
-    )
+    ivs, ivs_budget, lookup_budget = _paced_ivs(settings, ivs_client, redis_client, metrics, lane)
     cache: Cache = (
         TieredCache(RedisCache(redis_client)) if redis_client is not None else MemoryCache()
     )
@@ -195,6 +225,8 @@ def create_app(
         exchanger=exchanger,
         proxy_header=settings.http.trusted_proxy_header,
         user_naming=build_user_naming(settings),
+        admin_throttle=build_admin_throttle(settings, redis_client, metrics),
+        on_admin_refused=admin_refusal_counter(metrics),
     )
 
     starters: list[Starter] = []
@@ -246,9 +278,13 @@ def create_app(
         ],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=exception_handlers(),
-        # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin or /metrics.
-        guards=listener_guard(settings.server.admin_port),
+        # With TOKEN_SERVICE_ADMIN_PORT, the public port does not serve /admin (nor /metrics
+        # or /schema unless public); without it, private operational routes need an admin.
+        guards=listener_guard(settings.server.admin_port, private_ops_routes(settings)),
         middleware=[
+            # Outermost: a preflight is answered before it is timed or given a request id,
+            # as Litestar's app-wide CORS did; only the routes a browser app calls get it.
+            *cors_middleware(settings.http.cors_origins),
             request_id_middleware,
             http_metrics_middleware(HttpMetrics(metrics.registry)),
             client_disconnect_middleware,
@@ -256,7 +292,6 @@ def create_app(
         lifespan=lifespans,
         state=State({"services": services, "metrics": metrics, DEMO_STATE_KEY: demo}),
         request_max_body_size=MAX_BODY_BYTES,
-        cors_config=cors_config(settings.http.cors_origins),
         openapi_config=_openapi(),
         plugins=[StrictStructSchemaPlugin()],
         debug=False,

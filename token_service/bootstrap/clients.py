@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from token_service.config import Settings
 from token_service.infra.redis import RedisClient, build_redis, close_redis, connect
+from token_service.infra.urls import in_clear_to_remote
 from token_service.ivs.client import DEFAULT_WORKERS, Ivs, RetryPolicy, build_client
 
 if TYPE_CHECKING:
@@ -47,6 +48,36 @@ def build_operator_ivs(settings: Settings, workers: int = 2) -> Ivs:
             max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
         ),
     )
+
+
+#: Plain schemes of the URL settings that reach another machine, and what travels in clear.
+_CLEAR_SCHEMES = frozenset({"http", "redis", "redis+cluster"})
+
+
+def clear_transport_warnings(settings: Settings) -> list[tuple[str, str]]:
+    """(setting, why) for each URL setting that sends credentials or keys in clear to another
+    machine: warned at start-up, not refused (Redis without TLS inside a VPC, or the
+    emulator in a Compose network, are common and deliberate). A plain JWKS URL is refused
+    instead (`config.env`): whoever can change the keys can sign any user's token."""
+    candidates = {
+        "TOKEN_SERVICE_REDIS_URL": (
+            settings.redis.url.reveal() if settings.redis.url else None,
+            "its password and every record (user ids, bans) travel in clear; use rediss://",
+        ),
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": (
+            settings.ivs.endpoint_url,
+            "signed IVS requests and the tokens IVS returns travel in clear",
+        ),
+        "TOKEN_SERVICE_SECRETSMANAGER_ENDPOINT_URL": (
+            settings.keys.secretsmanager_endpoint_url,
+            "the private signing keys travel in clear",
+        ),
+    }
+    return [
+        (name, f"{name} is a plain URL to a host that is not loopback: {what}")
+        for name, (url, what) in candidates.items()
+        if url is not None and in_clear_to_remote(url, _CLEAR_SCHEMES)
+    ]
 
 
 def build_redis_client(settings: Settings) -> RedisClient | None:

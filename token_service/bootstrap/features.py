@@ -18,6 +18,7 @@ from token_service.auth import (
     JwksCache,
     OidcAuthenticator,
     SharedSecretAuthenticator,
+    insecure_url_problem,
     mint_user_token,
 )
 from token_service.config import Settings
@@ -92,7 +93,19 @@ def build_authentication(settings: Settings, http: httpx.AsyncClient) -> Authent
     if auth.jwks_url is not None:
         if auth.issuer is None or auth.audience is None:
             raise ConfigurationError(["OIDC needs TOKEN_SERVICE_AUTH_ISSUER and _AUDIENCE"])
-        jwks = JwksCache(auth.jwks_url, http, refresh_interval=auth.jwks_refresh_seconds)
+        if auth.allow_insecure_jwks and insecure_url_problem(auth.jwks_url) is not None:
+            log.warning(
+                "TOKEN_SERVICE_AUTH_JWKS_URL is plain http:// to a host that is not loopback "
+                "(allowed by TOKEN_SERVICE_AUTH_ALLOW_INSECURE_JWKS): anyone on that network "
+                "path can replace the signing keys",
+                extra={"event": "insecure_transport", "setting": "TOKEN_SERVICE_AUTH_JWKS_URL"},
+            )
+        jwks = JwksCache(
+            auth.jwks_url,
+            http,
+            refresh_interval=auth.jwks_refresh_seconds,
+            allow_insecure=auth.allow_insecure_jwks,
+        )
         oidc = OidcAuthenticator(
             jwks,
             issuer=auth.issuer,

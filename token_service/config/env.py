@@ -17,7 +17,12 @@ from urllib.parse import urlsplit
 from redis.asyncio.connection import parse_url
 
 from token_service.admission.ratelimit import OnRedisError
-from token_service.auth import MAX_LEEWAY_SECONDS, MIN_ADMIN_TOKEN_CHARS, MIN_SECRET_BYTES
+from token_service.auth import (
+    MAX_LEEWAY_SECONDS,
+    MIN_ADMIN_TOKEN_CHARS,
+    MIN_SECRET_BYTES,
+    insecure_url_problem,
+)
 from token_service.config.secrets import Secret
 from token_service.config.settings import (
     AuthSettings,
@@ -283,6 +288,15 @@ def _read_auth(r: _Reader) -> AuthSettings:
             "long as its hash); generate one with `openssl rand -base64 48`"
         )
     jwks_url = r.convert("AUTH_JWKS_URL", defaults.jwks_url, _url(("https", "http")))
+    allow_insecure_jwks = r.convert(
+        "AUTH_ALLOW_INSECURE_JWKS", defaults.allow_insecure_jwks, _boolean
+    )
+    insecure = insecure_url_problem(jwks_url) if jwks_url is not None else None
+    if insecure is not None and not allow_insecure_jwks:
+        r.problems.append(
+            f"{PREFIX}AUTH_JWKS_URL: {insecure}; use https://, or set "
+            f"{PREFIX}AUTH_ALLOW_INSECURE_JWKS=true for a provider on a network you trust"
+        )
     issuer = r.raw("AUTH_ISSUER")
     audience = r.raw("AUTH_AUDIENCE")
     if jwks_url is not None and (issuer is None or audience is None):
@@ -309,6 +323,7 @@ def _read_auth(r: _Reader) -> AuthSettings:
         authorized_parties=r.convert(
             "AUTH_AUTHORIZED_PARTIES", defaults.authorized_parties, _names
         ),
+        allow_insecure_jwks=allow_insecure_jwks,
     )
 
 
@@ -422,6 +437,9 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         on_redis_error=r.choice(
             "RATE_LIMIT_ON_REDIS_ERROR", defaults.limits.on_redis_error, OnRedisError
         ),
+        admin_auth_failures=r.convert(
+            "ADMIN_AUTH_FAILURE_RATE", defaults.limits.admin_auth_failures, Rate.parse
+        ),
     )
     mapping = MappingSettings(
         retention_seconds=r.convert(
@@ -501,6 +519,8 @@ def _read_server(r: _Reader) -> ServerSettings:
             1,
             MAX_TRANSFER_SECONDS,
         ),
+        metrics_public=r.convert("METRICS_PUBLIC", defaults.metrics_public, _optional_boolean),
+        schema_public=r.convert("SCHEMA_PUBLIC", defaults.schema_public, _boolean),
     )
 
 

@@ -30,6 +30,9 @@ class AuthSettings:
     jwks_refresh_seconds: int = 600
     #: Client ids trusted in `azp` when a token lists several audiences (besides ours).
     authorized_parties: tuple[str, ...] = ()
+    #: Fetch the JWKS over plain http:// from a host that is not loopback (an in-cluster
+    #: provider without TLS); refused at start-up otherwise.
+    allow_insecure_jwks: bool = False
 
     @property
     def configured(self) -> bool:
@@ -70,6 +73,16 @@ class ServerSettings:
     #: How long a client may leave an answer unread (the send buffer full) before the
     #: connection is dropped.
     send_timeout_seconds: int = 30
+    #: `/metrics` on the service port without an admin token. None: yes without an admin
+    #: port, no with one (the admin port serves it), as before the setting existed.
+    metrics_public: bool | None = None
+    #: `/schema/...` (the OpenAPI document and its viewers) on the service port without an
+    #: admin token.
+    schema_public: bool = True
+
+    @property
+    def public_metrics(self) -> bool:
+        return self.admin_port is None if self.metrics_public is None else self.metrics_public
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,9 @@ class LimitSettings:
     ip: Rate = field(default_factory=lambda: Rate(60, 60))
     stage: Rate = field(default_factory=lambda: Rate(600, 60))
     on_redis_error: OnRedisError = OnRedisError.LOCAL
+    #: Failed admin authentications allowed per client IP, after which the IP is locked
+    #: out of the admin routes until the rate lets one more failure through.
+    admin_auth_failures: Rate = field(default_factory=lambda: Rate(10, 60))
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from token_service.admission.failures import FailureThrottle
 from token_service.auth import Authenticator
 from token_service.http.client_ip import Network, ProxyHeader
 from token_service.keys import KeyRing
@@ -67,6 +68,8 @@ class Services:
         exchanger: Exchanger | None = None,
         proxy_header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR,
         user_naming: UserNaming | None = None,
+        admin_throttle: FailureThrottle | None = None,
+        on_admin_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.authenticator = authenticator
         self.desk = desk
@@ -81,3 +84,7 @@ class Services:
         self.proxy_header = proxy_header
         #: How an operator's user id and issuer are read (bans, lookups).
         self.user_naming = user_naming or UserNaming()
+        #: Failed admin authentications per client IP: too many, and the IP is locked out.
+        self.admin_throttle = admin_throttle
+        #: Counts each refused admin request by reason (missing, invalid, throttled).
+        self.on_admin_refused = on_admin_refused

@@ -31,7 +31,7 @@ class AdminKeysController(Controller):
     tags = ["admin"]  # noqa: RUF012 - Litestar reads this class attribute
     security = [{"adminToken": []}]  # noqa: RUF012 - Litestar reads this class attribute
 
-    @get("/", summary="Every signing key with its status", responses=problems(401))
+    @get("/", summary="Every signing key with its status", responses=problems(401, 429))
     async def list_keys(
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
     ) -> KeyList:
@@ -46,7 +46,7 @@ class AdminKeysController(Controller):
             "With three keys in IVS, the oldest retiring key is deleted first when it is safe; "
             "otherwise 409 says when it will be, or how to force it."
         ),
-        responses=problems(401, 409, 502, 503),
+        responses=problems(401, 409, 429, 502, 503),
     )
     async def rotate(
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
@@ -58,7 +58,7 @@ class AdminKeysController(Controller):
         "/prepare",
         status_code=201,
         summary="Import the next key ahead of time (status `next`); rotate promotes it",
-        responses=problems(401, 409, 502, 503),
+        responses=problems(401, 409, 429, 502, 503),
     )
     async def prepare(
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
@@ -70,7 +70,7 @@ class AdminKeysController(Controller):
         "/{name:str}",
         status_code=200,
         summary="DeletePublicKey and forget the private key",
-        responses=problems(400, 401, 404, 409, 502, 503),
+        responses=problems(400, 401, 404, 409, 429, 502, 503),
     )
     async def delete_key(
         self,
@@ -95,7 +95,7 @@ class AdminKeysController(Controller):
             "Every unused token signed with the key stops joining at once; the response "
             "says how many tokens that was (and what the count covers)."
         ),
-        responses=problems(400, 401, 404, 409, 502, 503),
+        responses=problems(400, 401, 404, 409, 429, 502, 503),
     )
     async def revoke(
         self,

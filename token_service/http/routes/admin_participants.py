@@ -108,7 +108,7 @@ class AdminParticipantsController(Controller):
     @get(
         "/participants/{participant_id:str}",
         summary="The mapping record of a participant",
-        responses=problems(400, 401, 404, 503),
+        responses=problems(400, 401, 404, 429, 503),
     )
     async def participant(
         self, services: NamedDependency[Services], participant_id: FromPath[str]
@@ -126,7 +126,7 @@ class AdminParticipantsController(Controller):
             "tokens without one; `*`: every issuer). Left out, every issuer, unless a shared "
             "secret and OIDC are both accepted: then it is required (400)."
         ),
-        responses=problems(400, 401, 503),
+        responses=problems(400, 401, 429, 503),
     )
     async def of_user(
         self,
@@ -159,7 +159,7 @@ class AdminParticipantsController(Controller):
             "`GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is "
             "or URL-encoded."
         ),
-        responses=problems(400, 401, 404, 503),
+        responses=problems(400, 401, 404, 429, 503),
     )
     async def of_stage(
         self,
@@ -198,7 +198,7 @@ class AdminParticipantsController(Controller):
         "/participants/{participant_id:str}/disconnect",
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
-        responses=problems(400, 401, 404, 413, 415, 502, 503),
+        responses=problems(400, 401, 404, 413, 415, 429, 502, 503),
         before_request=strict_json(DisconnectBody, optional=True),
     )
     async def disconnect(
@@ -218,7 +218,7 @@ class AdminParticipantsController(Controller):
         "/bans",
         status_code=201,
         summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
-        responses=problems(400, 401, 413, 415, 502, 503),
+        responses=problems(400, 401, 413, 415, 429, 502, 503),
         before_request=strict_json(BanRequestBody),
     )
     async def ban(
@@ -249,7 +249,7 @@ class AdminParticipantsController(Controller):
             disconnected=[_disconnect_body(r) for r in result.disconnected],
         )
 
-    @get("/bans", summary="Bans in force", responses=problems(401, 503))
+    @get("/bans", summary="Bans in force", responses=problems(401, 429, 503))
     async def bans(self, services: NamedDependency[Services]) -> BanList:
         return BanList(bans=[ban_body(b) for b in await services.moderation.bans()])
 
@@ -257,7 +257,7 @@ class AdminParticipantsController(Controller):
         "/bans/{ban_id:str}",
         status_code=200,
         summary="Lift a ban",
-        responses=problems(400, 401, 404, 503),
+        responses=problems(400, 401, 404, 429, 503),
     )
     async def lift(
         self,

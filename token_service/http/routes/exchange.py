@@ -98,7 +98,7 @@ async def exchange_participant_token(
         "409 issued in ivs mode, 403 disconnected or banned."
     ),
     tags=["admin"],
-    responses=problems(400, 401, 403, 404, 409, 413, 415, 503),
+    responses=problems(400, 401, 403, 404, 409, 413, 415, 429, 503),
     security=[{"adminToken": []}],
 )
 async def set_participant_capabilities(

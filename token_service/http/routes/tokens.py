@@ -10,8 +10,8 @@ from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import Decision, response_headers
 from token_service.domain import IssuedToken, TokenRequest, iso_utc
-from token_service.http.client_ip import client_address, limit_subject
-from token_service.http.guards import USER_STATE_KEY, app_user_first
+from token_service.http.client_ip import limit_subject
+from token_service.http.guards import USER_STATE_KEY, app_user_first, request_address
 from token_service.http.openapi import problems
 from token_service.http.schemas import TokenRequestBody, TokenResponseBody
 from token_service.http.services import Services
@@ -77,11 +77,7 @@ async def create_participant_token(
 
 def caller(request: Request[Any, Any, Any], services: Services) -> Caller:
     """Who asks, from the verified user and the connection (trusted proxies only)."""
-    peer = request.client.host if request.client else None
-    # The raw lines, not a mapping of them: every line of a repeated header counts.
-    address = client_address(
-        peer, request.scope["headers"], services.trusted_proxies, services.proxy_header
-    )
+    address = request_address(request, services)
     return Caller(
         user=request.state[USER_STATE_KEY],
         ip_subject=limit_subject(address),
