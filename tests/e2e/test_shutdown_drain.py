@@ -120,6 +120,10 @@ def serving(
         yield proc, base, user.stdout.strip()
 
 
+#: What a connection the closing listener never read sees.
+RESET = "ReadError: [Errno 104] Connection reset by peer"
+
+
 def probe_until_refused(base: str, stage_arn: str, user_jwt: str) -> list[str]:
     """New connections after SIGTERM, one at a time, until refused (then five more)."""
     outcomes: list[str] = []
@@ -149,7 +153,10 @@ def test_sigterm_during_a_burst_loses_no_accepted_request(
         results = [f.result() for f in burst]
     assert results == ["201"] * BURST
     first_refusal = probes.index("refused")
-    assert set(probes[:first_refusal]) <= {"201"}, probes
+    # A probe that reaches the socket in the instant the listener closes is reset before
+    # anything reads it (docs/operations.md, shutdown); the IVS count below proves that
+    # nothing such a probe asked for was processed and dropped.
+    assert set(probes[:first_refusal]) <= {"201", RESET}, probes
     assert set(probes[first_refusal:]) == {"refused"}, probes
     assert proc.wait(timeout=30) == 0
     served = 1 + BURST + probes.count("201")

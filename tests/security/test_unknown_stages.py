@@ -148,7 +148,7 @@ async def test_many_users_asking_for_made_up_stages_never_get_get_stage_throttle
     assert calls["throttled"] == 0
     assert calls["maxPerSecond"] <= 5
     refused = [a for a in answers if a.status_code == 503]
-    assert refused, "sixty lookups at once cannot all fit a 3/s budget within a 1 s wait"
+    assert refused, "sixty lookups at once cannot all fit a 3/s budget within a 5 s wait"
     assert {a.json()["type"].rsplit("/", 1)[-1] for a in refused} == {"ivs-budget-exhausted"}
     assert all(float(a.headers["Retry-After"]) > 0 for a in refused)
     assert {a.status_code for a in answers} == {404, 503}

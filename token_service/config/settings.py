@@ -118,7 +118,9 @@ class IvsSettings:
     #: The GetStage budget shared by every replica (IVS allows 5/s per account): stage
     #: lookups for uncached stages, made only for admitted requests.
     lookup_rate: Rate = field(default_factory=lambda: Rate(3, 1))
-    lookup_max_wait_ms: int = 1000
+    #: Patient: a cold cache meets a burst of stages at once (a deploy, a big event), and
+    #: waiting a few seconds for a slot beats a 503 that IVS would cause anyway.
+    lookup_max_wait_ms: int = 5000
 
 
 @dataclass(frozen=True)
