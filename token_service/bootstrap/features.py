@@ -125,6 +125,35 @@ def build_authentication(settings: Settings, http: httpx.AsyncClient) -> Authent
     raise ConfigurationError(["no app-user authentication configured"])
 
 
+def shared_slots(
+    settings: Settings,
+    redis_client: RedisClient | None,
+    rate: BudgetRate,
+    *,
+    scope: str,
+    max_wait_ms: int,
+    name: str,
+    on_degraded: Callable[[str], None] | None = None,
+    lane: RedisLane | None = None,
+) -> SlotStore:
+    """A budget's slots: in Redis when configured (shared by every replica, one `scope` per
+    IVS operation, account and region), in this process otherwise."""
+    if redis_client is None:
+        return MemorySlots(rate)
+    return RedisSlots(
+        redis_client,
+        rate,
+        scope=f"{scope}{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
+        on_error=settings.ivs.token_on_redis_error.value,
+        # A false "Redis failed" splits the shared budget, and the caller is ready to
+        # wait up to the maximum wait for a slot anyway: so not less than that.
+        timeout_seconds=min(1.0, max(settings.redis.timeout_seconds, max_wait_ms / 1000)),
+        on_degraded=on_degraded,
+        lane=lane,
+        name=name,
+    )
+
+
 def build_ivs_budget(
     settings: Settings,
     redis_client: RedisClient | None,
@@ -136,23 +165,16 @@ def build_ivs_budget(
     warning = quota_warning(rate)
     if warning is not None and settings.mode is not Mode.LOCAL:
         log.warning(warning)
-    slots: SlotStore
-    if redis_client is not None:
-        slots = RedisSlots(
-            redis_client,
-            rate,
-            scope=f"{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
-            on_error=settings.ivs.token_on_redis_error.value,
-            # A false "Redis failed" splits the shared budget, and the caller is ready to
-            # wait up to the maximum wait for a slot anyway: so not less than that.
-            timeout_seconds=min(
-                1.0, max(settings.redis.timeout_seconds, settings.ivs.token_max_wait_ms / 1000)
-            ),
-            on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
-            lane=lane,
-        )
-    else:
-        slots = MemorySlots(rate)
+    slots = shared_slots(
+        settings,
+        redis_client,
+        rate,
+        scope="",
+        max_wait_ms=settings.ivs.token_max_wait_ms,
+        name="IVS token budget",
+        on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
+        lane=lane,
+    )
 
     def record(outcome: str, waited: float) -> None:
         metrics.ivs_budget_decisions.labels(outcome).inc()
@@ -179,20 +201,14 @@ def build_lookup_budget(
     warning = quota_warning(rate, "TOKEN_SERVICE_IVS_LOOKUP_RATE", "GetStage")
     if warning is not None and settings.mode is not Mode.IVS:
         log.warning(warning)
-    slots: SlotStore
-    if redis_client is not None:
-        slots = RedisSlots(
-            redis_client,
-            rate,
-            scope=f"get-stage:{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
-            on_error=settings.ivs.token_on_redis_error.value,
-            timeout_seconds=min(
-                1.0, max(settings.redis.timeout_seconds, settings.ivs.lookup_max_wait_ms / 1000)
-            ),
-            name="IVS stage lookup budget",
-        )
-    else:
-        slots = MemorySlots(rate)
+    slots = shared_slots(
+        settings,
+        redis_client,
+        rate,
+        scope="get-stage:",
+        max_wait_ms=settings.ivs.lookup_max_wait_ms,
+        name="IVS stage lookup budget",
+    )
     return IvsTokenBudget(
         slots,
         max_wait_seconds=settings.ivs.lookup_max_wait_ms / 1000,
