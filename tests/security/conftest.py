@@ -5,12 +5,10 @@ and join), so sharing it across a module's tests is safe."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 import pytest
@@ -18,7 +16,7 @@ import redis
 from botocore.config import Config as BotoConfig
 
 from tests.http.conftest import rotate_key
-from tests.support.processes import CLI, background, wait_for_http
+from tests.support.processes import background, wait_for_http
 from tests.support.redis_server import free_port
 from token_service.emulator.options import EmulatorOptions
 from token_service.emulator.server import EmulatorServer
@@ -64,51 +62,33 @@ def stage_arn(module_ivs: Any) -> str:
     return str(module_ivs.create_stage(name="security")["stage"]["arn"])
 
 
-@contextmanager
-def serving(env: dict[str, str]) -> Iterator[str]:
-    """`token-service serve` (uvicorn) with `env` (the module's emulator and key, and a test's
-    own authentication); yields its base URL once it answers."""
-    port = free_port()
-    with background(
-        "serve",
-        "--port",
-        str(port),
-        env=env | {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"},
-    ) as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz", proc=proc)
-        yield base
-
-
 #: The emulator accepts any key; boto3 wants one to sign with.
 AWS_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret"}
 
 
 @contextmanager
+def _served(env: dict[str, str], output: IO[str] | None) -> Iterator[str]:
+    port = free_port()
+    with background("serve", "--port", str(port), env=env | AWS_CREDENTIALS, output=output) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", proc=proc)
+        yield base
+
+
+@contextmanager
+def serving(env: dict[str, str]) -> Iterator[str]:
+    """`token-service serve` (uvicorn) with `env` (the module's emulator and key, and a test's
+    own authentication); yields its base URL once it answers."""
+    with _served(env, None) as base:
+        yield base
+
+
+@contextmanager
 def serving_logged(env: dict[str, str], log: Path) -> Iterator[str]:
     """As `serving`, with the process's output (JSON log lines) written to `log` as it
-    runs, for tests that read what the service logged. A file, not a pipe: a pipe nobody
-    reads fills up and blocks the server."""
-    port = free_port()
-    with log.open("w") as output:
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port)],
-            env={**os.environ, **env, **AWS_CREDENTIALS},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for_http(f"{base}/healthz", proc=proc)
-            yield base
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    runs, for tests that read what the service logged."""
+    with log.open("w", encoding="utf-8") as output, _served(env, output) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")

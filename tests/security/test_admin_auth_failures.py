@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import secrets
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,8 +24,7 @@ import httpx
 import pytest
 import redis
 
-from tests.support.processes import CLI, wait_for_http
-from tests.support.redis_server import free_port
+from tests.security.conftest import serving_logged
 
 SHARED_SECRET = "admin-failures-shared-secret-" + "s" * 32
 ADMIN_TOKEN = "admin-failures-" + "a" * 24
@@ -47,26 +44,8 @@ class Replica:
 @contextmanager
 def _replica(env: dict[str, str], log: Path) -> Iterator[Replica]:
     """`token-service serve` with its output in `log`, readable while it runs."""
-    port = free_port()
-    with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(
-            [*CLI, "serve", "--port", str(port)],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            wait_for_http(f"{base}/healthz", proc=proc)
-            yield Replica(base, log)
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with serving_logged(env, log) as base:
+        yield Replica(base, log)
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +56,6 @@ def replicas(
     flush.flushdb()
     flush.close()
     env = module_env | {
-        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "secret",
         "TOKEN_SERVICE_AUTH_SHARED_SECRET": SHARED_SECRET,
         "TOKEN_SERVICE_ADMIN_TOKENS": ADMIN_TOKEN,
         "TOKEN_SERVICE_REDIS_URL": redis_url,

@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import IO
 
 import boto3
 import httpx
@@ -44,11 +45,15 @@ def wait_for_http(url: str, timeout: float = 30, proc: subprocess.Popen[str] | N
 
 
 @contextmanager
-def background(*args: str, env: Mapping[str, str]) -> Iterator[subprocess.Popen[str]]:
+def background(
+    *args: str, env: Mapping[str, str], output: IO[str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """`token-service <args>` running; its output piped, or written to `output` (a file a
+    test reads while it runs: a pipe nobody reads fills up and blocks the process)."""
     proc = subprocess.Popen(
         [*CLI, *args],
         env={**os.environ, **env},
-        stdout=subprocess.PIPE,
+        stdout=output if output is not None else subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
