@@ -135,10 +135,12 @@ def new_ban_id() -> str:
 # its user id. KEYS: record, user index, stage index, the user id's keys.
 # ARGV: record value, index member, record expiry (unix s), index trim bound (member),
 # the user's key. Shared with the admission gate, which runs it after the limits in the
-# same script.
+# same script. A record already there is kept (NX): participant ids are never reused, so
+# it is this one's, written by a script whose answer was lost and since changed perhaps
+# (an exchange); the outbox replaying the first issue must not undo that change.
 RECORD_WRITE_LUA = """
 local function write_record(rk, uk, sk, kk, value, member, expire_at, trim_before, user)
-  redis.call('SET', rk, value, 'EXAT', expire_at)
+  redis.call('SET', rk, value, 'EXAT', expire_at, 'NX')
   for _, ik in ipairs({uk, sk}) do
     redis.call('ZADD', ik, 0, member)
     redis.call('ZREMRANGEBYLEX', ik, '-', '(' .. trim_before)
@@ -422,6 +424,8 @@ class MemoryMappingStore:
             self._entries.pop(next(iter(self._entries)))
 
     async def record(self, record: MappingRecord) -> None:
+        if self._live(record.participant_id) is not None:
+            return  # kept, as Redis's NX keeps it: see `RECORD_WRITE_LUA`
         if len(self._entries) >= self._max_records:
             self._evict()
         self._entries[record.participant_id] = _Entry(

@@ -257,3 +257,24 @@ async def test_a_participant_changed_before_versions_were_kept_reads_as_version_
     assert after is not None
     assert [(c.by, c.version) for c in after.history] == [("admin:a", 0), ("exchange", 1)]
     assert after.override == grant(True)
+
+
+async def test_the_first_issue_written_again_does_not_undo_a_change(store: MappingStore) -> None:
+    """The outbox writes a record again when Redis ran the issuing script but its answer was
+    lost (a timeout); by then the participant may have been exchanged. The replay must not
+    bring back the first issue's capabilities under a history that says otherwise."""
+    await store.record(first_issue())
+    await store.exchange(
+        changed(["PUBLISH", "SUBSCRIBE"]),
+        change(["PUBLISH", "SUBSCRIBE"], by="admin:a"),
+        version=0,
+        override=grant(True),
+    )
+
+    await store.record(first_issue())
+
+    view = await store.get("p1")
+    assert view is not None
+    assert view.record.capabilities == ["PUBLISH", "SUBSCRIBE"]
+    assert view.version == 1
+    assert view.override == grant(True)
