@@ -84,6 +84,14 @@ class Conflict(DomainError):
     title = "Conflict"
 
 
+class ChangedConcurrently(Conflict):
+    """A compare-and-set write lost to other writes of the same thing, too many times: the
+    request changed nothing and can simply be retried."""
+
+    code = "changed-concurrently"
+    title = "Changed concurrently"
+
+
 class RateLimited(DomainError):
     code = "rate-limited"
     title = "Too many requests"

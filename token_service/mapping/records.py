@@ -8,7 +8,9 @@ index and bans of their own. `<user key>` below is `domain.user_key(issuer, user
 - `ts:{ts}:p:<participantId>`: the record (compact msgpack), expiring at the
   token's expiry plus the retention; `ts:{ts}:x:<participantId>`, only when there
   is any: a hash with `d` the disconnect (who, when, why) and `e:<eventId>` each IVS
-  event, with the record's expiry.
+  event, `c:<at ms>:<nonce>` each capability change, `o` an admin's PUBLISH override
+  and `v` the participant's version (the number of changes written; none: 0), with the
+  record's expiry.
 - `ts:{ts}:ui:<user key>` and `ts:{ts}:s:<stage ARN>`: indexes, sorted sets whose
   members `<issuedAt ms, 13 digits>:<participantId>` sort by time lexically, so
   pages are exact (no ties) and old entries are trimmed by range.
@@ -95,6 +97,14 @@ class CapabilityChange(msgspec.Struct, kw_only=True):
     #: "exchange" (the participant's own app) or "admin:<admin id>".
     by: str
     expires_at: int
+    #: The participant's version this change made (1 for the first); 0 in changes written
+    #: before versions were kept, which all come before the versioned ones.
+    version: int = 0
+
+
+def change_order(change: CapabilityChange) -> tuple[int, int]:
+    """History order: by version, unversioned (older) changes first by time."""
+    return (change.version, change.at)
 
 
 class CapabilityOverride(msgspec.Struct, kw_only=True):
@@ -113,6 +123,10 @@ class ParticipantView:
     #: Exchanges and admin changes, oldest first (see `CapabilityChange`).
     history: tuple[CapabilityChange, ...] = ()
     override: CapabilityOverride | None = None
+    #: How many changes (exchanges, admin PUBLISH changes) were written: a change is
+    #: written only over the version it was decided on (compare-and-set). 0 for a
+    #: participant never changed, or changed only before versions were kept.
+    version: int = 0
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,14 @@ the same records in dicts and passes the same contract tests.
 
 from __future__ import annotations
 
+import enum
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+import msgspec
 
 from token_service.domain import user_key
 from token_service.infra.lane import RedisLane, script_call
@@ -40,6 +43,7 @@ from token_service.mapping.records import (
     ParticipantView,
     StageEvent,
     ban_key,
+    change_order,
     decode_record,
     encode_record,
     index_member,
@@ -89,14 +93,36 @@ class MappingStore(Protocol):
 
     async def remove_ban(self, ban_id: str) -> Ban | None: ...
 
-    async def exchange(self, record: MappingRecord, change: CapabilityChange) -> bool:
-        """Replace a participant's record (same id) after an exchange and log the change.
+    async def exchange(
+        self,
+        record: MappingRecord,
+        change: CapabilityChange,
+        *,
+        version: int,
+        override: CapabilityOverride | None = None,
+    ) -> ChangeResult:
+        """Replace a participant's record (same id) after an exchange or an admin's PUBLISH
+        change, log the change and store `override` (when given), all at once, and only if
+        the participant is still at `version` (the `ParticipantView.version` the change was
+        decided on): compare-and-set, so of two changes decided on the same state one is
+        written and the other told `CONFLICT`, never a mix of the two.
 
-        False when the record no longer exists. The indexes keep the first issue.
+        The change is stored with the version it makes (`version + 1`). The indexes keep
+        the first issue.
         """
         ...
 
-    async def set_override(self, participant_id: str, override: CapabilityOverride) -> bool: ...
+
+class ChangeResult(enum.Enum):
+    """What became of a compare-and-set change of one participant (`MappingStore.exchange`)."""
+
+    WRITTEN = 1
+    #: No record (never issued, or expired): nothing written.
+    GONE = 0
+    #: Disconnected since it was read: nothing written (no token for it).
+    DISCONNECTED = -1
+    #: Changed since it was read (another exchange or admin change won): nothing written.
+    CONFLICT = -2
 
 
 def new_ban_id() -> str:
@@ -109,10 +135,12 @@ def new_ban_id() -> str:
 # its user id. KEYS: record, user index, stage index, the user id's keys.
 # ARGV: record value, index member, record expiry (unix s), index trim bound (member),
 # the user's key. Shared with the admission gate, which runs it after the limits in the
-# same script.
+# same script. A record already there is kept (NX): participant ids are never reused, so
+# it is this one's, written by a script whose answer was lost and since changed perhaps
+# (an exchange); the outbox replaying the first issue must not undo that change.
 RECORD_WRITE_LUA = """
 local function write_record(rk, uk, sk, kk, value, member, expire_at, trim_before, user)
-  redis.call('SET', rk, value, 'EXAT', expire_at)
+  redis.call('SET', rk, value, 'EXAT', expire_at, 'NX')
   for _, ik in ipairs({uk, sk}) do
     redis.call('ZADD', ik, 0, member)
     redis.call('ZREMRANGEBYLEX', ik, '-', '(' .. trim_before)
@@ -186,7 +214,7 @@ def _view(
         return None
     history = sorted(
         (CHANGE_DECODER.decode(v) for k, v in side.items() if k.startswith(b"c:")),
-        key=lambda c: c.at,
+        key=change_order,
     )
     override = side.get(b"o")
     return ParticipantView(
@@ -195,16 +223,23 @@ def _view(
         events=tuple(events),
         history=tuple(history),
         override=OVERRIDE_DECODER.decode(override) if override else None,
+        version=int(side.get(b"v", b"0")),
     )
 
 
-# Replaces a record after an exchange and logs the change beside it, only while the
-# record exists. KEYS: record, side key. ARGV: record value, expiry (unix s), field,
-# change JSON. Returns 1 when written.
+# A participant's change, compare-and-set: replaces the record, logs the change, stores
+# the admin's override (when one is given) and bumps the version, in one step, only while
+# the record exists, is not disconnected and is still at the version the change was
+# decided on. KEYS: record, side key. ARGV: record value, expiry (unix s), change field,
+# change JSON, expected version, override JSON ('' for none). Returns a `ChangeResult`.
 _EXCHANGE_SCRIPT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('HEXISTS', KEYS[2], 'd') == 1 then return -1 end
+local version = tonumber(redis.call('HGET', KEYS[2], 'v') or '0')
+if version ~= tonumber(ARGV[5]) then return -2 end
 redis.call('SET', KEYS[1], ARGV[1], 'EXAT', tonumber(ARGV[2]))
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4], 'v', version + 1)
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'o', ARGV[6]) end
 redis.call('EXPIREAT', KEYS[2], tonumber(ARGV[2]))
 return 1
 """
@@ -295,24 +330,27 @@ class RedisMappingStore:
         )
         return bool(written)
 
-    async def exchange(self, record: MappingRecord, change: CapabilityChange) -> bool:
-        written = await self._exchange_script(
+    async def exchange(
+        self,
+        record: MappingRecord,
+        change: CapabilityChange,
+        *,
+        version: int,
+        override: CapabilityOverride | None = None,
+    ) -> ChangeResult:
+        change = msgspec.structs.replace(change, version=version + 1)
+        result = await self._exchange_script(
             keys=[record_key(record.participant_id), side_key(record.participant_id)],
             args=[
                 encode_record(record),
                 record.expires_at + self._retention,
                 change_field(change),
                 JSON_ENCODER.encode(change).decode(),
+                version,
+                "" if override is None else JSON_ENCODER.encode(override).decode(),
             ],
         )
-        return bool(written)
-
-    async def set_override(self, participant_id: str, override: CapabilityOverride) -> bool:
-        written = await self._side_script(
-            keys=[record_key(participant_id), side_key(participant_id)],
-            args=["o", JSON_ENCODER.encode(override).decode(), "0"],
-        )
-        return bool(written)
+        return ChangeResult(int(result))
 
     async def add_ban(self, ban: Ban) -> None:
         key = ban_key(ban)
@@ -359,6 +397,7 @@ class _Entry:
     events: dict[str, StageEvent] = field(default_factory=dict)
     history: list[CapabilityChange] = field(default_factory=list)
     override: CapabilityOverride | None = None
+    version: int = 0
 
 
 class MemoryMappingStore:
@@ -385,6 +424,8 @@ class MemoryMappingStore:
             self._entries.pop(next(iter(self._entries)))
 
     async def record(self, record: MappingRecord) -> None:
+        if self._live(record.participant_id) is not None:
+            return  # kept, as Redis's NX keeps it: see `RECORD_WRITE_LUA`
         if len(self._entries) >= self._max_records:
             self._evict()
         self._entries[record.participant_id] = _Entry(
@@ -394,9 +435,9 @@ class MemoryMappingStore:
     @staticmethod
     def _view(entry: _Entry) -> ParticipantView:
         events = sorted(entry.events.values(), key=lambda e: (e.at, e.id))
-        history = tuple(sorted(entry.history, key=lambda c: c.at))
+        history = tuple(sorted(entry.history, key=change_order))
         return ParticipantView(
-            entry.record, entry.disconnect, tuple(events), history, entry.override
+            entry.record, entry.disconnect, tuple(events), history, entry.override, entry.version
         )
 
     async def get(self, participant_id: str) -> ParticipantView | None:
@@ -454,21 +495,29 @@ class MemoryMappingStore:
         entry.events[event.id] = event
         return True
 
-    async def exchange(self, record: MappingRecord, change: CapabilityChange) -> bool:
+    async def exchange(
+        self,
+        record: MappingRecord,
+        change: CapabilityChange,
+        *,
+        version: int,
+        override: CapabilityOverride | None = None,
+    ) -> ChangeResult:
+        # No await from the check to the write: atomic within the event loop.
         entry = self._live(record.participant_id)
         if entry is None:
-            return False
+            return ChangeResult.GONE
+        if entry.disconnect is not None:
+            return ChangeResult.DISCONNECTED
+        if entry.version != version:
+            return ChangeResult.CONFLICT
         entry.record = record
         entry.expires_at = record.expires_at + self._retention
-        entry.history.append(change)
-        return True
-
-    async def set_override(self, participant_id: str, override: CapabilityOverride) -> bool:
-        entry = self._live(participant_id)
-        if entry is None:
-            return False
-        entry.override = override
-        return True
+        entry.version = version + 1
+        entry.history.append(msgspec.structs.replace(change, version=entry.version))
+        if override is not None:
+            entry.override = override
+        return ChangeResult.WRITTEN
 
     async def add_ban(self, ban: Ban) -> None:
         self._bans[ban.id] = ban

@@ -28,6 +28,8 @@ class CapabilityChangeView(msgspec.Struct, kw_only=True, rename="camel"):
     #: "exchange", or the admin ("admin:<token fingerprint>").
     by: str
     expiration_time: str
+    #: The participant's version this change made (1, 2, ...); 0 before versions were kept.
+    version: int = 0
 
 
 class ParticipantRecordBody(msgspec.Struct, kw_only=True, rename="camel"):
@@ -53,6 +55,9 @@ class ParticipantRecordBody(msgspec.Struct, kw_only=True, rename="camel"):
     capability_history: list[CapabilityChangeView] = msgspec.field(default_factory=list)
     #: An admin's pending PUBLISH grant (true) or revoke (false), applied at each exchange.
     publish_override: bool | None = None
+    #: How many changes were written (the last history entry's `version`); 0: none since
+    #: versions were kept.
+    version: int = 0
 
 
 class ParticipantPage(msgspec.Struct, kw_only=True, rename="camel"):
@@ -93,8 +98,10 @@ def participant_body(view: ParticipantView) -> ParticipantRecordBody:
                 capabilities=c.capabilities,
                 by=c.by,
                 expiration_time=iso_utc(c.expires_at),
+                version=c.version,
             )
             for c in view.history
         ],
         publish_override=view.override.publish if view.override else None,
+        version=view.version,
     )

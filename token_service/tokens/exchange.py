@@ -20,6 +20,14 @@ does not leak), a participant issued in ivs mode (409: IVS tokens cannot be
 exchanged for self-signed ones), a disconnected participant or a banned user (403).
 The user's exchange is rate-limited by the same gate and limits as issuance (one
 Redis round trip for limits and bans; the record update is a second one).
+
+Changes of one participant are compare-and-set: each reads the participant (with its
+version), decides, and writes the record, the history entry and the admin's override in
+one store step that only succeeds if nobody changed the participant meanwhile; the token
+is signed only after that. A change that lost the race decides again on what won, up to
+`CHANGE_ATTEMPTS` times, then answers 409 (`ChangedConcurrently`). So the stored override,
+the stored capabilities and the last history entry always agree, and every token handed
+out is one of the history's entries.
 """
 
 from __future__ import annotations
@@ -37,6 +45,7 @@ from token_service.admission.gate import Gate
 from token_service.admission.ratelimit import Decision, RateLimits
 from token_service.domain import Capability, Grant, IssuedToken, Signer, TokenRequest
 from token_service.errors import (
+    ChangedConcurrently,
     Conflict,
     NotFound,
     PermissionDenied,
@@ -48,7 +57,7 @@ from token_service.mapping.records import (
     MappingRecord,
     ParticipantView,
 )
-from token_service.mapping.store import MappingStore
+from token_service.mapping.store import ChangeResult, MappingStore
 from token_service.tokens.desk import (
     USER_AGENT_MAX,
     Caller,
@@ -60,6 +69,11 @@ from token_service.tokens.desk import (
 from token_service.tokens.issuers import StageResolver, active_key, prepare_token
 
 log = logging.getLogger("token_service.issued")
+
+#: Tries at one change before a 409. Each lost try means another change of the same
+#: participant was written meanwhile, so five lets five changes run at once, far more
+#: than an admin and the participant's own (rate-limited) app make.
+CHANGE_ATTEMPTS = 5
 
 
 class ActiveKeySource(Protocol):
@@ -151,8 +165,36 @@ class Exchanger:
     ) -> ExchangeOutcome:
         """The participant's own app asks: a refresh, or a promotion its roles now allow."""
         started = self._timer()
-        view = await self._exchangeable(participant_id, caller)
-        record = view.record
+        admitted: Decision | None = None
+        for attempt in range(CHANGE_ATTEMPTS):
+            view = await self._exchangeable(participant_id, caller)
+            grant = self._regrant(caller, view, request)
+            if attempt == 0:
+                # Once per request: a retry after a lost race is not the caller's doing.
+                limits = limits_for(self._policy, self._rate_limits, caller, view.record.stage_arn)
+                admission = await self._gate.admit(
+                    limits,
+                    issuer=caller.user.issuer,
+                    user_id=caller.user.user_id,
+                    stage_arn=view.record.stage_arn,
+                    record=None,
+                )
+                admitted = settle(admission, self._hooks)
+            signed = await self._sign(view, grant, by="exchange", caller=caller, override=None)
+            if signed is not None:
+                break
+        else:
+            raise _changed_concurrently()
+        token, updated = signed
+        if self._hooks is not None:
+            self._hooks.issued(Signer.LOCAL.value, self._timer() - started)
+            self._hooks.recorded(False)
+        if self._on_exchanged is not None:
+            self._on_exchanged("participant", Capability.PUBLISH in token.capabilities)
+        return ExchangeOutcome(token=token, record=updated, decision=admitted)
+
+    def _regrant(self, caller: Caller, view: ParticipantView, request: ExchangeRequest) -> Grant:
+        """What the policy grants now, with the admin's PUBLISH grant or revoke on top."""
         override = view.override
         asked = request.capabilities
         if asked is not None and override is not None and override.publish:
@@ -163,63 +205,66 @@ class Exchanger:
         grant = self._policy.decide(
             caller.user,
             TokenRequest(
-                stage_arn=record.stage_arn,
+                stage_arn=view.record.stage_arn,
                 capabilities=asked,
                 duration_minutes=request.duration_minutes,
                 attributes=dict(attributes),
             ),
         )
-        grant = Grant(
+        return Grant(
             stage_arn=grant.stage_arn,
             token_user_id=grant.token_user_id,
             capabilities=apply_override(grant.capabilities, override),
             duration_minutes=grant.duration_minutes,
             attributes=grant.attributes,
         )
-        limits = limits_for(self._policy, self._rate_limits, caller, record.stage_arn)
-        admission = await self._gate.admit(
-            limits,
-            issuer=caller.user.issuer,
-            user_id=caller.user.user_id,
-            stage_arn=record.stage_arn,
-            record=None,
-        )
-        decision = settle(admission, self._hooks)
-        token, updated = await self._sign(record, grant, by="exchange", caller=caller)
-        if self._hooks is not None:
-            self._hooks.issued(Signer.LOCAL.value, self._timer() - started)
-            self._hooks.recorded(False)
-        if self._on_exchanged is not None:
-            self._on_exchanged("participant", Capability.PUBLISH in token.capabilities)
-        return ExchangeOutcome(token=token, record=updated, decision=decision)
 
     async def set_publish(self, participant_id: str, *, publish: bool, by: str) -> ExchangeOutcome:
         """An admin grants or revokes PUBLISH: kept for the next exchange, and a token now."""
-        view = await self._exchangeable(participant_id, None)
-        record = view.record
-        now = time.time()
-        for ban in await self._mapping.bans():
-            if ban.refuses(record.issuer, record.app_user_id, record.stage_arn, now):
-                raise PermissionDenied("this user is banned from this stage", rule=f"ban {ban.id}")
-        override = CapabilityOverride(publish=publish, at=int(now), by=by)
-        if not await self._mapping.set_override(participant_id, override):
-            raise NotFound("no such participant for this user")
-        current = frozenset(Capability(c) for c in record.capabilities)
-        grant = Grant(
-            stage_arn=record.stage_arn,
-            token_user_id=record.token_user_id,
-            capabilities=apply_override(current, override),
-            duration_minutes=max(1, (record.expires_at - record.issued_at) // 60),
-            attributes=dict(record.attributes),
-        )
-        token, updated = await self._sign(record, grant, by=by, caller=None)
+        for attempt in range(CHANGE_ATTEMPTS):
+            view = await self._exchangeable(participant_id, None)
+            record = view.record
+            now = time.time()
+            if attempt == 0:
+                # The user and stage a ban names do not change between tries.
+                for ban in await self._mapping.bans():
+                    if ban.refuses(record.issuer, record.app_user_id, record.stage_arn, now):
+                        raise PermissionDenied(
+                            "this user is banned from this stage", rule=f"ban {ban.id}"
+                        )
+            override = CapabilityOverride(publish=publish, at=int(now), by=by)
+            # On the capabilities this try read: after a lost race, on those of the change
+            # that won, never on the state it replaced.
+            current = frozenset(Capability(c) for c in record.capabilities)
+            grant = Grant(
+                stage_arn=record.stage_arn,
+                token_user_id=record.token_user_id,
+                capabilities=apply_override(current, override),
+                duration_minutes=max(1, (record.expires_at - record.issued_at) // 60),
+                attributes=dict(record.attributes),
+            )
+            signed = await self._sign(view, grant, by=by, caller=None, override=override)
+            if signed is not None:
+                break
+        else:
+            raise _changed_concurrently()
+        token, updated = signed
         if self._on_exchanged is not None:
             self._on_exchanged("admin", publish)
         return ExchangeOutcome(token=token, record=updated, decision=None)
 
     async def _sign(
-        self, record: MappingRecord, grant: Grant, *, by: str, caller: Caller | None
-    ) -> tuple[IssuedToken, MappingRecord]:
+        self,
+        view: ParticipantView,
+        grant: Grant,
+        *,
+        by: str,
+        caller: Caller | None,
+        override: CapabilityOverride | None,
+    ) -> tuple[IssuedToken, MappingRecord] | None:
+        """Write the change over `view` (compare-and-set), then sign its token; None when
+        another change was written since `view` was read (nothing written, nothing signed)."""
+        record = view.record
         stage = await self._stages.resolve(record.stage_arn)
         key = active_key(self._keys)
         prepared = prepare_token(
@@ -253,13 +298,21 @@ class Exchanger:
             by=by,
             expires_at=updated.expires_at,
         )
+        # The record first, then the signature: never a token the log does not know, nor
+        # one whose capabilities are not the stored ones.
+        result = await self._mapping.exchange(
+            updated, change, version=view.version, override=override
+        )
+        if result is ChangeResult.CONFLICT:
+            return None
+        if result is ChangeResult.GONE:
+            raise NotFound("no such participant for this user")
+        if result is ChangeResult.DISCONNECTED:
+            raise PermissionDenied("this participant was disconnected", rule="disconnected")
         # Counted before signing: a token counted but never signed keeps the count an
-        # upper bound, never short.
+        # upper bound, never short (and a lost race, never signed, is not counted).
         if self._usage is not None:
             self._usage.record(key.arn, expires)
-        # The record first, then the signature: never a token the log does not know.
-        if not await self._mapping.exchange(updated, change):
-            raise NotFound("no such participant for this user")
         token = prepared.sign()
         log.info(
             "participant token exchanged",
@@ -278,3 +331,10 @@ class Exchanger:
             },
         )
         return token, updated
+
+
+def _changed_concurrently() -> ChangedConcurrently:
+    return ChangedConcurrently(
+        f"this participant was changed by other requests at the same time {CHANGE_ATTEMPTS} "
+        "times running; nothing was changed by this one: retry"
+    )

@@ -63,8 +63,9 @@ def _respond(outcome: ExchangeOutcome) -> Response[TokenResponseBody]:
         "Only the app user the participant was issued to. Same jti, stage and endpoints; "
         "new iat/exp; capabilities and attributes decided by the policy as of now (plus an "
         "admin's PUBLISH grant or revoke). Hand the token to `stage.exchangeToken(token)`. "
-        "404 for an unknown participant or another user's, 409 for one issued in ivs mode, "
-        "403 when disconnected or banned."
+        "404 for an unknown participant or another user's, 409 for one issued in ivs mode "
+        "(or `changed-concurrently`: changed by other requests meanwhile, 5 times running; "
+        "nothing changed, retry), 403 when disconnected or banned."
     ),
     tags=["tokens"],
     responses=problems(400, 401, 403, 404, 409, 413, 415, 429, 503),
@@ -94,8 +95,9 @@ async def exchange_participant_token(
     before_request=strict_json(CapabilitiesRequestBody),
     summary="Grant or revoke PUBLISH for a participant; returns a ready exchange token",
     description=(
-        "The participant's next exchange gets the change too. 404 unknown participant, "
-        "409 issued in ivs mode, 403 disconnected or banned."
+        "The participant's next exchange gets the change too. Of concurrent changes of one "
+        "participant, the one written last is the stored state. 404 unknown participant, "
+        "409 issued in ivs mode (or `changed-concurrently`: retry), 403 disconnected or banned."
     ),
     tags=["admin"],
     responses=problems(400, 401, 403, 404, 409, 413, 415, 429, 503),
