@@ -4,11 +4,13 @@ claimant at a time, each outcome counted once, dropped with its ban."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis.asyncio
 
+from tests.support.redis_server import redis_cluster
+from token_service.infra.redis import build_redis, connect
 from token_service.mapping.disconnects import (
     DISCONNECTED,
     FAILED,
@@ -20,6 +22,8 @@ from token_service.mapping.disconnects import (
     Tally,
     Target,
 )
+from token_service.mapping.records import Ban
+from token_service.mapping.store import RedisMappingStore
 
 STAGE = "arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456"
 LEASE = 30.0
@@ -179,3 +183,36 @@ async def test_a_ban_never_tallied_has_no_tally(work: DisconnectWork) -> None:
     assert await work.tally("ban_old") is None
     assert await work.tallies(["ban_old"]) == [None]
     assert await work.outcomes("ban_old") == {}
+
+
+@pytest.fixture(scope="module")
+def cluster_url() -> Iterator[str]:
+    with redis_cluster() as url:
+        yield url
+
+
+async def test_the_work_and_the_idempotent_ban_run_on_redis_cluster_too(cluster_url: str) -> None:
+    """Every script declares its keys, all under the `{ts}` hash tag: one slot."""
+    client = build_redis(cluster_url, timeout_seconds=2)
+    try:
+        await connect(client)
+        await client.flushdb(target_nodes=client.ALL_NODES)
+        store = RedisMappingStore(client, retention_seconds=3600)
+        ban = Ban(id="ban_1", user_id="u", reason="r", created_at=1, created_by="a")
+        assert await store.add_ban(ban) == ban
+        assert (
+            await store.add_ban(
+                Ban(id="ban_2", user_id="u", reason="r", created_at=2, created_by="a")
+            )
+            == ban
+        )
+        work = RedisDisconnectWork(client)
+        await work.add("ban_1", targets("p1", "p2"), expire_at=None)
+        first, second = await claim_all(work)
+        assert await work.finish(first, DISCONNECTED)
+        assert await work.retry(second, 0)
+        assert await work.tally("ban_1") == Tally(total=2, disconnected=1)
+        assert await work.forget("ban_1") == 1
+        assert await work.tallies(["ban_1"]) == [None]
+    finally:
+        await client.aclose()
