@@ -156,8 +156,11 @@ async def test_ban_refuses_new_tokens_and_disconnects_live_participants(
         "/admin/bans", json={"userId": "banned-user", "reason": "abuse"}, headers=ADMIN
     )
     assert created.status_code == 201, created.text
-    disconnected = created.json()["disconnected"]
-    assert [d["participant"]["participantId"] for d in disconnected] == [live["participantId"]]
+    assert created.json()["disconnects"]["total"] == 1
+    status = await _ban_finished(client, created.json()["ban"]["id"])
+    assert status["participants"] == [
+        {"participantId": live["participantId"], "result": "disconnected"}
+    ]
     refused = await client.post(
         URL, json={"stageArn": stage_arn}, headers=bearer(user_token("banned-user"))
     )
@@ -170,6 +173,74 @@ async def test_ban_refuses_new_tokens_and_disconnects_live_participants(
     assert states[live["participantId"]] == "DISCONNECTED"
     # Someone else is unaffected.
     assert (await _issue(client, user_token("fine-user"), stage_arn))["participantId"]
+
+
+async def _ban_finished(client: Client, ban_id: str) -> dict[str, Any]:
+    """`GET /admin/bans/{id}` once none of the ban's disconnects is pending (the app's
+    worker does them in the background)."""
+    deadline = time.monotonic() + 30
+    while True:
+        answer = await client.get(f"/admin/bans/{ban_id}", headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        if body["disconnects"]["pending"] == 0 or time.monotonic() > deadline:
+            return body
+        await asyncio.sleep(0.1)
+
+
+async def test_a_ban_answers_with_its_disconnects_and_shows_them_done_once_done(
+    client: Client, user_token: MintUserToken, stage_arn: str, emulator: Any
+) -> None:
+    for _ in range(3):
+        joined = await _issue(client, user_token("three-live"), stage_arn)
+        assert join(emulator, joined["token"]).status_code == 200
+    await _issue(client, user_token("three-live"), stage_arn)  # never joined
+    created = await client.post(
+        "/admin/bans", json={"userId": "three-live", "reason": "r"}, headers=ADMIN
+    )
+    assert created.status_code == 201, created.text
+    # Four live (unexpired, not disconnected): three joined, one that never joined.
+    assert created.json()["disconnects"]["total"] == 4
+    finished = await _ban_finished(client, created.json()["ban"]["id"])
+    assert finished["disconnects"] == {
+        "status": "done",
+        "total": 4,
+        "pending": 0,
+        "disconnected": 3,
+        "notConnected": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    listed = (await client.get("/admin/bans", headers=ADMIN)).json()["bans"]
+    assert [b["disconnects"] for b in listed] == [finished["disconnects"]]
+
+
+async def test_a_ban_asked_again_while_in_force_is_200_with_the_same_ban(client: Client) -> None:
+    body = {"userId": "twice", "reason": "r"}
+    first = await client.post("/admin/bans", json=body, headers=ADMIN)
+    again = await client.post("/admin/bans", json=body, headers=ADMIN)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["ban"] == first.json()["ban"]
+    assert len((await client.get("/admin/bans", headers=ADMIN)).json()["bans"]) == 1
+
+
+async def test_a_ban_with_a_reason_longer_than_ivs_takes_still_disconnects(
+    client: Client, user_token: MintUserToken, stage_arn: str, emulator: Any
+) -> None:
+    """IVS refuses a DisconnectParticipant reason over 128 characters; a ban's may be 512.
+    Before, such a ban was stored and then answered 400 with the participant connected."""
+    live = await _issue(client, user_token("long-reason"), stage_arn)
+    assert join(emulator, live["token"]).status_code == 200
+    created = await client.post(
+        "/admin/bans", json={"userId": "long-reason", "reason": "r" * 512}, headers=ADMIN
+    )
+    assert created.status_code == 201, created.text
+    finished = await _ban_finished(client, created.json()["ban"]["id"])
+    assert finished["disconnects"]["disconnected"] == 1
+
+
+async def test_the_status_of_a_ban_not_in_force_is_404(client: Client) -> None:
+    assert (await client.get("/admin/bans/ban_0000", headers=ADMIN)).status_code == 404
 
 
 async def test_a_ban_naming_no_issuer_with_one_way_to_sign_in_is_of_every_issuer(

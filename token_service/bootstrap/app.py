@@ -11,6 +11,7 @@ import functools
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from token_service.bootstrap.admin import (
 )
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
-from token_service.bootstrap.mapping import build_mapping
+from token_service.bootstrap.mapping import MappingRuntime, build_mapping
 from token_service.config import Settings
 from token_service.http.cors import cors_middleware
 from token_service.http.disconnects import client_disconnect_middleware
@@ -63,8 +64,9 @@ from token_service.ivs.budget import IvsTokenBudget
 from token_service.ivs.client import Ivs, RetryPolicy
 from token_service.ivs.stages import StageDirectory
 from token_service.keys.metrics import KeyRingCollector
+from token_service.mapping.disconnect_worker import DisconnectWorker
 from token_service.mapping.moderation import Moderation
-from token_service.observability.metrics import Metrics
+from token_service.observability.metrics import Children, Metrics
 from token_service.tokens.desk import TokenDesk
 from token_service.tokens.exchange import Exchanger
 from token_service.tokens.mode import Mode
@@ -81,6 +83,7 @@ from token_service.bootstrap.clients import (
 from token_service.bootstrap.features import (
     build_authentication,
     build_demo_settings,
+    build_disconnect_budget,
     build_issuer,
     build_ivs_budget,
     build_lookup_budget,
@@ -95,6 +98,8 @@ log = logging.getLogger(__name__)
 
 #: Bodies over this are refused with 413 before they are read whole.
 MAX_BODY_BYTES = 16 * 1024
+#: A ban's disconnect is held this much longer than one IVS call may take.
+DISCONNECT_LEASE_MARGIN_SECONDS = 10.0
 
 
 def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
@@ -108,26 +113,60 @@ def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
     return lambda by, publish: counter.labels(by, "true" if publish else "false").inc()
 
 
+@dataclass(frozen=True)
+class _Budgets:
+    """The shared budgets pacing IVS's operations with a per-account quota."""
+
+    token: IvsTokenBudget
+    lookup: IvsTokenBudget
+    disconnect: IvsTokenBudget
+
+
 def _paced_ivs(
     settings: Settings,
     ivs_client: IvsrealtimeClient | None,
     redis_client: RedisClient | None,
     metrics: Metrics,
     lane: RedisLane | None,
-) -> tuple[Ivs, IvsTokenBudget, IvsTokenBudget]:
-    """The IVS adapter with its two budgets: CreateParticipantToken's and GetStage's."""
-    token_budget = build_ivs_budget(settings, redis_client, metrics, lane)
-    lookup_budget = build_lookup_budget(settings, redis_client, metrics)
+) -> tuple[Ivs, _Budgets]:
+    """The IVS adapter with its budgets: CreateParticipantToken's, GetStage's and
+    DisconnectParticipant's."""
+    budgets = _Budgets(
+        token=build_ivs_budget(settings, redis_client, metrics, lane),
+        lookup=build_lookup_budget(settings, redis_client, metrics),
+        disconnect=build_disconnect_budget(settings, redis_client, metrics),
+    )
     ivs = Ivs(
         ivs_client or build_ivs(settings),
         IVS_WORKERS,
         retry=RetryPolicy(
             max_attempts=settings.ivs.max_attempts, deadline_seconds=settings.ivs.deadline_seconds
         ),
-        pacers={"CreateParticipantToken": token_budget, "GetStage": lookup_budget},
+        pacers={
+            "CreateParticipantToken": budgets.token,
+            "GetStage": budgets.lookup,
+            "DisconnectParticipant": budgets.disconnect,
+        },
         on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
     )
-    return ivs, token_budget, lookup_budget
+    return ivs, budgets
+
+
+def _disconnect_worker(
+    settings: Settings, mapping: MappingRuntime, ivs: Ivs, metrics: Metrics
+) -> DisconnectWorker:
+    """This replica's share of the bans' disconnects, paced by the shared budget."""
+    outcomes = Children(metrics.ban_disconnects)
+    return DisconnectWorker(
+        mapping.disconnects,
+        mapping.store,
+        ivs,
+        # One IVS call ends by its deadline (budget waits and retries included): a holder
+        # finishes well inside its lease, and a dead one's items come back soon after.
+        lease_seconds=settings.ivs.deadline_seconds + DISCONNECT_LEASE_MARGIN_SECONDS,
+        on_outcome=lambda outcome: outcomes(outcome).inc(),
+        on_queued=metrics.ban_disconnects_pending.set,
+    )
 
 
 def _warn_of_clear_transports(settings: Settings) -> None:
@@ -165,7 +204,7 @@ def create_app(
         settings.redis.url.reveal() if redis_client is not None and settings.redis.url else None,
         connect_timeout=settings.redis.timeout_seconds,
     )
-    ivs, ivs_budget, lookup_budget = _paced_ivs(settings, ivs_client, redis_client, metrics, lane)
+    ivs, budgets = _paced_ivs(settings, ivs_client, redis_client, metrics, lane)
     cache: Cache = (
         TieredCache(RedisCache(redis_client)) if redis_client is not None else MemoryCache()
     )
@@ -185,8 +224,9 @@ def create_app(
     rate_limits = build_rate_limits(settings)
     authentication = build_authentication(settings, http)
     # Outside local mode the admission script also takes the IVS budget's first slot.
-    folded = ivs_budget if settings.mode is not Mode.LOCAL else None
+    folded = budgets.token if settings.mode is not Mode.LOCAL else None
     mapping = build_mapping(settings, redis_client, metrics, lane, folded)
+    disconnect_worker = _disconnect_worker(settings, mapping, ivs, metrics)
     desk = TokenDesk(
         policy=policy,
         issuer=issuer,
@@ -216,7 +256,13 @@ def create_app(
             else None
         ),
         mapping=mapping.store,
-        moderation=Moderation(mapping.store, ivs, on_bans_changed=mapping.bans_changed),
+        moderation=Moderation(
+            mapping.store,
+            ivs,
+            mapping.disconnects,
+            on_bans_changed=mapping.bans_changed,
+            on_queued=disconnect_worker.wake,
+        ),
         trusted_proxies=settings.http.trusted_proxies,
         events_secret=settings.mapping.events_secret.reveal()
         if settings.mapping.events_secret
@@ -235,17 +281,20 @@ def create_app(
     starters.append(key_runtime.start)
     if settings.mode is not Mode.LOCAL:
         # Joins the replicas sharing the budget, so each knows its share at once.
-        starters.append(ivs_budget.start)
+        starters.append(budgets.token.start)
     if settings.mode is not Mode.IVS:
-        starters.append(lookup_budget.start)
-    starters.append(mapping.start)
+        starters.append(budgets.lookup.start)
+    # The disconnects: every replica, whatever its mode (bans are the admin's, not the mode's).
+    starters.extend([mapping.start, budgets.disconnect.start, disconnect_worker.start])
     if redis_client is not None:
         starters.append(functools.partial(_check_persistence, redis_client))
     closers: list[Callable[[], Awaitable[None]]] = [
+        disconnect_worker.close,
+        budgets.disconnect.close,
         mapping.close,
         key_runtime.close,
-        ivs_budget.close,
-        lookup_budget.close,
+        budgets.token.close,
+        budgets.lookup.close,
     ]
     if lane is not None:
         closers.append(lane.close)

@@ -1,5 +1,5 @@
 """Each feature's object built from settings: the policy, authentication, the issuers, the
-CreateParticipantToken and GetStage budgets and the rate limits."""
+CreateParticipantToken, GetStage and DisconnectParticipant budgets and the rate limits."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ from token_service.http.routes.demo import DemoSettings, UserTokenMinter
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
 from token_service.ivs.budget import (
+    IVS_DISCONNECT_QUOTA_PER_SECOND,
     IVS_GET_STAGE_QUOTA_PER_SECOND,
     BudgetRate,
     IvsTokenBudget,
@@ -214,6 +215,42 @@ def build_lookup_budget(
         max_wait_seconds=settings.ivs.lookup_max_wait_ms / 1000,
         on_decision=lambda outcome, _: metrics.ivs_lookup_budget_decisions.labels(outcome).inc(),
         operation="GetStage",
+    )
+
+
+#: How long a disconnect may wait for a slot of the shared budget: the admin's single
+#: disconnect waits behind at most a few of the bans' (each replica's workers reserve one
+#: slot each), and a ban's worker gives an item back when no slot comes (it retries).
+DISCONNECT_MAX_WAIT_SECONDS = 5.0
+
+
+def build_disconnect_budget(
+    settings: Settings,
+    redis_client: RedisClient | None,
+    metrics: Metrics,
+) -> IvsTokenBudget:
+    """The DisconnectParticipant budget: every replica's disconnects (a ban's, an admin's),
+    under IVS's 5/s per account, so that a ban of a user with many live participants draws
+    no throttling."""
+    rate = BudgetRate.of(settings.ivs.disconnect_rate, IVS_DISCONNECT_QUOTA_PER_SECOND)
+    warning = quota_warning(rate, "TOKEN_SERVICE_IVS_DISCONNECT_RATE", "DisconnectParticipant")
+    if warning is not None:
+        log.warning(warning)
+    slots = shared_slots(
+        settings,
+        redis_client,
+        rate,
+        scope="disconnect:",
+        max_wait_ms=int(DISCONNECT_MAX_WAIT_SECONDS * 1000),
+        name="IVS disconnect budget",
+    )
+    return IvsTokenBudget(
+        slots,
+        max_wait_seconds=DISCONNECT_MAX_WAIT_SECONDS,
+        on_decision=lambda outcome, _: metrics.ivs_disconnect_budget_decisions.labels(
+            outcome
+        ).inc(),
+        operation="DisconnectParticipant",
     )
 
 

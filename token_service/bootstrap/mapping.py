@@ -17,6 +17,11 @@ from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
 from token_service.ivs.budget import IvsTokenBudget
+from token_service.mapping.disconnects import (
+    DisconnectWork,
+    MemoryDisconnectWork,
+    RedisDisconnectWork,
+)
 from token_service.mapping.store import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.observability.metrics import Children, Metrics
 
@@ -56,6 +61,8 @@ class IssuanceMetrics:
 class MappingRuntime:
     store: MappingStore
     gate: Gate
+    #: Bans' disconnects still to do (in Redis: shared by the replicas, outliving each).
+    disconnects: DisconnectWork
     redis_gate: RedisGate | None = None
     _pending: set[asyncio.Task[None]] = field(default_factory=set, repr=False)
     _spawn: Spawn | None = field(default=None, repr=False)
@@ -111,7 +118,9 @@ def build_mapping(
     retention = settings.mapping.retention_seconds
     if redis_client is None:
         store = MemoryMappingStore(retention_seconds=retention)
-        return MappingRuntime(store=store, gate=MemoryGate(store))
+        return MappingRuntime(
+            store=store, gate=MemoryGate(store), disconnects=MemoryDisconnectWork()
+        )
     redis_store = RedisMappingStore(redis_client, retention_seconds=retention, lane=lane)
     gate = RedisGate(
         redis_client,
@@ -124,4 +133,9 @@ def build_mapping(
         lane=lane,
         budget=budget,
     )
-    return MappingRuntime(store=redis_store, gate=gate, redis_gate=gate)
+    return MappingRuntime(
+        store=redis_store,
+        gate=gate,
+        disconnects=RedisDisconnectWork(redis_client),
+        redis_gate=gate,
+    )

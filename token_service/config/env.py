@@ -397,6 +397,7 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         lookup_max_wait_ms=r.integer(
             "IVS_LOOKUP_MAX_WAIT_MS", defaults.ivs.lookup_max_wait_ms, 0, 10_000
         ),
+        disconnect_rate=r.convert("IVS_DISCONNECT_RATE", defaults.ivs.disconnect_rate, Rate.parse),
     )
     keys = KeySettings(
         store=r.choice("KEY_STORE", defaults.keys.store, KeyStoreKind),

@@ -121,6 +121,9 @@ class IvsSettings:
     #: Patient: a cold cache meets a burst of stages at once (a deploy, a big event), and
     #: waiting a few seconds for a slot beats a 503 that IVS would cause anyway.
     lookup_max_wait_ms: int = 5000
+    #: The DisconnectParticipant budget shared by every replica (IVS allows 5/s per
+    #: account): a ban's disconnects and the admin's single ones.
+    disconnect_rate: Rate = field(default_factory=lambda: Rate(4, 1))
 
 
 @dataclass(frozen=True)

@@ -175,13 +175,47 @@ class BanBody(msgspec.Struct, kw_only=True, rename="camel"):
     created_by: str
 
 
+class DisconnectsBody(msgspec.Struct, kw_only=True, rename="camel"):
+    """A ban's disconnects of its user's live participants, done in the background."""
+
+    #: `pending` while any is; then `done`, or `partial` when any failed.
+    status: Literal["pending", "done", "partial"]
+    #: Live participants found when the ban was made (unexpired, not disconnected).
+    total: int
+    pending: int
+    disconnected: int
+    #: IVS had no such connected participant: its token can still join until it expires.
+    not_connected: int
+    #: IVS refused the call for good, or kept failing for a day.
+    failed: int
+    #: The ban was lifted or ended before the participant's turn.
+    cancelled: int
+
+
 class BanCreatedBody(msgspec.Struct, kw_only=True, rename="camel"):
     ban: BanBody
-    disconnected: list[DisconnectResultBody]
+    disconnects: DisconnectsBody
+
+
+class BanStatusBody(BanBody, kw_only=True, rename="camel"):
+    #: null for a ban made before disconnects were tallied.
+    disconnects: DisconnectsBody | None
 
 
 class BanList(msgspec.Struct, kw_only=True):
-    bans: list[BanBody]
+    bans: list[BanStatusBody]
+
+
+class BanParticipantBody(msgspec.Struct, kw_only=True, rename="camel"):
+    participant_id: str
+    #: pending, disconnected, not-connected, failed or cancelled.
+    result: str
+
+
+class BanDetailBody(msgspec.Struct, kw_only=True, rename="camel"):
+    ban: BanBody
+    disconnects: DisconnectsBody | None
+    participants: list[BanParticipantBody]
 
 
 class EventAccepted(msgspec.Struct, kw_only=True):

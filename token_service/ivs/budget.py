@@ -53,6 +53,8 @@ log = logging.getLogger(__name__)
 IVS_TOKEN_QUOTA_PER_SECOND = 50
 #: GetStage's quota per account and region (IVS real-time service quotas).
 IVS_GET_STAGE_QUOTA_PER_SECOND = 5
+#: DisconnectParticipant's quota per account and region (IVS real-time service quotas).
+IVS_DISCONNECT_QUOTA_PER_SECOND = 5
 #: Both keys of the script share this hash tag: one slot in Redis Cluster.
 HASH_TAG = "{ts-ivs}"
 #: A replica that took no slot for this long no longer counts as sharing the budget.

@@ -20,6 +20,8 @@ index and bans of their own. `<user key>` below is `domain.user_key(issuer, user
   `ts:{ts}:ban:ui:<user key>` / `ts:{ts}:ban:uis:<user key>:<stage ARN>` for a ban of one
   (issuer, user id), and `ts:{ts}:ban:u:<user hash>` / `ts:{ts}:ban:us:<user hash>:<stage
   ARN>` for a ban of the user id from every issuer; the admission gate checks all four.
+- `ts:{ts}:dq*` and `ts:{ts}:bd:<ban id>`: a ban's disconnects still to make, and its tally
+  (laid out in `mapping.disconnects`).
 
 Up to 0.1.0 the user index was `ts:{ts}:u:<user hash>`, by user id alone:
 `mapping.migration` moves it (`token-service participants migrate`). Bans of that time carry

@@ -87,11 +87,18 @@ class MappingStore(Protocol):
 
     async def add_event(self, participant_id: str, event: StageEvent) -> bool: ...
 
-    async def add_ban(self, ban: Ban) -> None: ...
+    async def add_ban(self, ban: Ban) -> Ban:
+        """Store `ban`, unless an equal ban (same user, issuer, stage and end) is in force:
+        the ban in force is returned, `ban` itself when stored."""
+        ...
 
     async def bans(self) -> list[Ban]: ...
 
     async def remove_ban(self, ban_id: str) -> Ban | None: ...
+
+    async def get_ban(self, ban_id: str) -> Ban | None:
+        """The ban as stored (whether it has ended or not), None when there is none."""
+        ...
 
     async def exchange(
         self,
@@ -245,6 +252,31 @@ return 1
 """
 
 
+# Stores a ban, unless the ban in force under the same key (same user, issuer and stage)
+# ends when it would: then that ban is the answer (a retried request stores no second
+# one). KEYS: the bans hash, the ban's key. ARGV: id, ban JSON, until (unix s, or empty:
+# none), user id. Returns the ban in force (JSON), or nil when this one was stored.
+_ADD_BAN_SCRIPT = """
+local current = redis.call('GET', KEYS[2])
+if current then
+  local raw = redis.call('HGET', KEYS[1], current)
+  if raw then
+    local held = cjson.decode(raw)
+    local ends = held['until']
+    if ends == nil or ends == cjson.null then ends = '' else ends = string.format('%d', ends) end
+    if ends == ARGV[3] and held['user_id'] == ARGV[4] then return raw end
+  end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '' then
+  redis.call('SET', KEYS[2], ARGV[1])
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'EXAT', ARGV[3])
+end
+return false
+"""
+
+
 def change_field(change: CapabilityChange) -> str:
     return f"c:{change.at * 1000:0{_ID_WIDTH}d}:{secrets.token_hex(4)}"
 
@@ -259,6 +291,7 @@ class RedisMappingStore:
         self._record_script = script_call(client, lane, _RECORD_SCRIPT)
         self._side_script = client.register_script(_SIDE_SCRIPT)
         self._exchange_script = client.register_script(_EXCHANGE_SCRIPT)
+        self._add_ban_script = client.register_script(_ADD_BAN_SCRIPT)
 
     async def record(self, record: MappingRecord) -> None:
         await self._record_script(
@@ -352,15 +385,17 @@ class RedisMappingStore:
         )
         return ChangeResult(int(result))
 
-    async def add_ban(self, ban: Ban) -> None:
-        key = ban_key(ban)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hset(BANS_KEY, ban.id, JSON_ENCODER.encode(ban))
-            if ban.until is None:
-                pipe.set(key, ban.id)
-            else:
-                pipe.set(key, ban.id, exat=ban.until)
-            await pipe.execute()
+    async def add_ban(self, ban: Ban) -> Ban:
+        held = await self._add_ban_script(
+            keys=[BANS_KEY, ban_key(ban)],
+            args=[
+                ban.id,
+                JSON_ENCODER.encode(ban),
+                "" if ban.until is None else str(ban.until),
+                ban.user_id,
+            ],
+        )
+        return ban if held is None else BAN_DECODER.decode(_bytes(held))
 
     async def bans(self) -> list[Ban]:
         raw = await self._client.hgetall(BANS_KEY)
@@ -384,6 +419,10 @@ class RedisMappingStore:
                 pipe.delete(key)
             await pipe.execute()
         return ban
+
+    async def get_ban(self, ban_id: str) -> Ban | None:
+        raw = await self._client.hget(BANS_KEY, ban_id)
+        return None if raw is None else BAN_DECODER.decode(_bytes(raw))
 
 
 # --------------------------------------------------------------------------- memory
@@ -519,8 +558,18 @@ class MemoryMappingStore:
             entry.override = override
         return ChangeResult.WRITTEN
 
-    async def add_ban(self, ban: Ban) -> None:
+    async def add_ban(self, ban: Ban) -> Ban:
+        now = time.time()
+        key = ban_key(ban)
+        # The latest ban stored under the same key is the one in force there (as in Redis).
+        held = None
+        for stored in self._bans.values():
+            if stored.active(now) and ban_key(stored) == key:
+                held = stored
+        if held is not None and held.until == ban.until and held.user_id == ban.user_id:
+            return held
         self._bans[ban.id] = ban
+        return ban
 
     async def bans(self) -> list[Ban]:
         now = time.time()
@@ -529,6 +578,9 @@ class MemoryMappingStore:
 
     async def remove_ban(self, ban_id: str) -> Ban | None:
         return self._bans.pop(ban_id, None)
+
+    async def get_ban(self, ban_id: str) -> Ban | None:
+        return self._bans.get(ban_id)
 
     def banned(self, issuer: str | None, user_id: str, stage_arn: str) -> Ban | None:
         """For the memory admission gate: the ban refusing this user here, if any."""

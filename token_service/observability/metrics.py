@@ -107,6 +107,26 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.ivs_disconnect_budget_decisions = Counter(
+            "token_service_ivs_disconnect_budget_decisions",
+            "DisconnectParticipant budget answers: immediate, waited (for a slot), refused",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.ban_disconnects = Counter(
+            "token_service_ban_disconnects",
+            "Bans' disconnects done by this replica, by outcome: disconnected, not_connected, "
+            "failed, cancelled (the ban lifted or ended first), retried (given back to try "
+            "again)",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.ban_disconnects_pending = Gauge(
+            "token_service_ban_disconnects_pending",
+            "Bans' disconnects still queued (every replica's), as this replica last saw them",
+            multiprocess_mode="livemostrecent",
+            registry=self.registry,
+        )
         self.ivs_budget_degraded = Counter(
             "token_service_ivs_budget_degraded",
             "Budget decisions made without Redis, by the configured fallback (local, deny)",

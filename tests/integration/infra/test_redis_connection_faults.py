@@ -19,6 +19,7 @@ from tests.support.redis_server import RedisProcess
 from token_service.admission.gate import OnMappingError, RedisGate
 from token_service.bootstrap.mapping import MappingRuntime
 from token_service.infra.redis import RedisClient, build_redis, close_redis
+from token_service.mapping.disconnects import RedisDisconnectWork
 from token_service.mapping.records import MappingRecord
 from token_service.mapping.store import RedisMappingStore
 
@@ -102,7 +103,9 @@ def test_the_outbox_is_still_written_after_an_unexpected_upkeep_error(
             await refresh()
 
         monkeypatch.setattr(gate, "refresh_bans", refresh_failing_once)
-        runtime = MappingRuntime(store=store, gate=gate, redis_gate=gate)
+        runtime = MappingRuntime(
+            store=store, gate=gate, disconnects=RedisDisconnectWork(client), redis_gate=gate
+        )
         gate.outbox.append(record("OutboxSurvives0000000001"))
         await runtime.start()
         try:

@@ -269,3 +269,51 @@ async def test_a_record_takes_under_640_bytes_of_redis_memory(redis_url: str) ->
         assert per_record < 640
     finally:
         await client.aclose()
+
+
+async def test_an_equal_ban_in_force_is_returned_instead_of_stored(store: MappingStore) -> None:
+    first = Ban(id="b1", user_id="u", issuer=ISSUER, reason="r", created_at=1, created_by="a")
+    retry = Ban(id="b2", user_id="u", issuer=ISSUER, reason="r2", created_at=2, created_by="b")
+    assert await store.add_ban(first) == first
+    assert await store.add_ban(retry) == first
+    assert [b.id for b in await store.bans()] == ["b1"]
+    assert await store.get_ban("b2") is None
+
+
+async def test_a_ban_with_another_end_stage_or_issuer_is_stored_beside_the_one_in_force(
+    store: MappingStore,
+) -> None:
+    until = int(time.time()) + 3600
+    first = Ban(id="b1", user_id="u", issuer=ISSUER, reason="r", created_at=1, created_by="a")
+    others = [
+        Ban(
+            id="b2",
+            user_id="u",
+            issuer=ISSUER,
+            until=until,
+            reason="r",
+            created_at=2,
+            created_by="a",
+        ),
+        Ban(
+            id="b3",
+            user_id="u",
+            issuer=ISSUER,
+            stage_arn=STAGE,
+            reason="r",
+            created_at=3,
+            created_by="a",
+        ),
+        Ban(id="b4", user_id="u", issuer=ANY_ISSUER, reason="r", created_at=4, created_by="a"),
+    ]
+    await store.add_ban(first)
+    for ban in others:
+        assert await store.add_ban(ban) == ban
+    assert sorted(b.id for b in await store.bans()) == ["b1", "b2", "b3", "b4"]
+
+
+async def test_a_ban_is_read_back_by_its_id(store: MappingStore) -> None:
+    ban = Ban(id="b1", user_id="u", issuer=None, reason="r", created_at=1, created_by="a")
+    await store.add_ban(ban)
+    assert await store.get_ban("b1") == ban
+    assert await store.get_ban("nope") is None

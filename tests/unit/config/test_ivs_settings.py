@@ -72,3 +72,18 @@ def test_modes_that_can_ask_ivs_serve_without_a_signing_key(mode: str, tmp_path)
     )
 
     check_key_ring(settings)
+
+
+def test_the_disconnect_budget_defaults_under_ivs_s_five_per_second() -> None:
+    rate = load_settings({}).ivs.disconnect_rate
+
+    assert rate == Rate(4, 1)
+
+
+def test_the_disconnect_budget_is_read_and_a_bad_one_reported_by_name() -> None:
+    read = load_settings({"TOKEN_SERVICE_IVS_DISCONNECT_RATE": "2/second"})
+    with pytest.raises(ConfigurationError) as info:
+        load_settings({"TOKEN_SERVICE_IVS_DISCONNECT_RATE": "fast"})
+
+    assert read.ivs.disconnect_rate == Rate(2, 1)
+    assert "TOKEN_SERVICE_IVS_DISCONNECT_RATE" in " ".join(info.value.problems)

@@ -7,8 +7,9 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
@@ -21,15 +22,20 @@ from token_service.http.schemas import (
     STAGE_ARN_PATTERN,
     BanBody,
     BanCreatedBody,
+    BanDetailBody,
     BanList,
+    BanParticipantBody,
     BanRequestBody,
+    BanStatusBody,
     DisconnectBody,
     DisconnectResultBody,
+    DisconnectsBody,
 )
 from token_service.http.services import Services
 from token_service.http.strict_body import strict_json
 from token_service.ivs.stages import parse_stage_arn
-from token_service.mapping.moderation import DisconnectResult
+from token_service.mapping.disconnects import Tally
+from token_service.mapping.moderation import BanStatus, DisconnectResult
 from token_service.mapping.records import Ban, Page
 from token_service.mapping.views import ParticipantPage, ParticipantRecordBody, participant_body
 
@@ -63,6 +69,26 @@ def ban_body(ban: Ban) -> BanBody:
         reason=ban.reason,
         created_at=iso_utc(ban.created_at),
         created_by=ban.created_by,
+    )
+
+
+def disconnects_body(tally: Tally) -> DisconnectsBody:
+    return DisconnectsBody(
+        status=tally.status,
+        total=tally.total,
+        pending=tally.pending,
+        disconnected=tally.disconnected,
+        not_connected=tally.not_connected,
+        failed=tally.failed,
+        cancelled=tally.cancelled,
+    )
+
+
+def _ban_status_body(status: BanStatus) -> BanStatusBody:
+    ban = ban_body(status.ban)
+    return BanStatusBody(
+        **msgspec.structs.asdict(ban),
+        disconnects=None if status.disconnects is None else disconnects_body(status.disconnects),
     )
 
 
@@ -218,7 +244,20 @@ class AdminParticipantsController(Controller):
         "/bans",
         status_code=201,
         summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
-        responses=problems(400, 401, 413, 415, 429, 502, 503),
+        description=(
+            "Answers at once: 201 with the ban and its disconnects, which go on in the "
+            "background within IVS's DisconnectParticipant rate (follow them with "
+            "`GET /admin/bans/{banId}`). While an equal ban (same user, issuer, stage and "
+            "`until`) is in force, 200 with that ban instead: a retried request stores no "
+            "second one."
+        ),
+        responses={
+            200: ResponseSpec(
+                data_container=BanCreatedBody,
+                description="An equal ban was in force already: that ban, nothing stored",
+            ),
+            **problems(400, 401, 413, 415, 429, 503),
+        },
         before_request=strict_json(BanRequestBody),
     )
     async def ban(
@@ -226,7 +265,7 @@ class AdminParticipantsController(Controller):
         request: Request[Any, Any, Any],
         services: NamedDependency[Services],
         data: JSONBody[BanRequestBody],
-    ) -> BanCreatedBody:
+    ) -> Response[BanCreatedBody]:
         until = _parse_time(data.until, "until") if data.until is not None else None
         if until is not None and until > _LAST_SECOND:
             # The ban is shown back in UTC, which has no year 10000.
@@ -244,14 +283,38 @@ class AdminParticipantsController(Controller):
             reason=data.reason,
             by=_admin(request),
         )
-        return BanCreatedBody(
-            ban=ban_body(result.ban),
-            disconnected=[_disconnect_body(r) for r in result.disconnected],
+        body = BanCreatedBody(
+            ban=ban_body(result.ban), disconnects=disconnects_body(result.disconnects)
         )
+        return Response(body, status_code=201 if result.created else 200)
 
-    @get("/bans", summary="Bans in force", responses=problems(401, 429, 503))
+    @get(
+        "/bans",
+        summary="Bans in force, each with its disconnects so far",
+        responses=problems(401, 429, 503),
+    )
     async def bans(self, services: NamedDependency[Services]) -> BanList:
-        return BanList(bans=[ban_body(b) for b in await services.moderation.bans()])
+        return BanList(bans=[_ban_status_body(b) for b in await services.moderation.bans()])
+
+    @get(
+        "/bans/{ban_id:str}",
+        summary="A ban in force, its disconnects so far and what became of each participant",
+        responses=problems(400, 401, 404, 429, 503),
+    )
+    async def ban_status(
+        self, services: NamedDependency[Services], ban_id: FromPath[str]
+    ) -> BanDetailBody:
+        status, outcomes = await services.moderation.ban_status(ban_id)
+        return BanDetailBody(
+            ban=ban_body(status.ban),
+            disconnects=(
+                None if status.disconnects is None else disconnects_body(status.disconnects)
+            ),
+            participants=[
+                BanParticipantBody(participant_id=pid, result=result)
+                for pid, result in sorted(outcomes.items())
+            ],
+        )
 
     @delete(
         "/bans/{ban_id:str}",
