@@ -12,6 +12,7 @@ the same records in dicts and passes the same contract tests.
 from __future__ import annotations
 
 import enum
+import math
 import secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -130,6 +131,11 @@ class ChangeResult(enum.Enum):
     DISCONNECTED = -1
     #: Changed since it was read (another exchange or admin change won): nothing written.
     CONFLICT = -2
+
+
+def strongest(bans: Iterable[Ban]) -> Ban | None:
+    """Of bans holding one key, the one that ends last (a ban until lifted beats any)."""
+    return max(bans, key=lambda b: math.inf if b.until is None else b.until, default=None)
 
 
 def new_ban_id() -> str:
@@ -268,12 +274,43 @@ if current then
   end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+-- The key enforces the ban that ends last: a shorter ban of the same user and stage is
+-- listed, but must not shorten a longer one's hold (the key would expire with it).
+if current then
+  local raw = redis.call('HGET', KEYS[1], current)
+  if raw then
+    local ends = cjson.decode(raw)['until']
+    if ends == nil or ends == cjson.null then return false end
+    if ARGV[3] ~= '' and tonumber(ends) >= tonumber(ARGV[3]) then return false end
+  end
+end
 if ARGV[3] == '' then
   redis.call('SET', KEYS[2], ARGV[1])
 else
   redis.call('SET', KEYS[2], ARGV[1], 'EXAT', ARGV[3])
 end
 return false
+"""
+
+# Lifts a ban in one step. KEYS: the bans hash, the ban's key. ARGV: the ban's id, then
+# the ban that should hold the key instead (id and end, '' for none or never), chosen by
+# the caller among the other bans of the same key. Returns the lifted ban, or nil.
+_REMOVE_BAN_SCRIPT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  if ARGV[2] ~= '' and redis.call('HEXISTS', KEYS[1], ARGV[2]) == 1 then
+    if ARGV[3] == '' then
+      redis.call('SET', KEYS[2], ARGV[2])
+    else
+      redis.call('SET', KEYS[2], ARGV[2], 'EXAT', ARGV[3])
+    end
+  else
+    redis.call('DEL', KEYS[2])
+  end
+end
+return raw
 """
 
 
@@ -292,6 +329,7 @@ class RedisMappingStore:
         self._side_script = client.register_script(_SIDE_SCRIPT)
         self._exchange_script = client.register_script(_EXCHANGE_SCRIPT)
         self._add_ban_script = client.register_script(_ADD_BAN_SCRIPT)
+        self._remove_ban_script = client.register_script(_REMOVE_BAN_SCRIPT)
 
     async def record(self, record: MappingRecord) -> None:
         await self._record_script(
@@ -407,18 +445,27 @@ class RedisMappingStore:
         return sorted((b for b in bans if b.active(now)), key=lambda b: -b.created_at)
 
     async def remove_ban(self, ban_id: str) -> Ban | None:
-        raw = await self._client.hget(BANS_KEY, ban_id)
-        if raw is None:
-            return None
-        ban = BAN_DECODER.decode(_bytes(raw))
-        key = ban_key(ban)
-        current = await self._client.get(key)
-        async with self._client.pipeline(transaction=True) as pipe:
-            pipe.hdel(BANS_KEY, ban_id)
-            if current is not None and _bytes(current).decode() == ban_id:
-                pipe.delete(key)
-            await pipe.execute()
-        return ban
+        """Lift a ban: its key goes with it, or passes to another ban in force of the same
+        user and stage (the one that ends last), in one script: a ban added meanwhile keeps
+        its hold (before, a GET then a DEL could delete the key a new ban had just set)."""
+        bans = await self.bans()
+        lifted = next((b for b in bans if b.id == ban_id), None)
+        if lifted is None:
+            raw = await self._client.hget(BANS_KEY, ban_id)
+            if raw is None:
+                return None
+            lifted = BAN_DECODER.decode(_bytes(raw))
+        key = ban_key(lifted)
+        heir = strongest(b for b in bans if b.id != ban_id and ban_key(b) == key)
+        removed = await self._remove_ban_script(
+            keys=[BANS_KEY, key],
+            args=[
+                ban_id,
+                heir.id if heir is not None else "",
+                "" if heir is None or heir.until is None else str(heir.until),
+            ],
+        )
+        return None if removed is None else BAN_DECODER.decode(_bytes(removed))
 
     async def get_ban(self, ban_id: str) -> Ban | None:
         raw = await self._client.hget(BANS_KEY, ban_id)

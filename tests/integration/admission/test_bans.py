@@ -4,10 +4,12 @@ the memory gate all read it the same way."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import msgspec
 import pytest
 import redis.asyncio
 
@@ -111,3 +113,46 @@ def test_the_ban_copy_used_while_redis_is_down_reads_the_issuer_too() -> None:
     assert copy.banned(IDP, "alice", STAGE) == ban(IDP).id
     assert copy.banned(None, "alice", STAGE) is None
     assert copy.banned(None, "bob", STAGE) == ban(ANY_ISSUER, user="bob").id
+
+
+def _until(seconds: int) -> int:
+    return int(time.time()) + seconds
+
+
+async def test_a_shorter_ban_of_the_same_user_and_stage_does_not_end_a_longer_ones_hold(
+    admission: Admission,
+) -> None:
+    """Before, the shorter ban took the one key both share, and the key expired with it:
+    the ban until lifted was still listed but refused no one."""
+    await admission.store.add_ban(ban(IDP))
+    short = Ban(**{**msgspec.structs.asdict(ban(IDP)), "id": "ban_short", "until": _until(1)})
+    await admission.store.add_ban(short)
+
+    await asyncio.sleep(2.1)
+
+    assert await admission.refused(IDP, "alice")
+
+
+async def test_lifting_the_longer_ban_leaves_the_shorter_one_refusing(
+    admission: Admission,
+) -> None:
+    await admission.store.add_ban(ban(IDP))
+    short = Ban(**{**msgspec.structs.asdict(ban(IDP)), "id": "ban_short", "until": _until(3600)})
+    await admission.store.add_ban(short)
+
+    await admission.store.remove_ban(ban(IDP).id)
+
+    assert await admission.refused(IDP, "alice")
+    assert [b.id for b in await admission.store.bans()] == ["ban_short"]
+
+
+async def test_lifting_a_ban_whose_key_a_stronger_one_holds_keeps_the_stronger(
+    admission: Admission,
+) -> None:
+    short = Ban(**{**msgspec.structs.asdict(ban(IDP)), "id": "ban_short", "until": _until(3600)})
+    await admission.store.add_ban(short)
+    await admission.store.add_ban(ban(IDP))
+
+    await admission.store.remove_ban("ban_short")
+
+    assert await admission.refused(IDP, "alice")
