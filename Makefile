@@ -77,7 +77,8 @@ FAULT_TESTS := tests/e2e/test_faults_redis.py tests/e2e/test_faults_ivs.py \
 	tests/e2e/test_shutdown_drain.py tests/integration/infra/test_redis_connection_faults.py \
 	tests/integration/keys/test_ring_faults.py tests/integration/keys/test_reconcile.py \
 	tests/security/test_connection_timeouts.py tests/security/test_readiness.py \
-	tests/security/test_client_disconnects.py tests/security/test_ban_disconnects.py
+	tests/security/test_client_disconnects.py tests/security/test_ban_disconnects.py \
+	tests/security/test_concurrent_participant_changes.py
 faults: $(STAMP)
 	TOKEN_SERVICE_FAULTS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -rP $(FAULT_TESTS)
 
