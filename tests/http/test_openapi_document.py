@@ -170,3 +170,28 @@ def test_stage_participants_path_documents_the_arn_then_participants(
     whole = rest["schema"]["pattern"].removeprefix("^").removesuffix("$")
     assert re.fullmatch(whole, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd/participants")
     assert not re.fullmatch(whole, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd")
+
+
+def test_every_operation_has_an_explicit_lower_camel_case_id(document: dict[str, Any]) -> None:
+    """A generated client names its functions after these (issue 22): `createParticipantToken`,
+    not the framework's `V1ParticipantTokensCreateParticipantToken`."""
+    ids = {
+        f"{method.upper()} {path}": op.get("operationId")
+        for path, method, op in _operations(document)
+    }
+    malformed = {
+        where: id_ for where, id_ in ids.items() if not re.fullmatch(r"[a-z][A-Za-z]+", id_ or "")
+    }
+    assert malformed == {}
+
+
+def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
+    ids = [op.get("operationId") for _, _, op in _operations(document)]
+    assert len(ids) == len(set(ids))
+
+
+def test_the_token_routes_have_the_ids_clients_call_them_by(document: dict[str, Any]) -> None:
+    paths = document["paths"]
+    assert paths["/v1/participant-tokens"]["post"]["operationId"] == "createParticipantToken"
+    exchange = paths["/v1/participant-tokens/{participant_id}/exchange"]["post"]
+    assert exchange["operationId"] == "exchangeParticipantToken"

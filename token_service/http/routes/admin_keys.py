@@ -31,7 +31,12 @@ class AdminKeysController(Controller):
     tags = ["admin"]  # noqa: RUF012 - Litestar reads this class attribute
     security = [{"adminToken": []}]  # noqa: RUF012 - Litestar reads this class attribute
 
-    @get("/", summary="Every signing key with its status", responses=problems(401, 429))
+    @get(
+        "/",
+        operation_id="listSigningKeys",
+        summary="Every signing key with its status",
+        responses=problems(401, 429),
+    )
     async def list_keys(
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
     ) -> KeyList:
@@ -40,6 +45,7 @@ class AdminKeysController(Controller):
 
     @post(
         "/rotate",
+        operation_id="rotateSigningKey",
         status_code=201,
         summary="Make a new key active (a prepared `next` key, or a new import); the old retires",
         description=(
@@ -56,6 +62,7 @@ class AdminKeysController(Controller):
 
     @post(
         "/prepare",
+        operation_id="prepareSigningKey",
         status_code=201,
         summary="Import the next key ahead of time (status `next`); rotate promotes it",
         responses=problems(401, 409, 429, 502, 503),
@@ -68,6 +75,7 @@ class AdminKeysController(Controller):
 
     @delete(
         "/{name:str}",
+        operation_id="deleteSigningKey",
         status_code=200,
         summary="DeletePublicKey and forget the private key",
         responses=problems(400, 401, 404, 409, 429, 502, 503),
@@ -89,6 +97,7 @@ class AdminKeysController(Controller):
 
     @post(
         "/{name:str}/revoke",
+        operation_id="revokeSigningKey",
         status_code=200,
         summary="A compromised key: DeletePublicKey at once; a new key signs if it was active",
         description=(

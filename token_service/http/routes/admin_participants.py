@@ -133,6 +133,7 @@ class AdminParticipantsController(Controller):
 
     @get(
         "/participants/{participant_id:str}",
+        operation_id="getParticipant",
         summary="The mapping record of a participant",
         responses=problems(400, 401, 404, 429, 503),
     )
@@ -146,6 +147,7 @@ class AdminParticipantsController(Controller):
 
     @get(
         "/users/{user_id:str}/participants",
+        operation_id="listUserParticipants",
         summary="Every participant issued to an app user, newest first",
         description=(
             "An app user is (issuer, user id): `issuer` says whose user id it is (empty: "
@@ -180,7 +182,7 @@ class AdminParticipantsController(Controller):
     @get(
         "/stages/{rest:path}",
         summary="Participants issued for a stage, newest first",
-        operation_id="stageParticipants",
+        operation_id="listStageParticipants",
         description=(
             "`GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is "
             "or URL-encoded."
@@ -222,6 +224,7 @@ class AdminParticipantsController(Controller):
 
     @post(
         "/participants/{participant_id:str}/disconnect",
+        operation_id="disconnectParticipant",
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
         responses=problems(400, 401, 404, 413, 415, 429, 502, 503),
@@ -242,6 +245,7 @@ class AdminParticipantsController(Controller):
 
     @post(
         "/bans",
+        operation_id="createBan",
         status_code=201,
         summary="Ban an app user, everywhere or on one stage; disconnect their live participants",
         description=(
@@ -290,6 +294,7 @@ class AdminParticipantsController(Controller):
 
     @get(
         "/bans",
+        operation_id="listBans",
         summary="Bans in force, each with its disconnects so far",
         responses=problems(401, 429, 503),
     )
@@ -298,6 +303,7 @@ class AdminParticipantsController(Controller):
 
     @get(
         "/bans/{ban_id:str}",
+        operation_id="getBan",
         summary="A ban in force, its disconnects so far and what became of each participant",
         responses=problems(400, 401, 404, 429, 503),
     )
@@ -318,6 +324,7 @@ class AdminParticipantsController(Controller):
 
     @delete(
         "/bans/{ban_id:str}",
+        operation_id="liftBan",
         status_code=200,
         summary="Lift a ban",
         responses=problems(400, 401, 404, 429, 503),

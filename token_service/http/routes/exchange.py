@@ -55,6 +55,7 @@ def _respond(outcome: ExchangeOutcome) -> Response[TokenResponseBody]:
 
 @post(
     "/v1/participant-tokens/{participant_id:str}/exchange",
+    operation_id="exchangeParticipantToken",
     status_code=200,
     guards=[require_app_user],
     before_request=strict_json(ExchangeRequestBody),
@@ -90,6 +91,7 @@ async def exchange_participant_token(
 
 @post(
     "/admin/participants/{participant_id:str}/capabilities",
+    operation_id="setParticipantCapabilities",
     status_code=200,
     guards=[require_admin],
     before_request=strict_json(CapabilitiesRequestBody),

@@ -17,7 +17,12 @@ from token_service.observability.metrics import Metrics
 CHECK_TIMEOUT_SECONDS = 2.0
 
 
-@get("/healthz", tags=["operations"], summary="Liveness: 200 while the process serves")
+@get(
+    "/healthz",
+    operation_id="getLiveness",
+    tags=["operations"],
+    summary="Liveness: 200 while the process serves",
+)
 async def healthz() -> Health:
     return Health(status="ok")
 
@@ -32,6 +37,7 @@ async def _run(check_name: str, services: Services) -> str | None:
 
 @get(
     "/readyz",
+    operation_id="getReadiness",
     tags=["operations"],
     summary="Readiness: 200 unless this replica cannot serve what another one could",
     description=(

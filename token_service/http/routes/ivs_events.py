@@ -70,6 +70,7 @@ async def _check_event(request: Request[Any, Any, Any]) -> None:
 
 @post(
     "/v1/ivs-events",
+    operation_id="receiveIvsEvent",
     status_code=202,
     tags=["events"],
     summary="Attach an IVS stage event to its participant's mapping record",

@@ -15,6 +15,7 @@ MEDIA_TYPE = "text/plain; version=0.0.4"
 
 @get(
     "/metrics",
+    operation_id="getMetrics",
     tags=["operations"],
     summary="Prometheus metrics",
     include_in_schema=True,

@@ -46,6 +46,7 @@ def token_headers(decision: Decision | None) -> dict[str, str]:
 
 @post(
     "/v1/participant-tokens",
+    operation_id="createParticipantToken",
     status_code=201,
     # Authentication, then the strict body check (as a guard would, see app_user_first).
     before_request=app_user_first(strict_json(TokenRequestBody)),
