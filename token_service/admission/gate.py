@@ -45,7 +45,7 @@ from token_service.admission.ratelimit import (
 from token_service.errors import ServiceUnavailable
 from token_service.infra.lane import RedisLane, script_call
 from token_service.infra.redis import Breaker, RedisClient
-from token_service.ivs.budget import RESERVE_LUA, IvsTokenBudget
+from token_service.ivs.budget import RESERVE_LUA, IvsCallBudget
 from token_service.mapping.records import Ban, MappingRecord, ban_keys
 from token_service.mapping.store import (
     RECORD_WRITE_LUA,
@@ -166,7 +166,7 @@ class RedisGate:
         outbox_size: int = 100_000,
         on_degraded: Callable[[str], None] | None = None,
         lane: RedisLane | None = None,
-        budget: IvsTokenBudget | None = None,
+        budget: IvsCallBudget | None = None,
     ) -> None:
         self._client = client
         self._store = store

@@ -60,7 +60,7 @@ from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCach
 from token_service.infra.lane import RedisLane, lane_for
 from token_service.infra.persistence import warn_unless_persistent
 from token_service.infra.redis import RedisClient, close_redis
-from token_service.ivs.budget import IvsTokenBudget
+from token_service.ivs.budget import IvsCallBudget
 from token_service.ivs.client import Ivs, RetryPolicy
 from token_service.ivs.stages import StageDirectory
 from token_service.keys.metrics import KeyRingCollector
@@ -117,9 +117,9 @@ def _exchange_counter(metrics: Metrics) -> Callable[[str, bool], None]:
 class _Budgets:
     """The shared budgets pacing IVS's operations with a per-account quota."""
 
-    token: IvsTokenBudget
-    lookup: IvsTokenBudget
-    disconnect: IvsTokenBudget
+    token: IvsCallBudget
+    lookup: IvsCallBudget
+    disconnect: IvsCallBudget
 
 
 def _paced_ivs(

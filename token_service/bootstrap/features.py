@@ -30,7 +30,7 @@ from token_service.ivs.budget import (
     IVS_DISCONNECT_QUOTA_PER_SECOND,
     IVS_GET_STAGE_QUOTA_PER_SECOND,
     BudgetRate,
-    IvsTokenBudget,
+    IvsCallBudget,
     MemorySlots,
     RedisSlots,
     SlotStore,
@@ -131,20 +131,21 @@ def shared_slots(
     redis_client: RedisClient | None,
     rate: BudgetRate,
     *,
-    scope: str,
+    operation_prefix: str,
     max_wait_ms: int,
     name: str,
     on_degraded: Callable[[str], None] | None = None,
     lane: RedisLane | None = None,
 ) -> SlotStore:
-    """A budget's slots: in Redis when configured (shared by every replica, one `scope` per
-    IVS operation, account and region), in this process otherwise."""
+    """A budget's slots: in Redis when configured (shared by every replica; one key per IVS
+    operation, account and region: `operation_prefix` is empty for CreateParticipantToken,
+    whose keys predate the others), in this process otherwise."""
     if redis_client is None:
         return MemorySlots(rate)
     return RedisSlots(
         redis_client,
         rate,
-        scope=f"{scope}{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
+        scope=f"{operation_prefix}{settings.ivs.account_id or 'account'}:{settings.ivs.region}",
         on_error=settings.ivs.token_on_redis_error.value,
         # A false "Redis failed" splits the shared budget, and the caller is ready to
         # wait up to the maximum wait for a slot anyway: so not less than that.
@@ -160,7 +161,7 @@ def build_ivs_budget(
     redis_client: RedisClient | None,
     metrics: Metrics,
     lane: RedisLane | None = None,
-) -> IvsTokenBudget:
+) -> IvsCallBudget:
     """The CreateParticipantToken budget: in Redis when configured, shared by replicas."""
     rate = BudgetRate.of(settings.ivs.token_rate)
     warning = quota_warning(rate)
@@ -170,7 +171,7 @@ def build_ivs_budget(
         settings,
         redis_client,
         rate,
-        scope="",
+        operation_prefix="",
         max_wait_ms=settings.ivs.token_max_wait_ms,
         name="IVS token budget",
         on_degraded=lambda fallback: metrics.ivs_budget_degraded.labels(fallback).inc(),
@@ -182,7 +183,7 @@ def build_ivs_budget(
         if outcome != "refused":
             metrics.ivs_budget_wait_seconds.observe(waited)
 
-    return IvsTokenBudget(
+    return IvsCallBudget(
         slots, max_wait_seconds=settings.ivs.token_max_wait_ms / 1000, on_decision=record
     )
 
@@ -191,7 +192,7 @@ def build_lookup_budget(
     settings: Settings,
     redis_client: RedisClient | None,
     metrics: Metrics,
-) -> IvsTokenBudget:
+) -> IvsCallBudget:
     """The GetStage budget: stage lookups of every replica, under IVS's 5/s per account.
 
     Only admitted requests look a stage up, so each user's and IP's limits bound what
@@ -206,11 +207,11 @@ def build_lookup_budget(
         settings,
         redis_client,
         rate,
-        scope="get-stage:",
+        operation_prefix="get-stage:",
         max_wait_ms=settings.ivs.lookup_max_wait_ms,
         name="IVS stage lookup budget",
     )
-    return IvsTokenBudget(
+    return IvsCallBudget(
         slots,
         max_wait_seconds=settings.ivs.lookup_max_wait_ms / 1000,
         on_decision=lambda outcome, _: metrics.ivs_lookup_budget_decisions.labels(outcome).inc(),
@@ -228,7 +229,7 @@ def build_disconnect_budget(
     settings: Settings,
     redis_client: RedisClient | None,
     metrics: Metrics,
-) -> IvsTokenBudget:
+) -> IvsCallBudget:
     """The DisconnectParticipant budget: every replica's disconnects (a ban's, an admin's),
     under IVS's 5/s per account, so that a ban of a user with many live participants draws
     no throttling."""
@@ -240,11 +241,11 @@ def build_disconnect_budget(
         settings,
         redis_client,
         rate,
-        scope="disconnect:",
+        operation_prefix="disconnect:",
         max_wait_ms=int(DISCONNECT_MAX_WAIT_SECONDS * 1000),
         name="IVS disconnect budget",
     )
-    return IvsTokenBudget(
+    return IvsCallBudget(
         slots,
         max_wait_seconds=DISCONNECT_MAX_WAIT_SECONDS,
         on_decision=lambda outcome, _: metrics.ivs_disconnect_budget_decisions.labels(

@@ -16,7 +16,7 @@ from token_service.config import Settings
 from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
-from token_service.ivs.budget import IvsTokenBudget
+from token_service.ivs.budget import IvsCallBudget
 from token_service.mapping.disconnects import (
     DisconnectWork,
     MemoryDisconnectWork,
@@ -113,7 +113,7 @@ def build_mapping(
     redis_client: RedisClient | None,
     metrics: Metrics,
     lane: RedisLane | None = None,
-    budget: IvsTokenBudget | None = None,
+    budget: IvsCallBudget | None = None,
 ) -> MappingRuntime:
     retention = settings.mapping.retention_seconds
     if redis_client is None:

@@ -1,8 +1,10 @@
-"""The global budget for CreateParticipantToken: every replica's calls, under IVS's quota.
+"""Budgets for IVS calls: every replica's calls of one operation, under IVS's quota.
 
-IVS allows 50 CreateParticipantToken calls per second per account and region, not
-adjustable. Every replica of the service takes a slot from one shared budget before
-each call (each retry too), so the account never sees more than the budget's rate.
+IVS limits each operation per account and region: CreateParticipantToken to 50 calls per
+second (not adjustable), GetStage and DisconnectParticipant to 5. Every replica of the
+service takes a slot from the operation's one shared budget before each call (each retry
+too), so the account never sees more than the budget's rate. One `IvsCallBudget` per
+operation; `BudgetRate.quota` is that operation's IVS quota.
 
 The budget is GCRA (see `admission/ratelimit.py`) used as a *reservation*: instead of only
 answering "does a call conform now", it answers "when does the next slot conform".
@@ -190,7 +192,7 @@ class MemorySlots:
 
 
 #: The reservation as a Lua function, shared by the budget's own script and the
-#: admission script that takes a slot in the same round trip (see `IvsTokenBudget.fold`).
+#: admission script that takes a slot in the same round trip (see `IvsCallBudget.fold`).
 #: Times in µs; returns {granted (0/1), wait µs, replicas}.
 RESERVE_LUA = """
 local function reserve_slot(tat_key, replicas_key, now, interval, burst, max_wait,
@@ -416,8 +418,8 @@ _held: contextvars.ContextVar[tuple[Reservation, float] | None] = contextvars.Co
 )
 
 
-class IvsTokenBudget:
-    """Takes a slot before each CreateParticipantToken call: waits for it, or refuses.
+class IvsCallBudget:
+    """Takes a slot before each call of its IVS operation: waits for it, or refuses.
 
     `acquire(limit)` returns once the caller may call IVS, after sleeping at most
     `min(max_wait, limit)`, with the `clock()` moment by which the call must have

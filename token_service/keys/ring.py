@@ -568,7 +568,7 @@ class KeyRing:
                     info.name,
                     extra={"event": "key_orphan_deleted", "key": info.name, "keyArn": info.arn},
                 )
-            await self._imports.forget({n for n in noted if n in self._names_known()})
+            await self._imports.forget(noted & set(self._keys))
         finally:
             await self._release(lease)
         for info in unknown:
@@ -599,9 +599,6 @@ class KeyRing:
         if self._repairs and self._shared is not None:
             repairs, self._repairs = tuple(self._repairs.values()), {}
             await self._commit(lease, save=repairs)
-
-    def _names_known(self) -> set[str]:
-        return set(self._keys)
 
     async def _verify_registered(self, info: PublicKeyInfo, pem: str) -> None:
         registered = await self._registry.get_public_key(info.arn)

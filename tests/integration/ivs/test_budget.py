@@ -16,7 +16,7 @@ from token_service.ivs.budget import (
     RESERVE_LUA,
     BudgetExhausted,
     BudgetRate,
-    IvsTokenBudget,
+    IvsCallBudget,
     RedisSlots,
     Reservation,
 )
@@ -201,7 +201,7 @@ class CountingSlots(RedisSlots):
 
 
 async def hold_a_slot_reserved_by_another_script(
-    client: RedisClient, budget: IvsTokenBudget
+    client: RedisClient, budget: IvsCallBudget
 ) -> None:
     """What the admission script does with a fold: `reserve_slot` with the fold's
     arguments, its reply handed to the fold."""
@@ -221,7 +221,7 @@ async def test_a_held_slot_serves_the_next_acquire_without_asking_redis_again(
     client: RedisClient,
 ) -> None:
     slots = CountingSlots(client, RATE, scope="test", timeout_seconds=2)
-    budget = IvsTokenBudget(slots, max_wait_seconds=1.0)
+    budget = IvsCallBudget(slots, max_wait_seconds=1.0)
 
     await hold_a_slot_reserved_by_another_script(client, budget)
     await budget.acquire()
@@ -234,7 +234,7 @@ async def test_a_held_slot_serves_the_next_acquire_without_asking_redis_again(
 
 async def test_a_held_slot_belongs_to_its_own_request_only(client: RedisClient) -> None:
     slots = CountingSlots(client, RATE, scope="test", timeout_seconds=2)
-    budget = IvsTokenBudget(slots, max_wait_seconds=1.0)
+    budget = IvsCallBudget(slots, max_wait_seconds=1.0)
 
     async def request_holding_a_slot() -> None:
         await hold_a_slot_reserved_by_another_script(client, budget)
@@ -248,7 +248,7 @@ async def test_a_held_slot_belongs_to_its_own_request_only(client: RedisClient) 
 async def test_a_held_refusal_raises_budget_exhausted(client: RedisClient) -> None:
     one_a_minute = BudgetRate(count=1, period_seconds=60)
     slots = RedisSlots(client, one_a_minute, scope="test", timeout_seconds=2)
-    budget = IvsTokenBudget(slots, max_wait_seconds=0.0)
+    budget = IvsCallBudget(slots, max_wait_seconds=0.0)
     await budget.acquire()
 
     await hold_a_slot_reserved_by_another_script(client, budget)

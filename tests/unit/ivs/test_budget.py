@@ -8,7 +8,7 @@ from token_service.domain import Rate
 from token_service.ivs.budget import (
     BudgetExhausted,
     BudgetRate,
-    IvsTokenBudget,
+    IvsCallBudget,
     MemorySlots,
     quota_warning,
     reserve,
@@ -125,7 +125,7 @@ def test_late_tolerance_has_a_floor_without_headroom() -> None:
 
 async def test_acquire_sleeps_until_the_slot() -> None:
     clock, sleeps = FakeClock(), Sleeps()
-    budget = IvsTokenBudget(
+    budget = IvsCallBudget(
         MemorySlots(RATE_45, clock), max_wait_seconds=1.0, sleep=sleeps, clock=clock
     )
 
@@ -137,7 +137,7 @@ async def test_acquire_sleeps_until_the_slot() -> None:
 
 async def test_acquire_returns_when_the_call_must_have_left() -> None:
     clock = FakeClock()
-    budget = IvsTokenBudget(
+    budget = IvsCallBudget(
         MemorySlots(RATE_45, clock), max_wait_seconds=1.0, sleep=Sleeps(), clock=clock
     )
 
@@ -148,7 +148,7 @@ async def test_acquire_returns_when_the_call_must_have_left() -> None:
 
 async def test_acquire_beyond_the_max_wait_raises_budget_exhausted() -> None:
     clock = FakeClock()
-    budget = IvsTokenBudget(
+    budget = IvsCallBudget(
         MemorySlots(BudgetRate(1, 60), clock), max_wait_seconds=0.25, sleep=Sleeps(), clock=clock
     )
     await budget.acquire()
@@ -161,7 +161,7 @@ async def test_acquire_beyond_the_max_wait_raises_budget_exhausted() -> None:
 
 async def test_acquire_limit_shortens_the_max_wait() -> None:
     clock = FakeClock()
-    budget = IvsTokenBudget(
+    budget = IvsCallBudget(
         MemorySlots(BudgetRate(10, 1), clock), max_wait_seconds=1.0, sleep=Sleeps(), clock=clock
     )
     await budget.acquire()
@@ -172,7 +172,7 @@ async def test_acquire_limit_shortens_the_max_wait() -> None:
 
 async def test_acquire_reports_each_decision() -> None:
     clock, seen = FakeClock(), []
-    budget = IvsTokenBudget(
+    budget = IvsCallBudget(
         MemorySlots(BudgetRate(1, 1), clock),
         max_wait_seconds=1.5,
         sleep=Sleeps(),
