@@ -32,10 +32,11 @@ $(WEB_SDK_BUNDLE):
 LOCK := requirements/test.txt
 PIP  := $(BIN)/python -m pip --disable-pip-version-check -qq
 
-$(STAMP): $(LOCK) pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml emulator/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --require-hashes -r $(LOCK)
 	$(PIP) install --no-deps --no-build-isolation -e .
+	$(PIP) install --no-deps --no-build-isolation -e ./emulator
 	touch $(STAMP)
 
 # Regenerates requirements/*.txt from pyproject.toml (uv, pinned by the lock itself);
@@ -50,25 +51,29 @@ test-latest: $(WEB_SDK_BUNDLE)
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -qq install --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -qq install --upgrade -e '.[test]'
+	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -qq install --upgrade -e '.[test]' -e './emulator[test]'
 	$(LATEST_VENV)/bin/python tools/lock.py newer
 	$(LATEST_VENV)/bin/python -m pytest -n 2 --dist loadfile
+	cd emulator && ../$(LATEST_VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 run: $(STAMP)
 	@$(MAKE) --no-print-directory web-sdk || echo "(no IVS web SDK: the demo page works without its verdict)"
 	$(BIN)/token-service serve --dev
 
 emulator: $(STAMP)
-	$(BIN)/token-service emulator
+	$(BIN)/ivs-realtime-emulator
 
 lint: $(STAMP)
-	$(BIN)/ruff check token_service tests bench tools
-	$(BIN)/ruff format --check token_service tests bench tools
+	$(BIN)/ruff check token_service tests bench tools emulator
+	$(BIN)/ruff format --check token_service tests bench tools emulator
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The service's suite, then the emulator's own (emulator/: a distribution of its own, with
+# its own pytest configuration and `tests` package, so it runs from its folder).
 test: lint $(WEB_SDK_BUNDLE)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
+	cd emulator && ../$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # Fault runs with real processes killed, frozen or failing, the long ones included
 # (docs/reliability.md, "Faults"); `make test` runs Redis killed and SIGTERM under load.

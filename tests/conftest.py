@@ -1,23 +1,19 @@
-"""Fixtures shared by every test layer: a private Redis server and the IVS emulator."""
+"""Fixtures shared by every test layer: a private Redis server, and boto3 for the IVS emulator.
+
+The emulator fixtures (`emulator`, `emulator_options`, `ivs_client`) come from the
+emulator's own pytest plugin, loaded by `addopts` in pyproject.toml.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING
 
-import boto3
 import pytest
 import redis
 import redis.asyncio
-from botocore.config import Config as BotoConfig
 
 from tests.support.redis_server import private_redis_server
 from tests.support.tools import check_tools
-from token_service.emulator.options import EmulatorOptions
-from token_service.emulator.server import EmulatorServer
-
-if TYPE_CHECKING:
-    from mypy_boto3_ivs_realtime import IvsrealtimeClient
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -63,46 +59,3 @@ def store_redis_url(store_kind: str, request: pytest.FixtureRequest) -> str | No
         return None
     url: str = request.getfixturevalue("clean_redis")
     return url
-
-
-# ---------------------------------------------------------------- the IVS emulator
-
-
-@pytest.fixture(scope="session")
-def boto3_session() -> boto3.session.Session:
-    # One session for every client: botocore loads the service model once, not per test.
-    return boto3.session.Session(
-        aws_access_key_id="AKIDEXAMPLE",
-        aws_secret_access_key="secret",  # the emulator accepts any key
-        region_name="us-east-1",
-    )
-
-
-@pytest.fixture
-def emulator_options() -> EmulatorOptions:
-    """How `emulator` starts; override this fixture in a module or conftest to change it."""
-    return EmulatorOptions()
-
-
-@pytest.fixture
-def emulator(emulator_options: EmulatorOptions) -> Iterator[EmulatorServer]:
-    """A fresh IVS real-time emulator for this test, listening on a free local port."""
-    server = EmulatorServer(options=emulator_options).start()
-    try:
-        yield server
-    finally:
-        # Without waiting: uvicorn's shutdown takes ~0.2 s that no test needs to sit through.
-        server.stop(wait=False)
-
-
-@pytest.fixture
-def ivs_client(emulator: EmulatorServer, boto3_session: boto3.session.Session) -> IvsrealtimeClient:
-    """A boto3 `ivs-realtime` client of `emulator` (us-east-1), without retries.
-
-    No retries, so a test sees every ThrottlingException and injected fault itself.
-    """
-    return boto3_session.client(
-        "ivs-realtime",
-        endpoint_url=emulator.url,
-        config=BotoConfig(retries={"total_max_attempts": 1}),
-    )

@@ -4,21 +4,24 @@
     python tools/lock.py check     # offline: is each lock file still made from pyproject.toml?
     python tools/lock.py newer     # which installed releases differ from requirements/test.txt
 
-Three sets, each a `requirements/*.txt` that `pip install --require-hashes` takes:
+Four sets, each a `requirements/*.txt` that `pip install --require-hashes` takes:
 
 * `build.txt`: the build backend (`[build-system] requires`), which the Dockerfile's build
   stage builds the wheel with (without build isolation, so the locked backend builds it);
 * `runtime.txt`: `[project] dependencies`, what the image's environment holds besides the
   wheel;
-* `test.txt`: all of the above plus the `test` extra, what `make run` and `make test`
-  install before the package itself (editable, without build isolation).
+* `test.txt`: all of the above plus the `test` extra and the emulator's dependencies (with
+  its `test` extra), what `make run` and `make test` install before the package itself and
+  the emulator (both editable, without build isolation);
+* `emulator.txt`: the dependencies of the IVS emulator, a distribution of its own
+  (`emulator/pyproject.toml`), what its image holds besides its wheel.
 
 The resolution is universal (one file for every platform and Python from 3.11 on, with
 environment markers) and carries the hashes of every distribution file of each pinned
 release, so the same file installs on a developer's laptop and in an arm64 image.
 
-Each file's first line records a digest of the pyproject.toml it was made from, the whole
-file: any edit to it is followed by `make lock`, so the lock files are never older than
+Each file's first line records a digest of the pyproject.toml files it was made from, the
+whole files: any edit to either is followed by `make lock`, so the lock files are never older than
 the project file (which is what a clean checkout's checks compare). `check` recomputes the
 digest and also checks that every requirement is pinned to a release its range allows;
 tests/packaging/test_lock.py runs it, so an edit without `make lock` fails the suite.
@@ -37,6 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = ROOT / "pyproject.toml"
+EMULATOR_PYPROJECT = ROOT / "emulator" / "pyproject.toml"
 LOCK_DIR = ROOT / "requirements"
 #: The oldest Python the project supports; the universal resolution covers it and newer.
 PYTHON_VERSION = "3.11"
@@ -44,18 +48,34 @@ _STAMP = re.compile(r"^# pyproject-sha256: (?P<digest>[0-9a-f]{64})$")
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s;\\]+)")
 
 
-def lock_inputs(pyproject: Path = PYPROJECT) -> dict[str, list[str]]:
+def lock_inputs(
+    pyproject: Path = PYPROJECT, emulator: Path = EMULATOR_PYPROJECT
+) -> dict[str, list[str]]:
     """Each lock file's name and the requirements it is resolved from, in pyproject's order."""
     data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
     build: list[str] = data["build-system"]["requires"]
     runtime: list[str] = data["project"]["dependencies"]
-    test = [*build, *runtime, *data["project"]["optional-dependencies"]["test"]]
-    return {"build.txt": build, "runtime.txt": runtime, "test.txt": test}
+    emulator_data = tomllib.loads(emulator.read_text(encoding="utf-8"))
+    emulator_runtime: list[str] = emulator_data["project"]["dependencies"]
+    emulator_test: list[str] = emulator_data["project"]["optional-dependencies"]["test"]
+    test = [
+        *build,
+        *runtime,
+        *data["project"]["optional-dependencies"]["test"],
+        *emulator_runtime,
+        *emulator_test,
+    ]
+    return {
+        "build.txt": build,
+        "runtime.txt": runtime,
+        "test.txt": test,
+        "emulator.txt": emulator_runtime,
+    }
 
 
-def digest(pyproject: Path = PYPROJECT) -> str:
-    """The digest the lock files are stamped with: of pyproject.toml's bytes."""
-    return hashlib.sha256(pyproject.read_bytes()).hexdigest()
+def digest(pyproject: Path = PYPROJECT, emulator: Path = EMULATOR_PYPROJECT) -> str:
+    """The digest the lock files are stamped with: of both pyproject.toml files' bytes."""
+    return hashlib.sha256(pyproject.read_bytes() + emulator.read_bytes()).hexdigest()
 
 
 def pins(lock: Path) -> dict[str, list[str]]:
@@ -73,19 +93,21 @@ def _normal(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def problems(lock_dir: Path = LOCK_DIR, pyproject: Path = PYPROJECT) -> list[str]:
+def problems(
+    lock_dir: Path = LOCK_DIR, pyproject: Path = PYPROJECT, emulator: Path = EMULATOR_PYPROJECT
+) -> list[str]:
     """Why the lock files are not what `make lock` would make of pyproject.toml now."""
     from packaging.requirements import Requirement  # in the test set (pytest needs it)
 
     found: list[str] = []
-    for name, requirements in lock_inputs(pyproject).items():
+    for name, requirements in lock_inputs(pyproject, emulator).items():
         lock = lock_dir / name
         if not lock.is_file():
             found.append(f"requirements/{name} is missing")
             continue
         first = lock.read_text(encoding="utf-8").partition("\n")[0]
         stamp = _STAMP.match(first)
-        if stamp is None or stamp["digest"] != digest(pyproject):
+        if stamp is None or stamp["digest"] != digest(pyproject, emulator):
             found.append(f"requirements/{name} was made from another pyproject.toml")
         pinned = pins(lock)
         for text in requirements:

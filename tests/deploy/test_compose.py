@@ -45,6 +45,15 @@ def test_the_stack_is_the_service_redis_and_the_emulator() -> None:
     assert {"token-service", "redis", "emulator", "keys-init"} <= set(services())
 
 
+def test_the_emulator_is_built_from_its_own_dockerfile_not_the_services_image() -> None:
+    emulator = services()["emulator"]
+    context = (ROOT / "deploy" / emulator["build"]["context"]).resolve()
+
+    assert emulator["build"]["dockerfile"] == "emulator/Dockerfile"
+    assert (context / "emulator" / "Dockerfile").is_file()
+    assert emulator["image"] == "ivs-realtime-emulator:local"
+
+
 def test_every_dependency_names_a_service_of_the_stack() -> None:
     for service in services().values():
         assert set(service.get("depends_on", {})) <= set(services())

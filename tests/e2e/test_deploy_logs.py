@@ -18,11 +18,11 @@ from typing import Any
 import boto3
 import httpx
 import pytest
+from ivs_realtime_emulator.options import EmulatorOptions
+from ivs_realtime_emulator.server import EmulatorServer
 
 from tests.support.processes import CLI, background, run_cli, wait_for_http
 from tests.support.redis_server import free_port
-from token_service.emulator.options import EmulatorOptions
-from token_service.emulator.server import EmulatorServer
 
 SECRET = "logs-shared-secret-" + "L" * 32
 ADMIN_TOKEN = "logs-admin-token-ADMIN-0123456789"

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from ivs_realtime_emulator.options import EmulatorOptions
+from ivs_realtime_emulator.server import EmulatorServer
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.processes import background, run_cli, wait_for_http
 from tests.support.redis_server import free_port
-from token_service.emulator.options import EmulatorOptions
-from token_service.emulator.server import EmulatorServer
 
 SECRET = "workers-shared-secret-" + "w" * 32
 ADMIN_TOKEN = "workers-admin-token-0123456789"

@@ -28,6 +28,8 @@ import pytest
 import schemathesis
 from botocore.config import Config as BotoConfig
 from hypothesis import HealthCheck, settings
+from ivs_realtime_emulator.options import EmulatorOptions
+from ivs_realtime_emulator.server import EmulatorServer
 from schemathesis.generation.case import Case
 from schemathesis.python import asgi
 
@@ -36,8 +38,6 @@ from tests.support.redis_server import private_redis_server
 from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
-from token_service.emulator.options import EmulatorOptions
-from token_service.emulator.server import EmulatorServer
 from token_service.policy.loader import PUBLISHER_ROLE
 from token_service.policy.model import ATTRIBUTES_MAX_BYTES
 
@@ -81,12 +81,12 @@ class Fixture:
 
 @pytest.fixture(scope="module")
 def fuzz_target(
-    tmp_path_factory: pytest.TempPathFactory, boto3_session: boto3.session.Session
+    tmp_path_factory: pytest.TempPathFactory, emulator_boto3_session: boto3.session.Session
 ) -> Iterator[tuple[schemathesis.BaseSchema, Fixture]]:
     emulator = EmulatorServer(options=EmulatorOptions()).start()
     try:
         with private_redis_server() as redis_url:
-            ivs_client = boto3_session.client(
+            ivs_client = emulator_boto3_session.client(
                 "ivs-realtime",
                 endpoint_url=emulator.url,
                 config=BotoConfig(retries={"total_max_attempts": 1}),

@@ -34,6 +34,7 @@ def test_a_changed_requirement_makes_the_lock_out_of_date(tmp_path: Path) -> Non
         "requirements/build.txt was made from another pyproject.toml",
         "requirements/runtime.txt was made from another pyproject.toml",
         "requirements/test.txt was made from another pyproject.toml",
+        "requirements/emulator.txt was made from another pyproject.toml",
     ]
 
 
@@ -61,8 +62,31 @@ def test_any_edit_to_pyproject_makes_every_lock_file_out_of_date(tmp_path: Path)
 
     found = lock.problems(pyproject=changed)
 
-    assert len(found) == 3
+    assert len(found) == 4
     assert all(problem.endswith("was made from another pyproject.toml") for problem in found)
+
+
+def test_an_edit_to_the_emulators_pyproject_makes_every_lock_file_out_of_date(
+    tmp_path: Path,
+) -> None:
+    text = (ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8")
+    changed = tmp_path / "pyproject.toml"
+    changed.write_text(text.replace('version = "0.1.0"', 'version = "0.1.1"'), encoding="utf-8")
+
+    found = lock.problems(emulator=changed)
+
+    assert len(found) == 4
+
+
+def test_a_dependency_of_the_emulator_missing_from_its_lock_is_named(tmp_path: Path) -> None:
+    text = (ROOT / "emulator" / "pyproject.toml").read_text(encoding="utf-8")
+    changed = tmp_path / "pyproject.toml"
+    changed.write_text(text.replace('dependencies = [', 'dependencies = [\n  "left-pad>=1",', 1))
+
+    found = lock.problems(emulator=changed)
+
+    assert "requirements/emulator.txt does not pin left-pad" in found
+    assert "requirements/test.txt does not pin left-pad" in found
 
 
 def test_a_missing_lock_file_is_named(tmp_path: Path) -> None:
@@ -72,7 +96,7 @@ def test_a_missing_lock_file_is_named(tmp_path: Path) -> None:
     assert "requirements/build.txt is missing" in lock.problems(tmp_path / "requirements")
 
 
-@pytest.mark.parametrize("name", ["build.txt", "runtime.txt", "test.txt"])
+@pytest.mark.parametrize("name", ["build.txt", "runtime.txt", "test.txt", "emulator.txt"])
 def test_every_pinned_release_carries_its_hashes(name: str) -> None:
     text = (ROOT / "requirements" / name).read_text(encoding="utf-8")
     entries = re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 3)[3])
@@ -89,3 +113,14 @@ def test_make_installs_the_test_set_from_the_lock_requiring_hashes() -> None:
     assert "LOCK := requirements/test.txt" in makefile
     assert "install --require-hashes -r $(LOCK)" in makefile
     assert "install --no-deps --no-build-isolation -e ." in makefile
+    assert "install --no-deps --no-build-isolation -e ./emulator" in makefile
+
+
+def test_the_emulators_image_pins_the_releases_its_tests_ran_with() -> None:
+    tested = lock.pins(ROOT / "requirements" / "test.txt")
+    shipped = lock.pins(ROOT / "requirements" / "emulator.txt")
+
+    differing = {name: (v, tested.get(name)) for name, v in shipped.items() if v != tested.get(name)}
+
+    assert shipped
+    assert differing == {}

@@ -14,12 +14,12 @@ import boto3
 import pytest
 import redis
 from botocore.config import Config as BotoConfig
+from ivs_realtime_emulator.options import EmulatorOptions
+from ivs_realtime_emulator.server import EmulatorServer
 
 from tests.http.conftest import rotate_key
 from tests.support.processes import background, wait_for_http
 from tests.support.redis_server import free_port
-from token_service.emulator.options import EmulatorOptions
-from token_service.emulator.server import EmulatorServer
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +34,10 @@ def module_emulator() -> Iterator[EmulatorServer]:
 
 
 @pytest.fixture(scope="module")
-def module_ivs(module_emulator: EmulatorServer, boto3_session: boto3.session.Session) -> Any:
-    return boto3_session.client(
+def module_ivs(
+    module_emulator: EmulatorServer, emulator_boto3_session: boto3.session.Session
+) -> Any:
+    return emulator_boto3_session.client(
         "ivs-realtime",
         endpoint_url=module_emulator.url,
         config=BotoConfig(retries={"total_max_attempts": 1}),

@@ -29,13 +29,13 @@ from typing import Any
 
 import httpx
 import pytest
+from ivs_realtime_emulator.server import EmulatorServer
 
 from tests.http.conftest import rotate_key
 from tests.security.conftest import AWS_CREDENTIALS
 from tests.support.processes import CLI, wait_for_http
 from tests.support.redis_server import RedisProcess, free_port
 from token_service.auth import mint_user_token
-from token_service.emulator.server import EmulatorServer
 
 SECRET = "ban-disconnects-secret-" + "b" * 32
 ADMIN_TOKEN = "ban-disconnects-admin-token-0123"

@@ -24,6 +24,7 @@ import httpx
 import jwt
 import pytest
 import pytest_asyncio
+from ivs_realtime_emulator.server import EmulatorServer
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -33,7 +34,6 @@ from tests.support.tools import needs_tool
 from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
-from token_service.emulator.server import EmulatorServer
 from token_service.http.head_limits import MAX_HEAD_BYTES
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")

@@ -19,13 +19,13 @@ import boto3
 import httpx
 import pytest
 from botocore.config import Config as BotoConfig
+from ivs_realtime_emulator.options import EmulatorOptions
+from ivs_realtime_emulator.server import EmulatorServer
 
 from tests.http.conftest import SHARED_SECRET, bearer, rotate_key
 from tests.security.conftest import serving
 from tests.support.redis_server import free_port
 from token_service.auth import mint_user_token
-from token_service.emulator.options import EmulatorOptions
-from token_service.emulator.server import EmulatorServer
 
 pytestmark = pytest.mark.slow
 
@@ -61,13 +61,13 @@ def gauge(base: str, check: str, status: str) -> str:
 
 @pytest.fixture(scope="module")
 def ivs_down(
-    boto3_session: boto3.session.Session, tmp_path_factory: pytest.TempPathFactory
+    emulator_boto3_session: boto3.session.Session, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Down]:
     """Local mode with a key: one token issued (the stage's endpoints cached), then IVS
     stopped."""
     emulator = EmulatorServer(options=EmulatorOptions(quotas_enabled=False)).start()
     try:
-        ivs: Any = boto3_session.client(
+        ivs: Any = emulator_boto3_session.client(
             "ivs-realtime",
             endpoint_url=emulator.url,
             config=BotoConfig(retries={"total_max_attempts": 1}),

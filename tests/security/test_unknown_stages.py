@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+from ivs_realtime_emulator.server import EmulatorServer
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -30,7 +31,6 @@ from tests.security.conftest import serving
 from token_service.auth import mint_user_token
 from token_service.bootstrap.app import create_app
 from token_service.config import load_settings
-from token_service.emulator.server import EmulatorServer
 
 SECRET = "unknown-stages-secret-" + "u" * 32
 URL = "/v1/participant-tokens"

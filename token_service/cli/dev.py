@@ -21,13 +21,13 @@ from pathlib import Path
 
 import boto3
 import uvicorn
+from ivs_realtime_emulator.server import EmulatorServer
 
 from token_service.bootstrap.app import create_app
 from token_service.bootstrap.clients import build_operator_ivs
 from token_service.bootstrap.features import build_policy, build_user_token_minter
 from token_service.bootstrap.keys import build_key_ring
 from token_service.config import Settings, load_settings
-from token_service.emulator.server import EmulatorServer
 from token_service.observability.logs import LogFormat, configure_logging
 
 DEMO_STAGE_NAME = "demo"

@@ -11,6 +11,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine, Mapping, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from token_service import package_version
@@ -40,6 +41,9 @@ def _print_config_error(exc: ConfigurationError) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     if args.dev:
+        if _emulator_cli() is None:
+            print(f"token-service serve --dev: {NO_EMULATOR}", file=sys.stderr)
+            return EXIT_CONFIG
         from token_service.cli.dev import run_dev
         from token_service.cli.environment import environment
 
@@ -71,10 +75,31 @@ def _serve(args: argparse.Namespace) -> int:
     return server.run(listen)
 
 
-def _emulator(args: argparse.Namespace) -> int:
-    from token_service.emulator import cli as emulator_cli
+#: Why `emulator` and `serve --dev` refuse to start in an install without the emulator.
+NO_EMULATOR = (
+    "the IVS real-time emulator is a development tool, not part of this install: "
+    "`pip install ./emulator` from the repository (`make run` and `make test` install it)"
+)
 
-    return emulator_cli.run(args)
+
+def _emulator_cli() -> ModuleType | None:
+    """The emulator's command line, when the development install brought the emulator."""
+    try:
+        from ivs_realtime_emulator import cli
+    except ModuleNotFoundError as missing:
+        if missing.name != "ivs_realtime_emulator":
+            raise
+        return None
+    return cli
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    emulator_cli = _emulator_cli()
+    if emulator_cli is None:
+        print(f"token-service emulator: {NO_EMULATOR}", file=sys.stderr)
+        return EXIT_CONFIG
+    status: int = emulator_cli.run(args, prog="token-service emulator")
+    return status
 
 
 def _run_async(make: Callable[[], Coroutine[Any, Any, int]]) -> int:
@@ -142,10 +167,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
-    emulator = commands.add_parser("emulator", help="run the IVS real-time emulator")
-    from token_service.emulator import cli as emulator_cli
-
-    emulator_cli.add_arguments(emulator)
+    emulator = commands.add_parser(
+        "emulator", help="run the IVS real-time emulator (development installs only)"
+    )
+    emulator_cli = _emulator_cli()
+    if emulator_cli is not None:
+        emulator_cli.add_arguments(emulator)
     emulator.set_defaults(handler=_emulator)
 
     keys = commands.add_parser("keys", help="signing key administration")

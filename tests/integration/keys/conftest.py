@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from ivs_realtime_emulator.options import EmulatorOptions
 
 from tests.integration.keys.support import Clock
-from token_service.emulator.options import EmulatorOptions
 
 
 @pytest.fixture

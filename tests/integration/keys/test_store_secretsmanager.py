@@ -37,8 +37,8 @@ def secretsmanager_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def secrets_client(secretsmanager_url: str, boto3_session: Any) -> Iterator[Any]:
-    client = boto3_session.client("secretsmanager", endpoint_url=secretsmanager_url)
+def secrets_client(secretsmanager_url: str, emulator_boto3_session: Any) -> Iterator[Any]:
+    client = emulator_boto3_session.client("secretsmanager", endpoint_url=secretsmanager_url)
     yield client
     for secret in client.list_secrets()["SecretList"]:
         client.delete_secret(SecretId=secret["ARN"], ForceDeleteWithoutRecovery=True)
