@@ -37,6 +37,8 @@ from litestar import Request
 from token_service.errors import FieldError, InvalidRequest, UnsupportedMediaType
 
 _AT_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
+#: A dict's key refused (`attributes`' keys): msgspec names the dict, not the key.
+_AT_KEY = re.compile(r"^(?P<message>.*?) - at `key` in `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -173,6 +175,9 @@ def _valid_with_whole_numbers(body: bytes, model: type[Any]) -> bool:
 
 
 def _field_error(message: str) -> FieldError:
+    keyed = _AT_KEY.match(message)
+    if keyed:
+        return FieldError(keyed["path"] or "body", f"a key: {keyed['message']}")
     path = ""
     located = _AT_PATH.match(message)
     if located:
