@@ -166,3 +166,12 @@ def test_a_duration_beyond_the_policys_longest_is_refused_naming_the_flag(
     assert result.returncode == 1
     # The built-in policy grants at most 720 minutes.
     assert "--duration 721 exceeds the maximum of 720 minutes" in result.stderr
+
+
+def test_a_stage_of_another_region_is_refused_naming_the_flag(keyed_env: dict[str, str]) -> None:
+    elsewhere = "arn:aws:ivs:eu-west-1:123456789012:stage/AbCdEf123456"
+
+    result = run_cli("participant-token", "--stage-arn", elsewhere, "--user-id", "u", env=keyed_env)
+
+    assert result.returncode == 1
+    assert "--stage-arn: this service issues tokens for stages in us-east-1" in result.stderr

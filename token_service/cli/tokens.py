@@ -25,6 +25,7 @@ from token_service.errors import (
     PermissionDenied,
     StageNotFound,
 )
+from token_service.ivs.stages import STAGE_ACCOUNT_RULE, STAGE_REGION_RULE
 from token_service.keys.admin import cli_actor
 from token_service.mapping.records import ANY_ISSUER
 from token_service.policy import IVS_USER_ID_LIMIT
@@ -39,7 +40,7 @@ _FLAGS = {
     "attributes": "--attribute",
 }
 #: The stage refusals of `ivs.stages.StageDirectory.check_served`.
-_STAGE_RULES = frozenset({"service: stage region", "service: stage account"})
+_STAGE_RULES = frozenset({STAGE_REGION_RULE, STAGE_ACCOUNT_RULE})
 #: A field name, or a message starting with one: the body's field, its path in it (`.room`
 #: for the attribute `room`, `[...]` for some attribute's value), then the rest.
 _LEADING_FIELD = re.compile(
