@@ -155,6 +155,19 @@ async def test_missing_stage_arn_is_400_naming_it(
     assert body["errors"] == [{"field": "stageArn", "message": "required"}]
 
 
+async def test_an_attribute_key_over_128_characters_is_400_naming_attributes(
+    client: Client, user_token: MintUserToken, stage_arn: str
+) -> None:
+    response = await client.post(
+        URL,
+        json={"stageArn": stage_arn, "attributes": {"k" * 129: "v"}},
+        headers=bearer(user_token()),
+    )
+    assert _problem(response, 400)["errors"] == [
+        {"field": "attributes", "message": "a key: Expected `str` of length <= 128"}
+    ]
+
+
 async def test_malformed_stage_arn_is_400(client: Client, user_token: MintUserToken) -> None:
     response = await client.post(URL, json={"stageArn": "stage-1"}, headers=bearer(user_token()))
     assert _problem(response, 400)["errors"][0]["field"] == "stageArn"

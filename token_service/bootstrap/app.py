@@ -62,7 +62,6 @@ from token_service.infra.persistence import warn_unless_persistent
 from token_service.infra.redis import RedisClient, close_redis
 from token_service.ivs.budget import IvsCallBudget
 from token_service.ivs.client import Ivs, RetryPolicy
-from token_service.ivs.stages import StageDirectory
 from token_service.keys.metrics import KeyRingCollector
 from token_service.mapping.disconnect_worker import DisconnectWorker
 from token_service.mapping.moderation import Moderation
@@ -89,6 +88,7 @@ from token_service.bootstrap.features import (
     build_lookup_budget,
     build_policy,
     build_rate_limits,
+    build_stage_directory,
     build_user_naming,
 )
 from token_service.bootstrap.lifespan import Starter, lifespan_of
@@ -212,14 +212,7 @@ def create_app(
     ring = build_key_ring(settings, ivs, policy, redis_client=redis_client, clock=clock)
     metrics.add_collector(KeyRingCollector(ring))
     key_runtime = build_key_runtime(settings, ring)
-    stages = StageDirectory(
-        ivs,
-        cache,
-        region=settings.ivs.region,
-        account_id=settings.ivs.account_id,
-        ttl_seconds=settings.ivs.stage_cache_seconds,
-        not_found_ttl_seconds=settings.ivs.stage_not_found_cache_seconds,
-    )
+    stages = build_stage_directory(settings, ivs, cache)
     issuer = build_issuer(settings, ring, stages, ivs, clock)
     rate_limits = build_rate_limits(settings)
     authentication = build_authentication(settings, http)

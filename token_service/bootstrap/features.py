@@ -24,6 +24,7 @@ from token_service.auth import (
 from token_service.config import Settings
 from token_service.errors import ConfigurationError
 from token_service.http.routes.demo import DemoSettings, UserTokenMinter
+from token_service.infra.cache import Cache
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import RedisClient
 from token_service.ivs.budget import (
@@ -252,6 +253,19 @@ def build_disconnect_budget(
             outcome
         ).inc(),
         operation="DisconnectParticipant",
+    )
+
+
+def build_stage_directory(settings: Settings, ivs: Ivs, cache: Cache) -> StageDirectory:
+    """Stage endpoints from GetStage, cached (shared by the replicas and the CLI when the
+    cache is in Redis)."""
+    return StageDirectory(
+        ivs,
+        cache,
+        region=settings.ivs.region,
+        account_id=settings.ivs.account_id,
+        ttl_seconds=settings.ivs.stage_cache_seconds,
+        not_found_ttl_seconds=settings.ivs.stage_not_found_cache_seconds,
     )
 
 

@@ -1,7 +1,7 @@
 """`token-service ...`: the entry point. Reads the environment, then calls the factories.
 
 Commands: `serve`, `emulator`, `keys list|rotate|prepare|delete|revoke`,
-`participants show|of-user|migrate`, `user-token`.
+`participants show|of-user|migrate`, `participant-token`, `user-token`.
 """
 
 from __future__ import annotations
@@ -120,6 +120,13 @@ def _participants(args: argparse.Namespace) -> int:
     return _run_async(lambda: run_participants_command(settings, args))
 
 
+def _participant_token(args: argparse.Namespace) -> int:
+    from token_service.cli.tokens import run_participant_token
+
+    settings = _settings()
+    return _run_async(lambda: run_participant_token(settings, args))
+
+
 def _user_token(args: argparse.Namespace) -> int:
     from token_service.bootstrap.features import build_user_token_minter
 
@@ -142,6 +149,58 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
     return value
+
+
+def _attribute(text: str) -> tuple[str, str]:
+    """One `--attribute KEY=VALUE` (the value may hold `=`, and may be empty)."""
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, e.g. displayName=Ops; got {text!r}")
+    return key, value
+
+
+def _add_participant_token(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    participant_token = commands.add_parser(
+        "participant-token",
+        help="mint a participant token as an operator (a test, an incident); recorded in the "
+        "mapping log (needs TOKEN_SERVICE_REDIS_URL); prints only the token",
+    )
+    participant_token.add_argument("--stage-arn", required=True, help="the stage to join")
+    participant_token.add_argument(
+        "--user-id", required=True, help="the app user the token is for (its user_id)"
+    )
+    participant_token.add_argument(
+        "--issuer",
+        default=None,
+        help="whose user id: the issuer of the user's app tokens; default: none",
+    )
+    participant_token.add_argument(
+        "--publish", action="store_true", help="PUBLISH (neither flag: PUBLISH and SUBSCRIBE)"
+    )
+    participant_token.add_argument(
+        "--subscribe", action="store_true", help="SUBSCRIBE (neither flag: PUBLISH and SUBSCRIBE)"
+    )
+    participant_token.add_argument(
+        "--duration",
+        type=int,
+        default=None,
+        metavar="MINUTES",
+        help="lifetime, 1 to the longest the policy grants (at most 20160); default 60 or that",
+    )
+    participant_token.add_argument(
+        "--attribute",
+        type=_attribute,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a token attribute; repeat for more (at most 1023 bytes in all)",
+    )
+    participant_token.add_argument(
+        "--json",
+        action="store_true",
+        help="print the whole answer of POST /v1/participant-tokens, not only the token",
+    )
+    participant_token.set_defaults(handler=_participant_token)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -230,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     participants.set_defaults(handler=_participants)
+
+    _add_participant_token(commands)
 
     user_token = commands.add_parser(
         "user-token", help="mint an app-user JWT with the configured shared secret"

@@ -37,6 +37,8 @@ from litestar import Request
 from token_service.errors import FieldError, InvalidRequest, UnsupportedMediaType
 
 _AT_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
+#: A dict's key refused (`attributes`' keys): msgspec names the dict, not the key.
+_AT_KEY = re.compile(r"^(?P<message>.*?) - at `key` in `\$\.?(?P<path>[^`]*)`$")
 _UNKNOWN = re.compile(r"^Object contains unknown field `(?P<field>[^`]*)`")
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]*)`")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -173,6 +175,9 @@ def _valid_with_whole_numbers(body: bytes, model: type[Any]) -> bool:
 
 
 def _field_error(message: str) -> FieldError:
+    keyed = _AT_KEY.match(message)
+    if keyed:
+        return FieldError(keyed["path"] or "body", f"a key: {keyed['message']}")
     path = ""
     located = _AT_PATH.match(message)
     if located:
@@ -213,27 +218,33 @@ def strict_json(
         declared = _content_type_problem(request.headers.getall("content-type", []))
         if declared is not None:
             raise UnsupportedMediaType(f"{declared.field}: {declared.message}", [declared])
-        body = await request.body()
-        try:
-            msgspec.json.decode(body, type=model, strict=True)
-        except msgspec.ValidationError as exc:
-            # Only on the refusal path: an accepted body costs one strict decode, as before.
-            if "got `float`" not in str(exc) or not _valid_with_whole_numbers(body, model):
-                error = _field_error(str(exc))
-                raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
-        except UnicodeDecodeError:
-            # msgspec before 0.23 raised this for invalid UTF-8 inside a string.
-            raise _not_utf8() from None
-        except msgspec.DecodeError:
-            # msgspec 0.23 reports invalid UTF-8 as a DecodeError like any other; the
-            # codec's own exception type tells the two apart, not the message text.
-            if not _is_utf8(body):
-                raise _not_utf8() from None
-            located = _member_error(body)
-            error = located if located is not None else FieldError("body", "malformed JSON")
-            raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
-        problem = _member_error(body)
-        if problem is not None:
-            raise InvalidRequest(f"{problem.field}: {problem.message}", [problem])
+        check_body(await request.body(), model)
 
     return check
+
+
+def check_body(body: bytes, model: type[Any]) -> None:
+    """`InvalidRequest` naming the field when `body` is not a strict JSON `model`; the
+    check of `strict_json`, also run on the request `token-service participant-token`
+    builds from its flags, so both refuse the same input with the same words."""
+    try:
+        msgspec.json.decode(body, type=model, strict=True)
+    except msgspec.ValidationError as exc:
+        # Only on the refusal path: an accepted body costs one strict decode, as before.
+        if "got `float`" not in str(exc) or not _valid_with_whole_numbers(body, model):
+            error = _field_error(str(exc))
+            raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+    except UnicodeDecodeError:
+        # msgspec before 0.23 raised this for invalid UTF-8 inside a string.
+        raise _not_utf8() from None
+    except msgspec.DecodeError:
+        # msgspec 0.23 reports invalid UTF-8 as a DecodeError like any other; the
+        # codec's own exception type tells the two apart, not the message text.
+        if not _is_utf8(body):
+            raise _not_utf8() from None
+        located = _member_error(body)
+        error = located if located is not None else FieldError("body", "malformed JSON")
+        raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+    problem = _member_error(body)
+    if problem is not None:
+        raise InvalidRequest(f"{problem.field}: {problem.message}", [problem])

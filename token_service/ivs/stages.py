@@ -19,6 +19,9 @@ from token_service.infra.cache import Cache
 from token_service.ivs.client import StageInfo
 
 _NOT_FOUND = b"\x00missing"
+#: The `rule` of a refusal of a stage outside this service's region, or account.
+STAGE_REGION_RULE = "service: stage region"
+STAGE_ACCOUNT_RULE = "service: stage account"
 #: AWS allows stage endpoints to be cached for up to 14 days.
 ENDPOINT_CACHE_MAX_SECONDS = 14 * 24 * 3600
 
@@ -62,12 +65,12 @@ class StageDirectory:
         if parsed.region != self._region:
             raise PermissionDenied(
                 f"this service issues tokens for stages in {self._region}, not {parsed.region}",
-                rule="service: stage region",
+                rule=STAGE_REGION_RULE,
             )
         if self._account_id is not None and parsed.account != self._account_id:
             raise PermissionDenied(
                 "this service does not issue tokens for stages of that AWS account",
-                rule="service: stage account",
+                rule=STAGE_ACCOUNT_RULE,
             )
         return parsed
 

@@ -45,6 +45,11 @@ ATTRIBUTES_MAX_BYTES: Final = 1023
 NO_MATCHING_RULE: Final = "no matching rule"
 #: The `rule` of a refusal that comes from an IVS limit rather than the policy file.
 IVS_USER_ID_LIMIT: Final = "IVS: user_id is at most 128 characters"
+#: The `rule` of a refusal of an operator's token (`Policy.operator_grant`).
+OPERATOR_RULE: Final = "operator token"
+#: An operator's token lives this long unless asked otherwise (or less, when no rule
+#: grants that long): long enough for a test or an incident, short if it leaks.
+OPERATOR_DEFAULT_DURATION_MINUTES: Final = 60
 
 
 @dataclass(frozen=True)
@@ -317,6 +322,33 @@ class Policy:
             capabilities=capabilities,
             duration_minutes=rule.duration.grant(requested_duration, rule.name),
             attributes=rule.attributes.grant(requested_attributes, user.claims, rule.name),
+        )
+
+    def operator_grant(self, user: AppUser, request: TokenRequest) -> Grant:
+        """What an operator's token (`token-service participant-token`) for `user` gets.
+
+        The request is checked as `decide` checks it, with the same errors; then no rule
+        is matched (the operator, not the user's roles, chose the capabilities; omitted,
+        both). The lifetime stays within the longest any rule grants, which the key ring
+        counts on to know when a retired key has no live token left; the attributes stay
+        within IVS's limits. No server-set attribute: there is no app JWT to copy from.
+        """
+        stage_arn = _checked_stage_arn(request.stage_arn)
+        capabilities = _checked_capabilities(request.capabilities)
+        requested_duration = _checked_duration(request.duration_minutes)
+        requested_attributes = _checked_attributes(request.attributes)
+        longest = self.max_duration_minutes
+        bounds = DurationBounds(
+            default=min(OPERATOR_DEFAULT_DURATION_MINUTES, longest),
+            min=DURATION_MIN_MINUTES,
+            max=longest,
+        )
+        return Grant(
+            stage_arn=stage_arn,
+            token_user_id=self.token_user_id(user),
+            capabilities=capabilities or frozenset(Capability),
+            duration_minutes=bounds.grant(requested_duration, OPERATOR_RULE),
+            attributes=AttributeRules().grant(requested_attributes, {}, OPERATOR_RULE),
         )
 
 

@@ -137,7 +137,7 @@ class TokenDesk:
         policy: Decider,
         issuer: Issuer,
         gate: Gate,
-        rate_limits: RateLimits,
+        rate_limits: RateLimits | None,
         hooks: IssuanceHooks | None = None,
         clock: Callable[[], float] = time.perf_counter,
     ) -> None:
@@ -150,7 +150,12 @@ class TokenDesk:
 
     async def issue(self, caller: Caller, request: TokenRequest) -> Outcome:
         grant = self._policy.decide(caller.user, request)
-        limits = limits_for(self._policy, self._rate_limits, caller, grant.stage_arn)
+        # No limits for an operator's token: it must not spend (or wait for) the user's.
+        limits = (
+            limits_for(self._policy, self._rate_limits, caller, grant.stage_arn)
+            if self._rate_limits is not None
+            else []
+        )
         started = self._clock()
         # No IVS call before admission: a stage not in the cache is looked up only once
         # the request has passed its limits (else any app user could spend the
