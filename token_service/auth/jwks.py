@@ -40,6 +40,7 @@ import jwt
 from token_service.errors import AuthenticationFailed, ConfigurationError, ServiceUnavailable
 from token_service.infra.background import Spawn, cancel_all, native_spawner
 from token_service.infra.urls import in_clear_to_remote
+from token_service.observability.tracing import span
 
 logger = logging.getLogger(__name__)
 
@@ -367,7 +368,10 @@ class JwksCache:
     async def _fetch(self) -> bool:
         self._fetches += 1
         try:
-            keys = _parse_jwks(await self._download())
+            # A child of the request that started the fetch (its task copied the context),
+            # or a trace of its own for the refresher's.
+            with span("jwks.fetch", {"url.full": self._url}):
+                keys = _parse_jwks(await self._download())
         except (httpx.HTTPError, _BadKeySetError) as exc:
             self._record_failure(_describe(exc))
             return False

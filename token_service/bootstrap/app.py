@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,9 @@ from token_service.bootstrap.admin import (
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import MappingRuntime, build_mapping
+from token_service.bootstrap.tracing import Tracing, build_tracing
 from token_service.config import Settings
+from token_service.http.access_log import access_log_middleware
 from token_service.http.cors import cors_middleware
 from token_service.http.disconnects import client_disconnect_middleware
 from token_service.http.listeners import listener_guard
@@ -71,7 +73,9 @@ from token_service.tokens.exchange import Exchanger
 from token_service.tokens.mode import Mode
 
 if TYPE_CHECKING:
+    from litestar.types import ASGIApp
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
+    from opentelemetry.sdk.trace import TracerProvider
 
 from token_service.bootstrap.clients import (
     IVS_WORKERS,
@@ -187,8 +191,11 @@ def create_app(
     redis_client: RedisClient | None = None,
     http_client: httpx.AsyncClient | None = None,
     clock: Callable[[], datetime] | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> Litestar:
     """Build the HTTP application and every adapter it needs from `settings`.
+
+    `tracer_provider`: trace with it (a test's in-memory exporter) whatever the settings say.
 
     Configuration problems (policy file, keys directory, authentication) raise
     `ConfigurationError` here, before anything listens.
@@ -298,7 +305,7 @@ def create_app(
     if owned_http:
         closers.append(http.aclose)
     lifespan = lifespan_of(redis_client, starters, closers, ivs)
-    lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [lifespan]
+    lifespans = _lifespans(lifespan, tracing := build_tracing(settings.tracing, tracer_provider))
 
     demo = build_demo_settings(settings)
 
@@ -327,7 +334,11 @@ def create_app(
             # Outermost: a preflight is answered before it is timed or given a request id,
             # as Litestar's app-wide CORS did; only the routes a browser app calls get it.
             *cors_middleware(settings.http.cors_origins),
+            # The server span holds everything below, so every line logged in a request
+            # (the access log's too) carries its trace id.
+            *(tracing.middleware if tracing is not None else []),
             request_id_middleware,
+            *_access_log(settings),
             http_metrics_middleware(HttpMetrics(metrics.registry)),
             client_disconnect_middleware,
         ],
@@ -342,6 +353,41 @@ def create_app(
     # Needs the routes as built, so it is added once they are.
     app.before_send.append(allow_header_hook(app))
     return app
+
+
+def _lifespans(
+    lifespan: Callable[[Litestar], AbstractAsyncContextManager[None]], tracing: Tracing | None
+) -> list[Callable[[Litestar], AbstractAsyncContextManager[Any]]]:
+    """The app's lifespan, inside tracing's when it is on: first in, last out, so the
+    clients' start and close happen while spans are still exported."""
+    if tracing is None:
+        return [lifespan]
+    return [_traced(tracing), lifespan]
+
+
+def _traced(tracing: Tracing) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        tracing.start()
+        try:
+            yield
+        finally:
+            tracing.stop()
+
+    return lifespan
+
+
+def _access_log(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
+    if not settings.logging.access_log:
+        return []
+    return [
+        access_log_middleware(
+            probes=settings.logging.access_log_probes,
+            probe_sample_rate=settings.logging.access_log_probe_sample_rate,
+            trusted_proxies=settings.http.trusted_proxies,
+            proxy_header=settings.http.trusted_proxy_header,
+        )
+    ]
 
 
 def _openapi() -> OpenAPIConfig:

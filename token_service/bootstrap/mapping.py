@@ -24,6 +24,7 @@ from token_service.mapping.disconnects import (
 )
 from token_service.mapping.store import MappingStore, MemoryMappingStore, RedisMappingStore
 from token_service.observability.metrics import Children, Metrics
+from token_service.observability.tracing import current_ids
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,13 @@ class IssuanceMetrics:
         self._decisions(limit, "allowed" if allowed else "denied").inc()
 
     def issued(self, signer: str, seconds: float) -> None:
-        self._seconds(signer).observe(seconds)
+        ids = current_ids()
+        if ids is None:
+            self._seconds(signer).observe(seconds)
+        else:
+            # With tracing on, the bucket remembers this trace: a slow bucket's exemplar
+            # leads to a slow request's trace (OpenMetrics scrapes, one worker).
+            self._seconds(signer).observe(seconds, {"trace_id": ids[0]})
         self._issued(signer).inc()
         self._outcomes(signer, "issued").inc()
 

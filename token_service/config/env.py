@@ -36,14 +36,17 @@ from token_service.config.settings import (
     RedisSettings,
     ServerSettings,
     Settings,
+    TracingSettings,
 )
 from token_service.domain import Rate
 from token_service.errors import ConfigurationError
+from token_service.http.access_log import ProbeLogging
 from token_service.http.client_ip import ProxyHeader
 from token_service.ivs.budget import BudgetOnRedisError
 from token_service.ivs.stages import ENDPOINT_CACHE_MAX_SECONDS
 from token_service.keys.store import KeyStoreKind
 from token_service.observability.logs import LogFormat
+from token_service.observability.tracing import TraceExporter, TraceSampler
 from token_service.policy.identity import PSEUDONYM_SECRET_MIN_BYTES, UserIdMode
 from token_service.tokens.mode import Mode
 
@@ -464,6 +467,13 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
     logging = LogSettings(
         level=r.convert("LOG_LEVEL", defaults.logging.level, _log_level),
         format=r.choice("LOG_FORMAT", defaults.logging.format, LogFormat),
+        access_log=r.convert("ACCESS_LOG", defaults.logging.access_log, _boolean),
+        access_log_probes=r.choice(
+            "ACCESS_LOG_PROBES", defaults.logging.access_log_probes, ProbeLogging
+        ),
+        access_log_probe_sample_rate=r.number(
+            "ACCESS_LOG_PROBE_SAMPLE_RATE", defaults.logging.access_log_probe_sample_rate, 0, 1
+        ),
     )
     settings = Settings(
         mode=r.choice("MODE", defaults.mode, Mode),
@@ -479,10 +489,92 @@ def load_settings(env: Mapping[str, str], *, dev: bool = False) -> Settings:
         mapping=mapping,
         http=http,
         logging=logging,
+        tracing=_read_tracing(r),
     )
     if r.problems:
         raise ConfigurationError(r.problems)
     return settings
+
+
+#: The OTLP protocol the image carries an exporter for (no gRPC stack in it).
+OTLP_PROTOCOL = "http/protobuf"
+
+
+def _otel(r: _Reader, name: str) -> str | None:
+    """One of OpenTelemetry's own variables (no TOKEN_SERVICE_ prefix)."""
+    value = r.env.get(name, "").strip()
+    return value or None
+
+
+def _otel_exporters(r: _Reader) -> tuple[TraceExporter, ...]:
+    exporters: list[TraceExporter] = []
+    for part in _names(_otel(r, "OTEL_TRACES_EXPORTER") or ""):
+        try:
+            exporter = TraceExporter(part.lower())
+        except ValueError:
+            options = ", ".join(e.value for e in TraceExporter)
+            r.problems.append(f"OTEL_TRACES_EXPORTER: expected one of {options}, got {part!r}")
+            continue
+        if exporter is not TraceExporter.NONE and exporter not in exporters:
+            exporters.append(exporter)
+    return tuple(exporters)
+
+
+def _otel_endpoint(r: _Reader) -> str | None:
+    """Where spans are posted: the traces endpoint as given, or the shared one with the
+    signal's path appended (as the specification says), checked as a URL."""
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = _otel(r, name)
+        if protocol is not None:
+            if protocol != OTLP_PROTOCOL:
+                r.problems.append(f"{name}: only {OTLP_PROTOCOL} is supported, got {protocol!r}")
+            break
+    endpoint = _otel(r, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    base = _otel(r, "OTEL_EXPORTER_OTLP_ENDPOINT")
+    if endpoint is None and base is not None:
+        endpoint = base.rstrip("/") + "/v1/traces"
+    if endpoint is not None and (why := _url_problem(endpoint, ("http", "https"))) is not None:
+        r.problems.append(f"OTEL_EXPORTER_OTLP_ENDPOINT: {why}")
+        return None
+    return endpoint
+
+
+def _otel_sampler(r: _Reader, defaults: TracingSettings) -> tuple[TraceSampler, float]:
+    sampler, ratio = defaults.sampler, defaults.sampler_ratio
+    if (text := _otel(r, "OTEL_TRACES_SAMPLER")) is not None:
+        try:
+            sampler = TraceSampler(text.lower())
+        except ValueError:
+            options = ", ".join(s.value for s in TraceSampler)
+            r.problems.append(f"OTEL_TRACES_SAMPLER: expected one of {options}, got {text!r}")
+    if (text := _otel(r, "OTEL_TRACES_SAMPLER_ARG")) is not None:
+        try:
+            value = float(text)
+        except ValueError:
+            value = -1.0
+        if 0 <= value <= 1:
+            ratio = value
+        else:
+            r.problems.append(
+                f"OTEL_TRACES_SAMPLER_ARG: expected a number from 0 to 1, got {text!r}"
+            )
+    return sampler, ratio
+
+
+def _read_tracing(r: _Reader) -> TracingSettings:
+    """OpenTelemetry's own variables, as its SDK documents them; the OTLP exporter reads
+    its other ones (headers, certificates, timeout) itself."""
+    defaults = TracingSettings()
+    if (_otel(r, "OTEL_SDK_DISABLED") or "").lower() == "true":
+        return defaults
+    sampler, ratio = _otel_sampler(r, defaults)
+    return TracingSettings(
+        exporters=_otel_exporters(r),
+        otlp_endpoint=_otel_endpoint(r),
+        service_name=_otel(r, "OTEL_SERVICE_NAME") or defaults.service_name,
+        sampler=sampler,
+        sampler_ratio=ratio,
+    )
 
 
 def _read_server(r: _Reader) -> ServerSettings:

@@ -9,10 +9,12 @@ from pathlib import Path
 from token_service.admission.ratelimit import OnRedisError
 from token_service.config.secrets import Secret
 from token_service.domain import Rate
+from token_service.http.access_log import ProbeLogging
 from token_service.http.client_ip import ProxyHeader
 from token_service.ivs.budget import BudgetOnRedisError
 from token_service.keys.store import KeyStoreKind
 from token_service.observability.logs import LogFormat
+from token_service.observability.tracing import TraceExporter, TraceSampler
 from token_service.policy.identity import UserIdMode
 from token_service.tokens.mode import Mode
 
@@ -198,6 +200,31 @@ class HttpSettings:
 class LogSettings:
     level: str = "INFO"
     format: LogFormat = LogFormat.AUTO
+    #: One line per HTTP request, whatever its status.
+    access_log: bool = True
+    #: Probes and scrapes in the access log: off, on, or a sampled share.
+    access_log_probes: ProbeLogging = ProbeLogging.OFF
+    access_log_probe_sample_rate: float = 0.01
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    """OpenTelemetry tracing, from the SDK's standard `OTEL_*` variables; off unless an
+    exporter is named (where the specification's default is otlp: a service that starts
+    sending spans to localhost:4318 because nothing was said would surprise)."""
+
+    exporters: tuple[TraceExporter, ...] = ()
+    #: The full URL spans are posted to (OTLP over HTTP/protobuf); None: the exporter's
+    #: default, http://localhost:4318/v1/traces.
+    otlp_endpoint: str | None = None
+    service_name: str = "ivs-token-service"
+    sampler: TraceSampler = TraceSampler.PARENT_BASED_ALWAYS_ON
+    #: The share of traces kept by the ratio samplers.
+    sampler_ratio: float = 1.0
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.exporters)
 
 
 @dataclass(frozen=True)
@@ -215,6 +242,7 @@ class Settings:
     mapping: MappingSettings = field(default_factory=MappingSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     logging: LogSettings = field(default_factory=LogSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     #: Set by `serve --dev` only, never from the environment.
     dev: bool = False

@@ -16,6 +16,7 @@ from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed, RateLimited
 from token_service.http.client_ip import Address, client_address, limit_subject
 from token_service.http.services import Services
+from token_service.observability.tracing import span
 
 USER_STATE_KEY = "app_user"
 ADMIN_STATE_KEY = "admin_id"
@@ -44,8 +45,9 @@ def presented_bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 async def authenticate_app_user(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """Verify the caller's app JWT and keep the user in the connection's state."""
-    token = presented_bearer(connection)
-    user = await _services(connection).authenticator.authenticate(token)
+    with span("authenticate"):
+        token = presented_bearer(connection)
+        user = await _services(connection).authenticator.authenticate(token)
     connection.state[USER_STATE_KEY] = user
 
 

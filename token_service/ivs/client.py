@@ -11,6 +11,7 @@ paced operation (CreateParticipantToken) taking a slot of the IVS budget first.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 import time
@@ -356,7 +357,11 @@ class Ivs:
                 raise self._deadline_passed(operation, last_failure)
             try:
                 async with asyncio.timeout(remaining):
-                    result = await loop.run_in_executor(self._pool, _on_time(fn, send_by))
+                    # In the caller's context (as asyncio.to_thread does): the botocore
+                    # span is then a child of the request's, and log lines keep its ids.
+                    result = await loop.run_in_executor(
+                        self._pool, contextvars.copy_context().run, _on_time(fn, send_by)
+                    )
             except _MissedSlot:
                 # Busy event loop or thread pool: the slot passed unused, which only
                 # leaves the budget more room. Not an attempt: nothing was sent.

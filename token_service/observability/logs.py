@@ -1,4 +1,5 @@
-"""Structured logging: JSON lines when not on a terminal, with the request id in each line.
+"""Structured logging: JSON lines when not on a terminal, with the request id in each line
+(and the trace and span ids while a traced request is served).
 
 The request id lives in a context variable set by the request-id middleware, so
 every line logged while serving a request carries it without being passed around.
@@ -14,6 +15,8 @@ import secrets
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from token_service.observability.tracing import current_ids
 
 
 class LogFormat(enum.StrEnum):
@@ -47,6 +50,9 @@ class JsonFormatter(logging.Formatter):
         request_id = request_id_var.get()
         if request_id is not None:
             entry["requestId"] = request_id
+        ids = current_ids()
+        if ids is not None:
+            entry["traceId"], entry["spanId"] = ids
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
@@ -67,6 +73,9 @@ class TextFormatter(logging.Formatter):
         }
         if extras:
             line += " " + json.dumps(extras, default=str, ensure_ascii=False)
+        ids = current_ids()
+        if ids is not None:
+            line += f" [trace={ids[0]}]"
         return f"{line} [req={request_id}]" if request_id else line
 
 

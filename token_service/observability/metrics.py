@@ -14,6 +14,7 @@ that serves the scrape.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from typing import Generic, TypeVar
 
 from prometheus_client import (
@@ -26,6 +27,8 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.registry import Collector
 
 # Local signing is sub-millisecond; IVS calls take tens of milliseconds.
@@ -171,11 +174,32 @@ class Metrics:
         self._collectors.append(collector)
         self.registry.register(collector)
 
-    def render(self) -> bytes:
+    def render(self, openmetrics: bool = False) -> bytes:
+        """The exposition: the classic text format, or OpenMetrics (which alone carries
+        exemplars) when the scraper asks for it."""
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             for collector in self._collectors:
                 registry.register(collector)
-            return generate_latest(registry)
+            return _openmetrics(registry) if openmetrics else generate_latest(registry)
+        if openmetrics:
+            # One document, one `# EOF`: both registries' families, through one collector.
+            return _openmetrics(_Both(REGISTRY, self.registry))
         return generate_latest(REGISTRY) + generate_latest(self.registry)
+
+
+def _openmetrics(registry: CollectorRegistry | _Both) -> bytes:
+    document: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+    return document
+
+
+class _Both:
+    """Two registries read as one (OpenMetrics allows a single `# EOF`)."""
+
+    def __init__(self, *registries: CollectorRegistry) -> None:
+        self._registries = registries
+
+    def collect(self) -> Iterator[Metric]:
+        for registry in self._registries:
+            yield from registry.collect()

@@ -28,6 +28,7 @@ from token_service.admission.ratelimit import (
 from token_service.domain import AppUser, Grant, IssuedToken, TokenRequest, user_key
 from token_service.errors import DomainError, PermissionDenied, RateLimited
 from token_service.mapping.records import MappingRecord
+from token_service.observability.tracing import span
 from token_service.policy import RateLimitOverrides
 from token_service.tokens.issuers import Issuer
 
@@ -149,7 +150,8 @@ class TokenDesk:
         self._clock = clock
 
     async def issue(self, caller: Caller, request: TokenRequest) -> Outcome:
-        grant = self._policy.decide(caller.user, request)
+        with span("policy"):
+            grant = self._policy.decide(caller.user, request)
         # No limits for an operator's token: it must not spend (or wait for) the user's.
         limits = (
             limits_for(self._policy, self._rate_limits, caller, grant.stage_arn)
@@ -162,13 +164,15 @@ class TokenDesk:
         # account's GetStage quota with made-up stage ARNs, at no cost to their limits).
         prepared = await self._issuer.prepare(grant)
         record = record_for(prepared.facts, caller) if prepared is not None else None
-        admission = await self._gate.admit(
-            limits,
-            issuer=caller.user.issuer,
-            user_id=caller.user.user_id,
-            stage_arn=grant.stage_arn,
-            record=record,
-        )
+        # Bans, every limit and (when the stage is known) the record: one Redis script.
+        with span("admission"):
+            admission = await self._gate.admit(
+                limits,
+                issuer=caller.user.issuer,
+                user_id=caller.user.user_id,
+                stage_arn=grant.stage_arn,
+                record=record,
+            )
         decision = settle(admission, self._hooks)
         deferred = admission.record_deferred
         try:
@@ -177,13 +181,17 @@ class TokenDesk:
                 prepared = await self._issuer.prepare(grant, admitted=True)
                 if prepared is not None:
                     record = record_for(prepared.facts, caller)
-                    deferred = await self._gate.record(record)
+                    with span("mapping.record"):
+                        deferred = await self._gate.record(record)
             if prepared is not None and record is not None:
-                token = prepared.sign()
+                with span("sign"):
+                    token = prepared.sign()
             else:
-                token = await self._issuer.issue(grant)
+                with span("ivs.issue"):
+                    token = await self._issuer.issue(grant)
                 record = record_for(token, caller)
-                deferred = await self._gate.record(record)
+                with span("mapping.record"):
+                    deferred = await self._gate.record(record)
         except DomainError as exc:
             if self._hooks is not None:
                 self._hooks.failed(self._issuer.signer.value, exc.code)

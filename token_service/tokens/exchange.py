@@ -58,6 +58,7 @@ from token_service.mapping.records import (
     ParticipantView,
 )
 from token_service.mapping.store import ChangeResult, MappingStore
+from token_service.observability.tracing import span
 from token_service.tokens.desk import (
     USER_AGENT_MAX,
     Caller,
@@ -168,17 +169,19 @@ class Exchanger:
         admitted: Decision | None = None
         for attempt in range(CHANGE_ATTEMPTS):
             view = await self._exchangeable(participant_id, caller)
-            grant = self._regrant(caller, view, request)
+            with span("policy"):
+                grant = self._regrant(caller, view, request)
             if attempt == 0:
                 # Once per request: a retry after a lost race is not the caller's doing.
                 limits = limits_for(self._policy, self._rate_limits, caller, view.record.stage_arn)
-                admission = await self._gate.admit(
-                    limits,
-                    issuer=caller.user.issuer,
-                    user_id=caller.user.user_id,
-                    stage_arn=view.record.stage_arn,
-                    record=None,
-                )
+                with span("admission"):
+                    admission = await self._gate.admit(
+                        limits,
+                        issuer=caller.user.issuer,
+                        user_id=caller.user.user_id,
+                        stage_arn=view.record.stage_arn,
+                        record=None,
+                    )
                 admitted = settle(admission, self._hooks)
             signed = await self._sign(view, grant, by="exchange", caller=caller, override=None)
             if signed is not None:
@@ -300,9 +303,10 @@ class Exchanger:
         )
         # The record first, then the signature: never a token the log does not know, nor
         # one whose capabilities are not the stored ones.
-        result = await self._mapping.exchange(
-            updated, change, version=view.version, override=override
-        )
+        with span("mapping.record"):
+            result = await self._mapping.exchange(
+                updated, change, version=view.version, override=override
+            )
         if result is ChangeResult.CONFLICT:
             return None
         if result is ChangeResult.GONE:
@@ -313,7 +317,8 @@ class Exchanger:
         # upper bound, never short (and a lost race, never signed, is not counted).
         if self._usage is not None:
             self._usage.record(key.arn, expires)
-        token = prepared.sign()
+        with span("sign"):
+            token = prepared.sign()
         log.info(
             "participant token exchanged",
             extra={
