@@ -65,8 +65,9 @@ def test_create_stage_rejects_token_attributes_over_1kb_and_creates_nothing(loos
 
 
 def test_create_stage_stores_recording_configuration(ivs_client) -> None:
+    storage = ivs_client.create_storage_configuration(s3={"bucketName": "recordings"})
     configuration = {
-        "storageConfigurationArn": "arn:aws:ivs:us-east-1:123456789012:storage-configuration/abc",
+        "storageConfigurationArn": storage["storageConfiguration"]["arn"],
         "mediaTypes": ["AUDIO_ONLY"],
     }
     arn = ivs_client.create_stage(autoParticipantRecordingConfiguration=configuration)["stage"][

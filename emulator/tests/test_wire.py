@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from ivs_realtime_emulator import service
+from ivs_realtime_emulator.operations import handlers
+from ivs_realtime_emulator.options import EmulatorOptions
+from ivs_realtime_emulator.server import EmulatorServer
 
 from tests.helpers import signed_request
 
@@ -81,9 +87,27 @@ def test_state_is_separate_per_region(make_client) -> None:
         west.get_stage(arn=created["arn"])
 
 
-def test_operation_not_emulated_names_itself(ivs_client) -> None:
+@pytest.fixture
+def emulator_without_list_compositions(monkeypatch) -> Iterator[EmulatorServer]:
+    """An emulator whose handler table lacks ListCompositions, as when botocore's model
+    gains an operation the emulator does not know yet."""
+    table = {name: h for name, h in handlers().items() if name != "ListCompositions"}
+    monkeypatch.setattr(service, "handlers", lambda: table)
+    with EmulatorServer(options=EmulatorOptions(quotas_enabled=False)) as server:
+        yield server
+
+
+def test_operation_not_emulated_names_itself(
+    emulator_without_list_compositions, emulator_boto3_session
+) -> None:
+    client = emulator_boto3_session.client(
+        "ivs-realtime",
+        endpoint_url=emulator_without_list_compositions.url,
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
     with pytest.raises(ClientError) as raised:
-        ivs_client.list_compositions()
+        client.list_compositions()
 
     error = raised.value.response["Error"]
     assert error["Code"] == "NotImplementedException"

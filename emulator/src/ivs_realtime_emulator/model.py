@@ -246,8 +246,7 @@ class _Validator:
         elif kind in ("integer", "long"):
             self._integer(shape, value, path)
         elif kind in ("float", "double"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                self.fail(shape, value, path, "Member must be a number")
+            self._number(shape, value, path)
         elif kind == "boolean":
             if not isinstance(value, bool):
                 self.fail(shape, value, path, "Member must be a boolean")
@@ -326,6 +325,15 @@ class _Validator:
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(shape, value, path, "Member must be an integer")
             return
+        self._range(shape, value, path)
+
+    def _number(self, shape: Shape, value: Any, path: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(shape, value, path, "Member must be a number")
+            return
+        self._range(shape, value, path)
+
+    def _range(self, shape: Shape, value: float, path: str) -> None:
         low, high = shape.metadata.get("min"), shape.metadata.get("max")
         if low is not None and value < low:
             self.fail(shape, value, path, f"Member must have value greater than or equal to {low}")

@@ -12,13 +12,14 @@ import hashlib
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ivs_realtime_emulator import rules
+from ivs_realtime_emulator import compositions, configurations, rules
+from ivs_realtime_emulator.configurations import recording_configuration
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
@@ -28,6 +29,7 @@ from ivs_realtime_emulator.state import (
     RegionState,
     Stage,
     StageSession,
+    Tagged,
     random_id,
     stage_endpoints,
 )
@@ -45,6 +47,8 @@ class OperationContext:
     state: EmulatorState
     region: RegionState
     now: datetime
+    #: How long a composition outlives its stage's last participant (see compositions.py).
+    composition_idle_timeout: timedelta = compositions.IDLE_TIMEOUT
 
     @property
     def region_name(self) -> str:
@@ -179,6 +183,9 @@ def create_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stage_id = random_id(12)
     while ctx.state.arn(ctx.region_name, "stage", stage_id) in ctx.region.stages:
         stage_id = random_id(12)
+    recording = recording_configuration(
+        ctx.region, params.get("autoParticipantRecordingConfiguration")
+    )
     stage = Stage(
         stage_id=stage_id,
         arn=ctx.state.arn(ctx.region_name, "stage", stage_id),
@@ -186,7 +193,7 @@ def create_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
         endpoints=stage_endpoints(random_id(12, _HOST_ALPHABET)),
         seq=ctx.state.next_seq(),
         tags=tags,
-        auto_participant_recording=params.get("autoParticipantRecordingConfiguration"),
+        auto_participant_recording=recording,
     )
     ctx.region.stages[stage.arn] = stage
     tokens = [issue_token(ctx, stage, configuration) for configuration in configurations]
@@ -212,13 +219,16 @@ def update_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
     if params.get("name") is not None:
         stage.name = params["name"]
     if params.get("autoParticipantRecordingConfiguration") is not None:
-        stage.auto_participant_recording = params["autoParticipantRecordingConfiguration"]
+        stage.auto_participant_recording = recording_configuration(
+            ctx.region, params["autoParticipantRecordingConfiguration"]
+        )
     return {"stage": stage_view(stage)}
 
 
 def delete_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stage = stage_or_404(ctx, params["arn"])
     stage.close(ctx.now)
+    compositions.stage_deleted(ctx, stage.arn)
     del ctx.region.stages[stage.arn]
     return {}
 
@@ -373,7 +383,7 @@ def disconnect_participant(ctx: OperationContext, params: Params) -> dict[str, A
 # ---------------------------------------------------------------- tags
 
 
-def _tagged_or_404(ctx: OperationContext, arn: str) -> Stage | PublicKey:
+def _tagged_or_404(ctx: OperationContext, arn: str) -> Tagged:
     resource = ctx.region.tagged_resource(arn)
     if resource is None:
         raise not_found(f"Resource {arn} not found")
@@ -425,6 +435,8 @@ def handlers() -> dict[str, Handler]:
         "TagResource": tag_resource,
         "UntagResource": untag_resource,
         "ListTagsForResource": list_tags_for_resource,
+        **configurations.handlers(),
+        **compositions.handlers(),
     }
 
 
@@ -440,4 +452,6 @@ MUTATING = frozenset(
         "TagResource",
         "UntagResource",
     }
+    | configurations.MUTATING
+    | compositions.MUTATING
 )

@@ -23,3 +23,5 @@ class EmulatorOptions:
     faults: Mapping[str, FaultSpec] = field(default_factory=dict)
     #: Seed for the dice of injected faults (None: unpredictable).
     fault_seed: int | None = None
+    #: Seconds a composition runs on without any participant in its stage (IVS: 60).
+    composition_idle_timeout_seconds: float = 60.0

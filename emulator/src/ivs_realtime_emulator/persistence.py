@@ -16,12 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from ivs_realtime_emulator.state import (
+    Composition,
+    CompositionDestination,
     EmulatorState,
+    EncoderConfiguration,
     Participant,
     PublicKey,
     RegionState,
     Stage,
     StageSession,
+    StorageConfiguration,
 )
 from ivs_realtime_emulator.tokens import InternalIssuer
 
@@ -95,6 +99,55 @@ def _key(k: PublicKey) -> dict[str, Any]:
     }
 
 
+def _encoder(c: EncoderConfiguration) -> dict[str, Any]:
+    return {
+        "configurationId": c.configuration_id,
+        "arn": c.arn,
+        "name": c.name,
+        "video": c.video,
+        "seq": c.seq,
+        "tags": c.tags,
+    }
+
+
+def _storage(c: StorageConfiguration) -> dict[str, Any]:
+    return {
+        "configurationId": c.configuration_id,
+        "arn": c.arn,
+        "name": c.name,
+        "s3": c.s3,
+        "seq": c.seq,
+        "tags": c.tags,
+    }
+
+
+def _destination(d: CompositionDestination) -> dict[str, Any]:
+    return {
+        "id": d.destination_id,
+        "configuration": d.configuration,
+        "state": d.state,
+        "startTime": _time(d.start_time),
+        "endTime": _time(d.end_time),
+        "detail": d.detail,
+    }
+
+
+def _composition(c: Composition) -> dict[str, Any]:
+    return {
+        "compositionId": c.composition_id,
+        "arn": c.arn,
+        "stageArn": c.stage_arn,
+        "layout": c.layout,
+        "destinations": [_destination(d) for d in c.destinations],
+        "state": c.state,
+        "startTime": _time(c.start_time),
+        "endTime": _time(c.end_time),
+        "seq": c.seq,
+        "tags": c.tags,
+        "idempotencyToken": c.idempotency_token,
+    }
+
+
 def to_json(state: EmulatorState) -> dict[str, Any]:
     return {
         "formatVersion": FORMAT_VERSION,
@@ -106,6 +159,13 @@ def to_json(state: EmulatorState) -> dict[str, Any]:
                 "stages": [_stage(s) for s in region.stages.values()],
                 "publicKeys": [_key(k) for k in region.public_keys.values()],
                 "deletedKeyArns": sorted(region.deleted_key_arns),
+                "encoderConfigurations": [
+                    _encoder(c) for c in region.encoder_configurations.values()
+                ],
+                "storageConfigurations": [
+                    _storage(c) for c in region.storage_configurations.values()
+                ],
+                "compositions": [_composition(c) for c in region.compositions.values()],
             }
             for name, region in state.regions.items()
         },
@@ -163,6 +223,55 @@ def _load_key(d: dict[str, Any]) -> PublicKey:
     )
 
 
+def _load_encoder(d: dict[str, Any]) -> EncoderConfiguration:
+    return EncoderConfiguration(
+        configuration_id=d["configurationId"],
+        arn=d["arn"],
+        name=d["name"],
+        video=dict(d["video"]),
+        seq=d["seq"],
+        tags=dict(d["tags"]),
+    )
+
+
+def _load_storage(d: dict[str, Any]) -> StorageConfiguration:
+    return StorageConfiguration(
+        configuration_id=d["configurationId"],
+        arn=d["arn"],
+        name=d["name"],
+        s3=dict(d["s3"]),
+        seq=d["seq"],
+        tags=dict(d["tags"]),
+    )
+
+
+def _load_destination(d: dict[str, Any]) -> CompositionDestination:
+    return CompositionDestination(
+        destination_id=d["id"],
+        configuration=dict(d["configuration"]),
+        state=d["state"],
+        start_time=_required_time(d["startTime"]),
+        end_time=_parse_time(d["endTime"]),
+        detail=d["detail"],
+    )
+
+
+def _load_composition(d: dict[str, Any]) -> Composition:
+    return Composition(
+        composition_id=d["compositionId"],
+        arn=d["arn"],
+        stage_arn=d["stageArn"],
+        layout=dict(d["layout"]),
+        destinations=[_load_destination(x) for x in d["destinations"]],
+        state=d["state"],
+        start_time=_required_time(d["startTime"]),
+        end_time=_parse_time(d["endTime"]),
+        seq=d["seq"],
+        tags=dict(d["tags"]),
+        idempotency_token=d["idempotencyToken"],
+    )
+
+
 def from_json(document: dict[str, Any]) -> EmulatorState:
     if document.get("formatVersion") != FORMAT_VERSION:
         raise ValueError(f"unsupported formatVersion {document.get('formatVersion')!r}")
@@ -174,11 +283,18 @@ def from_json(document: dict[str, Any]) -> EmulatorState:
     for name, region in document["regions"].items():
         stages = [_load_stage(s) for s in region["stages"]]
         keys = [_load_key(k) for k in region["publicKeys"]]
+        # Files saved before configurations and compositions existed have none.
+        encoders = [_load_encoder(c) for c in region.get("encoderConfigurations", [])]
+        storages = [_load_storage(c) for c in region.get("storageConfigurations", [])]
+        compositions = [_load_composition(c) for c in region.get("compositions", [])]
         state.regions[name] = RegionState(
             region=name,
             stages={s.arn: s for s in stages},
             public_keys={k.arn: k for k in keys},
             deleted_key_arns=set(region["deletedKeyArns"]),
+            encoder_configurations={c.arn: c for c in encoders},
+            storage_configurations={c.arn: c for c in storages},
+            compositions={c.arn: c for c in compositions},
         )
     return state
 

@@ -31,6 +31,19 @@ RATE_LIMITS: Mapping[str, int] = {
     "GetPublicKey": 3,
     "ListPublicKeys": 3,
     "DeletePublicKey": 3,
+    # Composition, MediaEncoder and StorageConfiguration operations: 5 TPS each.
+    "StartComposition": 5,
+    "GetComposition": 5,
+    "ListCompositions": 5,
+    "StopComposition": 5,
+    "CreateEncoderConfiguration": 5,
+    "GetEncoderConfiguration": 5,
+    "ListEncoderConfigurations": 5,
+    "DeleteEncoderConfiguration": 5,
+    "CreateStorageConfiguration": 5,
+    "GetStorageConfiguration": 5,
+    "ListStorageConfigurations": 5,
+    "DeleteStorageConfiguration": 5,
 }
 
 WINDOW_SECONDS = 1.0

@@ -21,7 +21,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -159,7 +159,12 @@ class EmulatorService:
         params = model.extract_params(operation, labels, query, headers, body)
         model.validate_input(operation, params)
         context = OperationContext(
-            state=self.state, region=self.state.region(region), now=datetime.now(UTC)
+            state=self.state,
+            region=self.state.region(region),
+            now=datetime.now(UTC),
+            composition_idle_timeout=timedelta(
+                seconds=self.options.composition_idle_timeout_seconds
+            ),
         )
         output = handler(context, params)
         if name in MUTATING:

@@ -12,7 +12,7 @@ import secrets
 import string
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ivs_realtime_emulator.tokens import InternalIssuer
 
@@ -22,6 +22,10 @@ EVENTS_ENDPOINT = "wss://global.events.live-video.net"
 
 CONNECTED = "CONNECTED"
 DISCONNECTED = "DISCONNECTED"
+
+#: Composition and destination states (the model's CompositionState, DestinationState).
+ACTIVE = "ACTIVE"
+STOPPED = "STOPPED"
 
 
 def random_id(length: int, alphabet: str = ALPHANUMERIC) -> str:
@@ -145,15 +149,85 @@ class PublicKey:
 
 
 @dataclass
+class EncoderConfiguration:
+    configuration_id: str
+    arn: str
+    name: str
+    #: width, height, framerate, bitrate: every member filled with its default.
+    video: dict[str, Any]
+    seq: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class StorageConfiguration:
+    configuration_id: str
+    arn: str
+    name: str
+    #: {"bucketName": ...}; the emulator never touches a bucket.
+    s3: dict[str, Any]
+    seq: int
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CompositionDestination:
+    destination_id: str
+    #: The DestinationConfiguration as given, with its documented defaults filled.
+    configuration: dict[str, Any]
+    state: str
+    start_time: datetime
+    end_time: datetime | None = None
+    #: {"s3": {"recordingPrefix": ...}} for an S3 destination.
+    detail: dict[str, Any] | None = None
+
+
+@dataclass
+class Composition:
+    composition_id: str
+    arn: str
+    stage_arn: str
+    layout: dict[str, Any]
+    destinations: list[CompositionDestination]
+    state: str
+    start_time: datetime
+    seq: int
+    end_time: datetime | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    idempotency_token: str | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state not in (STOPPED, "FAILED")
+
+
+class Tagged(Protocol):
+    """Any resource TagResource, UntagResource and ListTagsForResource address."""
+
+    arn: str
+    tags: dict[str, str]
+
+
+@dataclass
 class RegionState:
     region: str
     stages: dict[str, Stage] = field(default_factory=dict)
     public_keys: dict[str, PublicKey] = field(default_factory=dict)
     #: ARNs of deleted keys, so join can say `key_deleted` rather than `unknown_key`.
     deleted_key_arns: set[str] = field(default_factory=set)
+    encoder_configurations: dict[str, EncoderConfiguration] = field(default_factory=dict)
+    storage_configurations: dict[str, StorageConfiguration] = field(default_factory=dict)
+    compositions: dict[str, Composition] = field(default_factory=dict)
 
-    def tagged_resource(self, arn: str) -> Stage | PublicKey | None:
-        return self.stages.get(arn) or self.public_keys.get(arn)
+    def tagged_resource(self, arn: str) -> Tagged | None:
+        found: Tagged | None = (
+            self.stages.get(arn)
+            or self.public_keys.get(arn)
+            or self.encoder_configurations.get(arn)
+            or self.storage_configurations.get(arn)
+            or self.compositions.get(arn)
+        )
+        return found
 
 
 class EmulatorState:
