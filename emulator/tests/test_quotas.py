@@ -130,9 +130,7 @@ def test_list_participant_events_allows_5_per_second(ivs_client, stage) -> None:
     assert outcomes == ["ok"] * 5 + ["ThrottlingException"]
 
 
-@pytest.mark.parametrize(
-    "method", ["list_participant_replicas", "revoke_connection_token"]
-)
+@pytest.mark.parametrize("method", ["list_participant_replicas", "revoke_connection_token"])
 def test_operations_the_quota_page_does_not_list_are_not_limited(ivs_client, stage, method) -> None:
     params = (
         {"sourceStageArn": stage["arn"], "participantId": "p"}
