@@ -81,8 +81,63 @@ def test_quotas_are_per_region(make_client) -> None:
     assert _burst(west.list_stages, 5) == ["ok"] * 5
 
 
-def test_tag_operations_are_not_limited(ivs_client, stage) -> None:
-    outcomes = _burst(ivs_client.list_tags_for_resource, 20, resourceArn=stage["arn"])
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("list_tags_for_resource", {}),
+        ("tag_resource", {"tags": {"k": "v"}}),
+        ("untag_resource", {"tagKeys": ["k"]}),
+    ],
+)
+def test_tag_operations_allow_10_per_second(ivs_client, stage, method, params) -> None:
+    outcomes = _burst(getattr(ivs_client, method), 11, resourceArn=stage["arn"], **params)
+
+    assert outcomes == ["ok"] * 10 + ["ThrottlingException"]
+
+
+def test_ingest_configuration_operations_allow_5_per_second(ivs_client) -> None:
+    outcomes = _burst(ivs_client.list_ingest_configurations, 6)
+
+    assert outcomes == ["ok"] * 5 + ["ThrottlingException"]
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        "create_ingest_configuration",
+        "get_ingest_configuration",
+        "update_ingest_configuration",
+        "delete_ingest_configuration",
+    ],
+)
+def test_each_ingest_configuration_operation_is_limited_to_5(ivs_client, method) -> None:
+    if method == "create_ingest_configuration":
+        call, params = ivs_client.create_ingest_configuration, {"ingestProtocol": "RTMPS"}
+    else:
+        arn = "arn:aws:ivs:us-east-1:123456789012:ingest-configuration/unknown"
+        call, params = getattr(ivs_client, method), {"arn": arn}
+
+    outcomes = _burst(call, 6, **params)
+
+    assert "ThrottlingException" not in outcomes[:5]
+    assert outcomes[5] == "ThrottlingException"
+
+
+def test_list_participant_events_allows_5_per_second(ivs_client, stage) -> None:
+    params = {"stageArn": stage["arn"], "sessionId": "st-AAAAAAAAAAAAA", "participantId": "p"}
+    outcomes = _burst(ivs_client.list_participant_events, 6, **params)
+
+    assert outcomes == ["ok"] * 5 + ["ThrottlingException"]
+
+
+@pytest.mark.parametrize("method", ["list_participant_replicas", "revoke_connection_token"])
+def test_operations_the_quota_page_does_not_list_are_not_limited(ivs_client, stage, method) -> None:
+    params = (
+        {"sourceStageArn": stage["arn"], "participantId": "p"}
+        if method == "list_participant_replicas"
+        else {"tokenId": "t"}
+    )
+    outcomes = _burst(getattr(ivs_client, method), 12, **params)
 
     assert set(outcomes) == {"ok"}
 

@@ -48,6 +48,11 @@ async def exchange_token(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(_service(request).exchange(await request.body()))
 
 
+@post("/_emulator/ingest")
+async def ingest_stream(request: Request[Any, Any, Any]) -> Response[bytes]:
+    return _respond(_service(request).ingest(await request.body()))
+
+
 @post("/_emulator/faults")
 async def set_faults(request: Request[Any, Any, Any]) -> Response[bytes]:
     return _respond(_service(request).set_faults(await request.body()))
@@ -100,6 +105,7 @@ def create_emulator_app(options: EmulatorOptions | None = None) -> Litestar:
             health,
             join_stage,
             exchange_token,
+            ingest_stream,
             set_faults,
             get_faults,
             clear_faults,

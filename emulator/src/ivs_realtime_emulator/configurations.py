@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator import compositions
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
-from ivs_realtime_emulator.pagination import page
+from ivs_realtime_emulator.pagination import page, scope_of
 from ivs_realtime_emulator.state import (
     EncoderConfiguration,
     RegionState,
@@ -165,6 +165,7 @@ def list_encoder_configurations(ctx: OperationContext, params: Params) -> dict[s
         lambda c: c.seq,
         params.get("maxResults") or DEFAULT_LIST_SIZE,
         params.get("nextToken"),
+        scope_of("ListEncoderConfigurations", ctx.region_name, params),
     )
     summaries = [{"arn": c.arn, "name": c.name, "tags": dict(c.tags)} for c in chosen]
     return {"encoderConfigurations": summaries, "nextToken": token}
@@ -236,6 +237,7 @@ def list_storage_configurations(ctx: OperationContext, params: Params) -> dict[s
         lambda c: c.seq,
         params.get("maxResults") or DEFAULT_LIST_SIZE,
         params.get("nextToken"),
+        scope_of("ListStorageConfigurations", ctx.region_name, params),
     )
     return {"storageConfigurations": [storage_view(c) for c in chosen], "nextToken": token}
 

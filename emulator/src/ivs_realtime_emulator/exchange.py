@@ -12,7 +12,8 @@ join). `capabilities`, `attributes` and `user_id` are then taken from the new to
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from ivs_realtime_emulator.join import (
     Joined,
@@ -23,7 +24,8 @@ from ivs_realtime_emulator.join import (
     _user_id,
     check_token,
 )
-from ivs_realtime_emulator.state import CONNECTED, EmulatorState
+from ivs_realtime_emulator.records import ParticipantEvent
+from ivs_realtime_emulator.state import CONNECTED, EmulatorState, Participant
 from ivs_realtime_emulator.tokens import INTERNAL_KID
 
 
@@ -48,15 +50,37 @@ def exchange(
             f"participant {jti} is not connected to stage {stage.arn}",
             403,
         )
+    previous = _token_view(participant)
     participant.capabilities = _capabilities(claims)
     participant.attributes = _attributes(claims)
     participant.user_id = _user_id(claims)
+    participant.token_expiration = datetime.fromtimestamp(claims["exp"], UTC)
+    participant.events.append(
+        ParticipantEvent(
+            "TOKEN_EXCHANGED",
+            now,
+            jti,
+            replica=participant.replication_type == "REPLICA",
+            previous_token=previous,
+            new_token=_token_view(participant),
+        )
+    )
     return Joined(
         participant_id=participant.participant_id,
         user_id=participant.user_id,
         stage_arn=stage.arn,
         capabilities=participant.capabilities,
     )
+
+
+def _token_view(participant: Participant) -> dict[str, Any]:
+    """The model's ExchangedParticipantToken of the participant's current token."""
+    return {
+        "capabilities": list(participant.capabilities),
+        "attributes": dict(participant.attributes),
+        "userId": participant.user_id,
+        "expirationTime": participant.token_expiration,
+    }
 
 
 def parse_exchange_request(body: bytes) -> tuple[str, str | None]:

@@ -14,7 +14,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -241,6 +241,13 @@ def join(state: EmulatorState, token: str, now: datetime) -> Joined:
     """Check `token` and, if it passes, connect its participant to the stage."""
     stage, claims = check_token(state, token, now)
     participant_id: str = claims["jti"]
+    regional = state.regions.get(stage.arn.split(":")[3])
+    if regional is not None and participant_id in regional.revoked_token_ids:
+        raise JoinRejected(
+            "token_revoked",
+            f"token {participant_id} was revoked (RevokeConnectionToken) and may not connect",
+            403,
+        )
     if participant_id in stage.disconnected:
         raise JoinRejected(
             "participant_disconnected",
@@ -256,6 +263,7 @@ def join(state: EmulatorState, token: str, now: datetime) -> Joined:
         now=now,
         seq=state.next_seq(),
     )
+    participant.token_expiration = datetime.fromtimestamp(claims["exp"], UTC)
     return Joined(
         participant_id=participant.participant_id,
         user_id=participant.user_id,

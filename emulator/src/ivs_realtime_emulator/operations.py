@@ -18,10 +18,19 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ivs_realtime_emulator import compositions, configurations, rules
+from ivs_realtime_emulator import (
+    compositions,
+    configurations,
+    events,
+    ingest,
+    lifecycle,
+    replication,
+    revocation,
+    rules,
+)
 from ivs_realtime_emulator.configurations import recording_configuration
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
-from ivs_realtime_emulator.pagination import page
+from ivs_realtime_emulator.pagination import page, scope_of
 from ivs_realtime_emulator.state import (
     EmulatorState,
     Participant,
@@ -88,10 +97,16 @@ def participant_view(participant: Participant) -> dict[str, Any]:
         "state": participant.state,
         "firstJoinTime": participant.first_join_time,
         "attributes": dict(participant.attributes),
-        # The emulator carries no media: nobody publishes and nothing is recorded.
-        "published": False,
+        # Joined participants carry no media: only an ingest publisher has published.
+        "published": participant.protocol is not None,
         "recordingState": "DISABLED",
-        "replicationType": "NONE",
+        "protocol": participant.protocol,
+        "ingestConfigurationArn": participant.ingest_configuration_arn,
+        "redundantIngest": participant.redundant_ingest,
+        "replicationType": participant.replication_type,
+        "replicationState": participant.replication_state,
+        "sourceStageArn": participant.source_stage_arn,
+        "sourceSessionId": participant.source_session_id,
     }
 
 
@@ -206,7 +221,13 @@ def get_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def list_stages(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stages = sorted(ctx.region.stages.values(), key=lambda s: s.seq)
-    chosen, token = page(stages, lambda s: s.seq, params.get("maxResults"), params.get("nextToken"))
+    chosen, token = page(
+        stages,
+        lambda s: s.seq,
+        params.get("maxResults"),
+        params.get("nextToken"),
+        scope_of("ListStages", ctx.region_name, params),
+    )
     summaries = [
         {"arn": s.arn, "name": s.name, "activeSessionId": s.active_session_id, "tags": s.tags}
         for s in chosen
@@ -227,9 +248,14 @@ def update_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def delete_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stage = stage_or_404(ctx, params["arn"])
+    session = stage.active_session()
+    leaving = (
+        [p for p in session.participants.values() if p.state == "CONNECTED"] if session else []
+    )
     stage.close(ctx.now)
     compositions.stage_deleted(ctx, stage.arn)
     del ctx.region.stages[stage.arn]
+    lifecycle.participants_left(ctx.region, stage, leaving, ctx.now, stage_deleted=True)
     return {}
 
 
@@ -285,7 +311,13 @@ def get_public_key(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def list_public_keys(ctx: OperationContext, params: Params) -> dict[str, Any]:
     keys = sorted(ctx.region.public_keys.values(), key=lambda k: k.seq)
-    chosen, token = page(keys, lambda k: k.seq, params.get("maxResults"), params.get("nextToken"))
+    chosen, token = page(
+        keys,
+        lambda k: k.seq,
+        params.get("maxResults"),
+        params.get("nextToken"),
+        scope_of("ListPublicKeys", ctx.region_name, params),
+    )
     summaries = [{"arn": k.arn, "name": k.name, "tags": k.tags} for k in chosen]
     return {"publicKeys": summaries, "nextToken": token}
 
@@ -307,11 +339,17 @@ def create_participant_token(ctx: OperationContext, params: Params) -> dict[str,
 
 
 def list_stage_sessions(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["stageArn"])
+    # The model gives ListStageSessions no ResourceNotFoundException: an unknown
+    # stage (or one of another region) has no sessions to list.
+    stage = ctx.region.stages.get(params["stageArn"])
     # Newest first; the cursor is the negated sequence so it still ascends.
-    sessions = sorted(stage.sessions.values(), key=lambda s: -s.seq)
+    sessions = sorted(stage.sessions.values(), key=lambda s: -s.seq) if stage else []
     chosen, token = page(
-        sessions, lambda s: -s.seq, params.get("maxResults"), params.get("nextToken")
+        sessions,
+        lambda s: -s.seq,
+        params.get("maxResults"),
+        params.get("nextToken"),
+        scope_of("ListStageSessions", ctx.region_name, params),
     )
     return {"stageSessions": [session_view(s) for s in chosen], "nextToken": token}
 
@@ -337,24 +375,31 @@ _PARTICIPANT_FILTERS = (
 
 
 def list_participants(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["stageArn"])
     filters = [name for name in _PARTICIPANT_FILTERS if params.get(name) is not None]
     if len(filters) > 1:
         raise validation(f"Only one filter may be given per request, got: {', '.join(filters)}")
-    session = stage.sessions.get(params["sessionId"])
+    # The model gives ListParticipants no ResourceNotFoundException: an unknown
+    # stage, like an unknown session, lists nothing.
+    stage = ctx.region.stages.get(params["stageArn"])
+    session = stage.sessions.get(params["sessionId"]) if stage else None
     participants = list(session.participants.values()) if session else []
     if params.get("filterByUserId") is not None:
         participants = [p for p in participants if p.user_id == params["filterByUserId"]]
     if params.get("filterByPublished") is not None:
-        # Nobody publishes in the emulator.
-        participants = [p for p in participants if params["filterByPublished"] is False]
+        # Only ingest publishers publish in the emulator.
+        wanted = params["filterByPublished"]
+        participants = [p for p in participants if (p.protocol is not None) is wanted]
     if params.get("filterByState") is not None:
         participants = [p for p in participants if p.state == params["filterByState"]]
     if params.get("filterByRecordingState") is not None:
         participants = []  # nothing is ever recorded
     participants.sort(key=lambda p: p.seq)
     chosen, token = page(
-        participants, lambda p: p.seq, params.get("maxResults"), params.get("nextToken")
+        participants,
+        lambda p: p.seq,
+        params.get("maxResults"),
+        params.get("nextToken"),
+        scope_of("ListParticipants", ctx.region_name, params),
     )
     summaries = []
     for participant in chosen:
@@ -375,8 +420,11 @@ def get_participant(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def disconnect_participant(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stage = stage_or_404(ctx, params["stageArn"])
-    if not stage.disconnect(params["participantId"], ctx.now):
+    session = stage.active_session()
+    participant = session.participants.get(params["participantId"]) if session else None
+    if participant is None or not stage.disconnect(params["participantId"], ctx.now):
         raise not_found(f"Participant {params['participantId']} is not connected to {stage.arn}")
+    lifecycle.participants_left(ctx.region, stage, [participant], ctx.now, disconnected=True)
     return {}
 
 
@@ -437,6 +485,10 @@ def handlers() -> dict[str, Handler]:
         "ListTagsForResource": list_tags_for_resource,
         **configurations.handlers(),
         **compositions.handlers(),
+        **ingest.HANDLERS,
+        **replication.HANDLERS,
+        **events.HANDLERS,
+        **revocation.HANDLERS,
     }
 
 
@@ -454,4 +506,8 @@ MUTATING = frozenset(
     }
     | configurations.MUTATING
     | compositions.MUTATING
+    | ingest.MUTATING
+    | replication.MUTATING
+    | events.MUTATING
+    | revocation.MUTATING
 )

@@ -2,14 +2,20 @@
 
 The token names the cursor (the sequence number of the last item returned), not
 an offset, so deleting a resource between pages never skips or repeats another.
+It is also bound to the request it answers: its `scope` (operation, region and
+every query member but the paging ones, see `scope_of`) travels in the token as a
+digest, so a token given to another operation, region or query is a
+ValidationException, as AWS answers it, rather than a silently wrong page.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from ivs_realtime_emulator.errors import validation
 
@@ -17,20 +23,37 @@ T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 _PREFIX = "after:"
+_PAGING_MEMBERS = frozenset({"nextToken", "maxResults"})
 
 
-def _encode(cursor: int) -> str:
-    return base64.urlsafe_b64encode(f"{_PREFIX}{cursor}".encode()).decode("ascii")
+def scope_of(operation: str, region: str, params: Mapping[str, Any]) -> str:
+    """What a token is bound to: the operation, the region and the query without paging."""
+    query = {k: v for k, v in params.items() if k not in _PAGING_MEMBERS and v is not None}
+    return f"{operation}|{region}|{json.dumps(query, sort_keys=True, default=str)}"
 
 
-def _decode(token: str) -> int:
+def _digest(scope: str) -> str:
+    return hashlib.sha256(scope.encode("utf-8")).hexdigest()[:16]
+
+
+def _encode(cursor: int, scope: str) -> str:
+    text = f"{_PREFIX}{cursor}:{_digest(scope)}"
+    return base64.urlsafe_b64encode(text.encode()).decode("ascii")
+
+
+def _decode(token: str, scope: str) -> int:
     try:
         text = base64.urlsafe_b64decode(token.encode("ascii")).decode("ascii")
-        cursor = int(text.removeprefix(_PREFIX)) if text.startswith(_PREFIX) else None
+        number, _, digest = text.removeprefix(_PREFIX).partition(":")
+        cursor = int(number) if text.startswith(_PREFIX) else None
     except (ValueError, binascii.Error, UnicodeError):
-        cursor = None
+        cursor, digest = None, ""
     if cursor is None:
         raise validation("The nextToken is invalid")
+    if digest != _digest(scope):
+        raise validation(
+            "The nextToken was issued for another request (operation, region or filters)"
+        )
     return cursor
 
 
@@ -39,13 +62,14 @@ def page(
     cursor: Callable[[T], int],
     max_results: int | None,
     next_token: str | None,
+    scope: str,
 ) -> tuple[list[T], str | None]:
     """One page of `items` (sorted by ascending `cursor`) and the token of the next, if any."""
     size = max_results or DEFAULT_PAGE_SIZE
     remaining = list(items)
     if next_token:
-        after = _decode(next_token)
+        after = _decode(next_token, scope)
         remaining = [item for item in remaining if cursor(item) > after]
     chosen = remaining[:size]
-    token = _encode(cursor(chosen[-1])) if len(remaining) > size else None
+    token = _encode(cursor(chosen[-1]), scope) if len(remaining) > size else None
     return chosen, token

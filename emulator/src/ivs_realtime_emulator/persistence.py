@@ -15,6 +15,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ivs_realtime_emulator.records import (
+    IngestConfiguration,
+    ParticipantEvent,
+    ParticipantReplica,
+    RedundantCredential,
+)
 from ivs_realtime_emulator.state import (
     Composition,
     CompositionDestination,
@@ -59,7 +65,132 @@ def _participant(p: Participant) -> dict[str, Any]:
         "firstJoinTime": _time(p.first_join_time),
         "seq": p.seq,
         "state": p.state,
+        "events": [_event(e) for e in p.events],
+        "tokenExpiration": _time(p.token_expiration),
+        "protocol": p.protocol,
+        "ingestConfigurationArn": p.ingest_configuration_arn,
+        "redundantIngest": p.redundant_ingest,
+        "replicationType": p.replication_type,
+        "replicationState": p.replication_state,
+        "sourceStageArn": p.source_stage_arn,
+        "sourceSessionId": p.source_session_id,
     }
+
+
+def _token_json(token: dict[str, Any] | None) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    return {**token, "expirationTime": _time(token.get("expirationTime"))}
+
+
+def _token_loaded(token: dict[str, Any] | None) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    return {**token, "expirationTime": _parse_time(token.get("expirationTime"))}
+
+
+def _event(e: ParticipantEvent) -> dict[str, Any]:
+    return {
+        "name": e.name,
+        "eventTime": _time(e.event_time),
+        "participantId": e.participant_id,
+        "replica": e.replica,
+        "remoteParticipantId": e.remote_participant_id,
+        "errorCode": e.error_code,
+        "destinationStageArn": e.destination_stage_arn,
+        "destinationSessionId": e.destination_session_id,
+        "previousToken": _token_json(e.previous_token),
+        "newToken": _token_json(e.new_token),
+    }
+
+
+def _load_event(d: dict[str, Any]) -> ParticipantEvent:
+    return ParticipantEvent(
+        name=d["name"],
+        event_time=_required_time(d["eventTime"]),
+        participant_id=d["participantId"],
+        replica=d["replica"],
+        remote_participant_id=d["remoteParticipantId"],
+        error_code=d["errorCode"],
+        destination_stage_arn=d["destinationStageArn"],
+        destination_session_id=d["destinationSessionId"],
+        previous_token=_token_loaded(d["previousToken"]),
+        new_token=_token_loaded(d["newToken"]),
+    )
+
+
+def _ingest(c: IngestConfiguration) -> dict[str, Any]:
+    return {
+        "configId": c.config_id,
+        "arn": c.arn,
+        "name": c.name,
+        "ingestProtocol": c.ingest_protocol,
+        "insecureIngest": c.insecure_ingest,
+        "streamKey": c.stream_key,
+        "participantId": c.participant_id,
+        "seq": c.seq,
+        "stageArn": c.stage_arn,
+        "userId": c.user_id,
+        "attributes": c.attributes,
+        "tags": c.tags,
+        "redundantIngest": c.redundant_ingest,
+        "redundantCredentials": [
+            {"participantId": r.participant_id, "streamKey": r.stream_key}
+            for r in c.redundant_credentials
+        ],
+        "state": c.state,
+    }
+
+
+def _load_ingest(d: dict[str, Any]) -> IngestConfiguration:
+    return IngestConfiguration(
+        config_id=d["configId"],
+        arn=d["arn"],
+        name=d["name"],
+        ingest_protocol=d["ingestProtocol"],
+        insecure_ingest=d["insecureIngest"],
+        stream_key=d["streamKey"],
+        participant_id=d["participantId"],
+        seq=d["seq"],
+        stage_arn=d["stageArn"],
+        user_id=d["userId"],
+        attributes=dict(d["attributes"]),
+        tags=dict(d["tags"]),
+        redundant_ingest=d["redundantIngest"],
+        redundant_credentials=[
+            RedundantCredential(r["participantId"], r["streamKey"])
+            for r in d["redundantCredentials"]
+        ],
+        state=d["state"],
+    )
+
+
+def _replica(r: ParticipantReplica) -> dict[str, Any]:
+    return {
+        "sourceStageArn": r.source_stage_arn,
+        "participantId": r.participant_id,
+        "sourceSessionId": r.source_session_id,
+        "destinationStageArn": r.destination_stage_arn,
+        "destinationSessionId": r.destination_session_id,
+        "seq": r.seq,
+        "reconnectWindowSeconds": r.reconnect_window_seconds,
+        "attributes": r.attributes,
+        "replicationState": r.replication_state,
+    }
+
+
+def _load_replica(d: dict[str, Any]) -> ParticipantReplica:
+    return ParticipantReplica(
+        source_stage_arn=d["sourceStageArn"],
+        participant_id=d["participantId"],
+        source_session_id=d["sourceSessionId"],
+        destination_stage_arn=d["destinationStageArn"],
+        destination_session_id=d["destinationSessionId"],
+        seq=d["seq"],
+        reconnect_window_seconds=d["reconnectWindowSeconds"],
+        attributes=dict(d["attributes"]),
+        replication_state=d["replicationState"],
+    )
 
 
 def _session(s: StageSession) -> dict[str, Any]:
@@ -166,6 +297,9 @@ def to_json(state: EmulatorState) -> dict[str, Any]:
                     _storage(c) for c in region.storage_configurations.values()
                 ],
                 "compositions": [_composition(c) for c in region.compositions.values()],
+                "ingestConfigurations": [_ingest(c) for c in region.ingest_configurations.values()],
+                "replicas": [_replica(r) for r in region.replicas],
+                "revokedTokenIds": sorted(region.revoked_token_ids),
             }
             for name, region in state.regions.items()
         },
@@ -181,6 +315,16 @@ def _load_participant(d: dict[str, Any]) -> Participant:
         first_join_time=_required_time(d["firstJoinTime"]),
         seq=d["seq"],
         state=d["state"],
+        # Files written before these members existed load with their defaults.
+        events=[_load_event(e) for e in d.get("events", [])],
+        token_expiration=_parse_time(d.get("tokenExpiration")),
+        protocol=d.get("protocol"),
+        ingest_configuration_arn=d.get("ingestConfigurationArn"),
+        redundant_ingest=d.get("redundantIngest"),
+        replication_type=d.get("replicationType", "NONE"),
+        replication_state=d.get("replicationState"),
+        source_stage_arn=d.get("sourceStageArn"),
+        source_session_id=d.get("sourceSessionId"),
     )
 
 
@@ -295,6 +439,11 @@ def from_json(document: dict[str, Any]) -> EmulatorState:
             encoder_configurations={c.arn: c for c in encoders},
             storage_configurations={c.arn: c for c in storages},
             compositions={c.arn: c for c in compositions},
+            ingest_configurations={
+                c.arn: c for c in map(_load_ingest, region.get("ingestConfigurations", []))
+            },
+            replicas=[_load_replica(r) for r in region.get("replicas", [])],
+            revoked_token_ids=set(region.get("revokedTokenIds", [])),
         )
     return state
 

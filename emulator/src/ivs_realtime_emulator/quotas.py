@@ -44,6 +44,18 @@ RATE_LIMITS: Mapping[str, int] = {
     "GetStorageConfiguration": 5,
     "ListStorageConfigurations": 5,
     "DeleteStorageConfiguration": 5,
+    # Listed with the stage operations: 5 TPS.
+    "ListParticipantEvents": 5,
+    # IngestConfiguration operations: 5 TPS each.
+    "CreateIngestConfiguration": 5,
+    "GetIngestConfiguration": 5,
+    "ListIngestConfigurations": 5,
+    "UpdateIngestConfiguration": 5,
+    "DeleteIngestConfiguration": 5,
+    # Tags: 10 TPS each.
+    "TagResource": 10,
+    "UntagResource": 10,
+    "ListTagsForResource": 10,
 }
 
 WINDOW_SECONDS = 1.0

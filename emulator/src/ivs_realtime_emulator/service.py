@@ -31,6 +31,7 @@ from ivs_realtime_emulator import auth, model, persistence
 from ivs_realtime_emulator.errors import AwsError, throttled
 from ivs_realtime_emulator.exchange import exchange, parse_exchange_request
 from ivs_realtime_emulator.faults import FaultSpecError, FaultTable, parse_fault_request
+from ivs_realtime_emulator.ingest import IngestRejected, parse_ingest_request, simulate
 from ivs_realtime_emulator.join import JoinRejected, join, parse_join_request
 from ivs_realtime_emulator.operations import MUTATING, OperationContext, handlers
 from ivs_realtime_emulator.options import EmulatorOptions
@@ -199,6 +200,16 @@ class EmulatorService:
             return _emulator_error(rejected.status, rejected.reason, rejected.message)
         self._save()
         return Answer(200, exchanged.to_json())
+
+    def ingest(self, body: bytes) -> Answer:
+        """An RTMP(S) encoder starts or stops publishing with an ingest configuration's key."""
+        try:
+            stream_key, action, protocol = parse_ingest_request(body)
+            result = simulate(self.state, stream_key, action, protocol, datetime.now(UTC))
+        except IngestRejected as rejected:
+            return _emulator_error(rejected.status, rejected.reason, rejected.message)
+        self._save()
+        return Answer(200, result)
 
     def set_faults(self, body: bytes) -> Answer:
         try:

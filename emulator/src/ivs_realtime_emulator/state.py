@@ -14,6 +14,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from ivs_realtime_emulator.records import (
+    IngestConfiguration,
+    ParticipantEvent,
+    ParticipantReplica,
+)
 from ivs_realtime_emulator.tokens import InternalIssuer
 
 ALPHANUMERIC = string.ascii_letters + string.digits
@@ -51,6 +56,19 @@ class Participant:
     first_join_time: datetime
     seq: int
     state: str = CONNECTED
+    #: What ListParticipantEvents lists for this participant in its session.
+    events: list[ParticipantEvent] = field(default_factory=list)
+    #: When its current token expires (for TOKEN_EXCHANGED's previousToken).
+    token_expiration: datetime | None = None
+    #: RTMP/RTMPS for a publisher of an ingest configuration; None for a join.
+    protocol: str | None = None
+    ingest_configuration_arn: str | None = None
+    redundant_ingest: bool | None = None
+    #: NONE, SOURCE (replicated elsewhere) or REPLICA (a copy from a source stage).
+    replication_type: str = "NONE"
+    replication_state: str | None = None
+    source_stage_arn: str | None = None
+    source_session_id: str | None = None
 
 
 @dataclass
@@ -91,6 +109,7 @@ class Stage:
         capabilities: list[str],
         now: datetime,
         seq: int,
+        replica: bool = False,
     ) -> Participant:
         """Join: the first participant opens a session; a connected one rejoining is a no-op."""
         session = self.active_session()
@@ -108,12 +127,18 @@ class Stage:
             capabilities=capabilities,
             first_join_time=existing.first_join_time if existing else now,
             seq=seq,
+            events=existing.events if existing else [],
         )
+        participant.events.append(ParticipantEvent("JOINED", now, participant_id, replica=replica))
         session.participants[participant_id] = participant
         return participant
 
-    def disconnect(self, participant_id: str, now: datetime) -> bool:
-        """Disconnect a connected participant for good; the session ends with its last one."""
+    def disconnect(self, participant_id: str, now: datetime, *, ban: bool = True) -> bool:
+        """Disconnect a connected participant (for good if `ban`); the session ends with its last.
+
+        Its LEFT event is recorded. `ban=False` (a replica stopping, a revoked token, an
+        RTMP publish ending) does not bar its participant ID from this stage.
+        """
         session = self.active_session()
         if session is None:
             return False
@@ -121,7 +146,9 @@ class Stage:
         if participant is None or participant.state != CONNECTED:
             return False
         participant.state = DISCONNECTED
-        self.disconnected.add(participant_id)
+        participant.events.append(_left(participant, now))
+        if ban:
+            self.disconnected.add(participant_id)
         if all(p.state != CONNECTED for p in session.participants.values()):
             session.end_time = now
             self.active_session_id = None
@@ -132,9 +159,16 @@ class Stage:
         session = self.active_session()
         if session is not None:
             for participant in session.participants.values():
+                if participant.state == CONNECTED:
+                    participant.events.append(_left(participant, now))
                 participant.state = DISCONNECTED
             session.end_time = now
             self.active_session_id = None
+
+
+def _left(participant: Participant, now: datetime) -> ParticipantEvent:
+    replica = participant.replication_type == "REPLICA"
+    return ParticipantEvent("LEFT", now, participant.participant_id, replica=replica)
 
 
 @dataclass
@@ -218,6 +252,10 @@ class RegionState:
     encoder_configurations: dict[str, EncoderConfiguration] = field(default_factory=dict)
     storage_configurations: dict[str, StorageConfiguration] = field(default_factory=dict)
     compositions: dict[str, Composition] = field(default_factory=dict)
+    ingest_configurations: dict[str, IngestConfiguration] = field(default_factory=dict)
+    replicas: list[ParticipantReplica] = field(default_factory=list)
+    #: Token IDs (participant IDs) revoked by RevokeConnectionToken: they never join again.
+    revoked_token_ids: set[str] = field(default_factory=set)
 
     def tagged_resource(self, arn: str) -> Tagged | None:
         found: Tagged | None = (
@@ -226,6 +264,7 @@ class RegionState:
             or self.encoder_configurations.get(arn)
             or self.storage_configurations.get(arn)
             or self.compositions.get(arn)
+            or self.ingest_configurations.get(arn)
         )
         return found
 

@@ -1,0 +1,38 @@
+"""Checks shared by the ingest, replication, event and revocation operations.
+
+They live apart from `operations.py` (which imports those modules to list their
+handlers), with the same wording as its own checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ivs_realtime_emulator import rules
+from ivs_realtime_emulator.errors import not_found, validation
+from ivs_realtime_emulator.state import Stage
+
+if TYPE_CHECKING:
+    from ivs_realtime_emulator.state import RegionState
+
+
+def check_tag_keys(tags: Mapping[str, str]) -> None:
+    reserved = sorted(key for key in tags if key.lower().startswith("aws:"))
+    if reserved:
+        raise validation(f"Tag keys with the reserved prefix 'aws:' are not allowed: {reserved}")
+
+
+def check_attributes(attributes: Mapping[str, str]) -> None:
+    size = rules.attributes_size(attributes)
+    if size > rules.MAX_ATTRIBUTES_BYTES:
+        raise validation(
+            f"attributes total {size} bytes; at most {rules.MAX_ATTRIBUTES_BYTES} are allowed"
+        )
+
+
+def stage_or_404(region: RegionState, arn: str) -> Stage:
+    stage = region.stages.get(arn)
+    if stage is None:
+        raise not_found(f"Stage {arn} not found")
+    return stage
