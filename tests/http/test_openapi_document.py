@@ -193,5 +193,5 @@ def test_operation_ids_are_unique(document: dict[str, Any]) -> None:
 def test_the_token_routes_have_the_ids_clients_call_them_by(document: dict[str, Any]) -> None:
     paths = document["paths"]
     assert paths["/v1/participant-tokens"]["post"]["operationId"] == "createParticipantToken"
-    exchange = paths["/v1/participant-tokens/{participant_id}/exchange"]["post"]
+    exchange = paths["/v1/participant-tokens/{participantId}/exchange"]["post"]
     assert exchange["operationId"] == "exchangeParticipantToken"

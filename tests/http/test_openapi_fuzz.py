@@ -169,8 +169,8 @@ def _configure(schema: schemathesis.BaseSchema, target: Fixture) -> schemathesis
         if zlib.crc32(repr((case.path_parameters, case.query, case.body)).encode()) % 2:
             return case
         params = dict(case.path_parameters or {})
-        if "participant_id" in params:
-            params["participant_id"] = target.participant_id
+        if "participantId" in params:
+            params["participantId"] = target.participant_id
         if "name" in params:
             params["name"] = target.key_name
         if "rest" in params:

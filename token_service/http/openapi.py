@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 # Litestar's private schema plugin for msgspec structs, checked against litestar 2.25.0:
 # the public `OpenAPISchemaPlugin` protocol would mean generating the whole struct schema
@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 # tests/packaging/test_library_internals.py fails when it moves or changes its signature.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import ResponseSpec
+from litestar.params import PathParameter
 
 from token_service.http.schemas import Problem
 
@@ -17,6 +18,14 @@ if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
     from litestar.openapi.spec import Schema
     from litestar.typing import FieldDefinition
+
+# Path parameters are named as the JSON bodies name the same thing (`participantId`, not the
+# handler argument's `participant_id`): a generated client's arguments then match the fields
+# it reads back. The URLs are the same either way.
+ParticipantIdPath = Annotated[
+    str, PathParameter(name="participantId", description="`participantId` of the token")
+]
+BanIdPath = Annotated[str, PathParameter(name="banId", description="`id` of the ban")]
 
 _DESCRIPTIONS = {
     400: "Malformed JSON, a field of the wrong type or out of range, unknown field",

@@ -11,12 +11,12 @@ from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from token_service.domain import iso_utc
 from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
-from token_service.http.openapi import problems
+from token_service.http.openapi import BanIdPath, ParticipantIdPath, problems
 from token_service.http.schemas import (
     NO_CONTROL_CHARACTERS,
     STAGE_ARN_PATTERN,
@@ -132,13 +132,13 @@ class AdminParticipantsController(Controller):
     security = [{"adminToken": []}]  # noqa: RUF012 - Litestar reads this class attribute
 
     @get(
-        "/participants/{participant_id:str}",
+        "/participants/{participantId:str}",
         operation_id="getParticipant",
         summary="The mapping record of a participant",
         responses=problems(400, 401, 404, 429, 503),
     )
     async def participant(
-        self, services: NamedDependency[Services], participant_id: FromPath[str]
+        self, services: NamedDependency[Services], participant_id: ParticipantIdPath
     ) -> ParticipantRecordBody:
         view = await services.mapping.get(participant_id)
         if view is None:
@@ -146,7 +146,7 @@ class AdminParticipantsController(Controller):
         return participant_body(view)
 
     @get(
-        "/users/{user_id:str}/participants",
+        "/users/{userId:str}/participants",
         operation_id="listUserParticipants",
         summary="Every participant issued to an app user, newest first",
         description=(
@@ -162,6 +162,7 @@ class AdminParticipantsController(Controller):
         user_id: Annotated[
             str,
             PathParameter(
+                name="userId",
                 description="the app user id (with `issuer`, the app user)",
                 schema_extra={"pattern": NO_CONTROL_CHARACTERS},
             ),
@@ -223,7 +224,7 @@ class AdminParticipantsController(Controller):
         return _page(page)
 
     @post(
-        "/participants/{participant_id:str}/disconnect",
+        "/participants/{participantId:str}/disconnect",
         operation_id="disconnectParticipant",
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
@@ -234,7 +235,7 @@ class AdminParticipantsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: NamedDependency[Services],
-        participant_id: FromPath[str],
+        participant_id: ParticipantIdPath,
         data: JSONBody[DisconnectBody | None] = None,
     ) -> DisconnectResultBody:
         reason = data.reason if data is not None else "disconnected by operator"
@@ -302,13 +303,13 @@ class AdminParticipantsController(Controller):
         return BanList(bans=[_ban_status_body(b) for b in await services.moderation.bans()])
 
     @get(
-        "/bans/{ban_id:str}",
+        "/bans/{banId:str}",
         operation_id="getBan",
         summary="A ban in force, its disconnects so far and what became of each participant",
         responses=problems(400, 401, 404, 429, 503),
     )
     async def ban_status(
-        self, services: NamedDependency[Services], ban_id: FromPath[str]
+        self, services: NamedDependency[Services], ban_id: BanIdPath
     ) -> BanDetailBody:
         status, outcomes = await services.moderation.ban_status(ban_id)
         return BanDetailBody(
@@ -323,7 +324,7 @@ class AdminParticipantsController(Controller):
         )
 
     @delete(
-        "/bans/{ban_id:str}",
+        "/bans/{banId:str}",
         operation_id="liftBan",
         status_code=200,
         summary="Lift a ban",
@@ -333,6 +334,6 @@ class AdminParticipantsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: NamedDependency[Services],
-        ban_id: FromPath[str],
+        ban_id: BanIdPath,
     ) -> BanBody:
         return ban_body(await services.moderation.lift(ban_id, by=_admin(request)))
