@@ -159,17 +159,24 @@ def test_attributes_document_their_keys_values_and_count(document: dict[str, Any
         assert "1023 bytes of UTF-8" in attributes["description"]
 
 
-def test_stage_participants_path_documents_the_arn_then_participants(
-    document: dict[str, Any],
+@pytest.mark.parametrize(
+    ("arn", "accepted"),
+    [
+        ("arn:aws:ivs:us-east-1:123456789012:stage/AbCd", True),
+        ("arn:aws:ivs:us-east-1:123456789012:stage/AbCd/participants", False),
+    ],
+)
+def test_the_stage_participants_query_documents_the_stage_arn_rule(
+    document: dict[str, Any], arn: str, accepted: bool
 ) -> None:
-    (rest,) = [
+    (stage,) = [
         p
-        for p in document["paths"]["/admin/stages/{rest}"]["get"]["parameters"]
-        if p["name"] == "rest"
+        for p in document["paths"]["/admin/participants"]["get"]["parameters"]
+        if p["name"] == "stageArn"
     ]
-    whole = rest["schema"]["pattern"].removeprefix("^").removesuffix("$")
-    assert re.fullmatch(whole, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd/participants")
-    assert not re.fullmatch(whole, "arn:aws:ivs:us-east-1:123456789012:stage/AbCd")
+    assert (stage["in"], stage["required"]) == ("query", True)
+    whole = stage["schema"]["pattern"].removeprefix("^").removesuffix("$")
+    assert (re.fullmatch(whole, arn) is not None) == accepted
 
 
 def test_every_operation_has_an_explicit_lower_camel_case_id(document: dict[str, Any]) -> None:

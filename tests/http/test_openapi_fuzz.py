@@ -173,9 +173,9 @@ def _configure(schema: schemathesis.BaseSchema, target: Fixture) -> schemathesis
             params["participantId"] = target.participant_id
         if "name" in params:
             params["name"] = target.key_name
-        if "rest" in params:
-            params["rest"] = f"{target.stage_arn}/participants"
         case.path_parameters = params
+        if isinstance(case.query, dict) and "stageArn" in case.query:
+            case.query = {**case.query, "stageArn": target.stage_arn}
         if isinstance(case.body, dict) and "stageArn" in case.body:
             case.body = {**case.body, "stageArn": target.stage_arn}
         return case

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import Example
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from token_service.domain import iso_utc
 from token_service.errors import FieldError, InvalidRequest, NotFound
@@ -39,11 +40,16 @@ from token_service.mapping.moderation import BanStatus, DisconnectResult
 from token_service.mapping.records import Ban, Page
 from token_service.mapping.views import ParticipantPage, ParticipantRecordBody, participant_body
 
-#: What `/admin/stages/{rest}` serves: a stage ARN then `/participants` (else 400 or 404).
-STAGE_PARTICIPANTS_PATTERN = STAGE_ARN_PATTERN.removesuffix("$") + "/participants$"
+#: `GET /admin/stages/{stageArn}/participants` is deprecated since this date, RFC 9745's
+#: `Deprecation` field (a structured date, `@` and epoch seconds): 2026-12-06T00:00:00Z.
+DEPRECATION = "@1796515200"
 PageSize = Annotated[int, QueryParameter(ge=1, le=500, description="records per page")]
 Cursor = Annotated[
     str | None, QueryParameter(max_length=100, description="`nextCursor` of the previous page")
+]
+Since = Annotated[
+    str | None,
+    QueryParameter(description="RFC 3339 date-time", schema_extra={"format": "date-time"}),
 ]
 
 
@@ -120,6 +126,17 @@ def _parse_time(text: str, field: str) -> int:
         raise refused from None
 
 
+async def _stage_page(
+    services: Services, stage_arn: str, since: str | None, limit: int, cursor: str | None
+) -> ParticipantPage:
+    parse_stage_arn(stage_arn)
+    since_seconds = _parse_time(since, "since") if since is not None else None
+    page = await services.mapping.by_stage(
+        stage_arn, since=since_seconds, limit=limit, cursor=cursor
+    )
+    return _page(page)
+
+
 def _admin(request: Request[Any, Any, Any]) -> str:
     admin: str = request.state[ADMIN_STATE_KEY]
     return admin
@@ -181,47 +198,61 @@ class AdminParticipantsController(Controller):
         return _page(page)
 
     @get(
-        "/stages/{rest:path}",
-        summary="Participants issued for a stage, newest first",
+        "/participants",
         operation_id="listStageParticipants",
-        description=(
-            "`GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is "
-            "or URL-encoded."
-        ),
-        responses=problems(400, 401, 404, 429, 503),
+        summary="Participants issued for a stage, newest first",
+        responses=problems(400, 401, 429, 503),
     )
     async def of_stage(
         self,
         services: NamedDependency[Services],
-        rest: Annotated[
+        stage_arn: Annotated[
             str,
-            PathParameter(
-                description="`{stageArn}/participants`",
-                schema_extra={"pattern": STAGE_PARTICIPANTS_PATTERN},
-                examples=[
-                    Example(
-                        value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456/participants"
-                    )
-                ],
+            QueryParameter(
+                name="stageArn",
+                description="the stage ARN",
+                schema_extra={"pattern": STAGE_ARN_PATTERN},
+                examples=[Example(value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456")],
             ),
         ],
-        since: Annotated[
-            str | None,
-            QueryParameter(description="RFC 3339 date-time", schema_extra={"format": "date-time"}),
-        ] = None,
+        since: Since = None,
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> ParticipantPage:
-        # The ARN holds a `/`, so it cannot be one path segment: route on the rest.
+        return await _stage_page(services, stage_arn, since, limit, cursor)
+
+    @get(
+        "/stages/{rest:path}",
+        operation_id="listStageParticipantsDeprecated",
+        # The former URL, kept for one release: a stage ARN holds a `/`, so it needed a
+        # catch-all path that no client generator maps to a function (issue 22).
+        include_in_schema=False,
+    )
+    async def of_stage_deprecated(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        rest: FromPath[str],
+        *,
+        since: Since = None,
+        limit: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> Response[ParticipantPage]:
         stage_arn = rest.lstrip("/").removesuffix("/participants")
         if not rest.endswith("/participants"):
             raise NotFound("expected /admin/stages/{stageArn}/participants")
-        parse_stage_arn(stage_arn)
-        since_seconds = _parse_time(since, "since") if since is not None else None
-        page = await services.mapping.by_stage(
-            stage_arn, since=since_seconds, limit=limit, cursor=cursor
+        page = await _stage_page(services, stage_arn, since, limit, cursor)
+        # Re-encoded from the parsed query, so nothing of the request reaches the header raw.
+        successor = "/admin/participants?" + urlencode(
+            [("stageArn", stage_arn), *request.query_params.multi_items()]
         )
-        return _page(page)
+        return Response(
+            page,
+            headers={
+                "Deprecation": DEPRECATION,
+                "Link": f'<{successor}>; rel="successor-version"',
+            },
+        )
 
     @post(
         "/participants/{participantId:str}/disconnect",
