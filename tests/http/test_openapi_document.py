@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from jsonschema import Draft202012Validator
 from litestar import Litestar
 from litestar.routes import HTTPRoute
 from litestar.testing import AsyncTestClient
@@ -306,6 +307,67 @@ def test_every_declared_header_is_defined_once_in_components(document: dict[str,
     }
     assert refs == {f"#/components/headers/{name}" for name in definitions}
     assert all("schema" in definition for definition in definitions.values())
+
+
+def _examples(document: dict[str, Any]) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(where, example value, schema) for every example of a body, parameter or header."""
+    found: list[tuple[str, Any, dict[str, Any]]] = []
+
+    def of(where: str, holder: dict[str, Any]) -> None:
+        for name, example in (holder.get("examples") or {}).items():
+            found.append((f"{where} {name}", example["value"], holder["schema"]))
+        if "example" in holder:
+            found.append((where, holder["example"], holder["schema"]))
+
+    for method, path, operation in _operations(document):
+        where = f"{method} {path}"
+        for media_type, media in operation.get("requestBody", {}).get("content", {}).items():
+            of(f"{where} request {media_type}", media)
+        for parameter in operation.get("parameters", []):
+            of(f"{where} parameter {parameter['name']}", parameter)
+        for status, response in operation["responses"].items():
+            for media_type, media in response.get("content", {}).items():
+                of(f"{where} {status} {media_type}", media)
+    for name, header in document["components"]["headers"].items():
+        of(f"header {name}", header)
+    return found
+
+
+def test_every_example_is_valid_against_its_schema(document: dict[str, Any]) -> None:
+    invalid = {}
+    for where, value, schema in _examples(document):
+        # The schema's `$ref`s point into the document's components.
+        validator = Draft202012Validator(
+            {**schema, "components": document["components"]},
+            format_checker=Draft202012Validator.FORMAT_CHECKER,
+        )
+        errors = [error.message for error in validator.iter_errors(value)]
+        if errors:
+            invalid[where] = errors
+    assert invalid == {}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "part"),
+    [
+        ("/v1/participant-tokens", "post", "request"),
+        ("/v1/participant-tokens", "post", "201"),
+        ("/v1/participant-tokens", "post", "429"),
+        ("/v1/participant-tokens/{participantId}/exchange", "post", "request"),
+        ("/v1/participant-tokens/{participantId}/exchange", "post", "200"),
+        ("/admin/participants/{participantId}", "get", "200"),
+        ("/admin/bans", "post", "request"),
+        ("/admin/bans", "post", "201"),
+        ("/admin/keys", "get", "200"),
+    ],
+)
+def test_the_main_shapes_have_an_example(
+    document: dict[str, Any], path: str, method: str, part: str
+) -> None:
+    operation = document["paths"][path][method]
+    holder = operation["requestBody"] if part == "request" else operation["responses"][part]
+    (media,) = holder["content"].values()
+    assert media.get("examples")
 
 
 # ------------------------------------------------------------------ the headers really sent

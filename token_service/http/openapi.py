@@ -15,6 +15,7 @@ from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIType, Schema
 from litestar.params import PathParameter
 
+from token_service.http.examples import REQUEST_EXAMPLES, RESPONSE_EXAMPLES
 from token_service.http.schemas import Problem
 
 if TYPE_CHECKING:
@@ -182,6 +183,25 @@ def headers_of(operation_id: str, status: int) -> dict[str, str]:
     return headers
 
 
+def add_examples(document: dict[str, Any]) -> None:
+    """Give the bodies of `REQUEST_EXAMPLES` and `RESPONSE_EXAMPLES` their example."""
+    for methods in document.get("paths", {}).values():
+        for operation in methods.values():
+            operation_id = operation.get("operationId", "")
+            request = REQUEST_EXAMPLES.get(operation_id)
+            if request is not None:
+                _set_example(operation.get("requestBody", {}), request)
+            for status, response in operation.get("responses", {}).items():
+                example = RESPONSE_EXAMPLES.get((operation_id, int(status)))
+                if example is not None:
+                    _set_example(response, example)
+
+
+def _set_example(holder: dict[str, Any], example: dict[str, Any]) -> None:
+    for media in holder.get("content", {}).values():
+        media["examples"] = {example["name"]: {k: v for k, v in example.items() if k != "name"}}
+
+
 def declare_headers(document: dict[str, Any]) -> None:
     """Give every response of `document` (an OpenAPI document as JSON) its `headers`."""
     for methods in document.get("paths", {}).values():
@@ -199,23 +219,26 @@ def declare_headers(document: dict[str, Any]) -> None:
                 }
 
 
-class _DocumentWithHeaders(OpenAPI):
+class _CompletedDocument(OpenAPI):
     def to_schema(self) -> dict[str, Any]:
         document = super().to_schema()
         declare_headers(document)
+        add_examples(document)
         return document
 
 
 class DocumentedOpenAPIConfig(OpenAPIConfig):
-    """Litestar's OpenAPI configuration, whose document declares each response's headers.
+    """Litestar's OpenAPI configuration, whose document declares each response's headers
+    and has examples of the main bodies (Litestar drops every null of an example it writes,
+    and puts a request body's examples in its schema: both are added here instead).
 
     Litestar builds the document from `to_openapi_schema()` and fills its paths in; both the
     served `/schema/openapi.json` and `app.openapi_schema.to_schema()` then convert it with
-    `to_schema()`, where the headers are added: once, when the document is first asked for.
+    `to_schema()`, where they are added: once, when the document is first asked for.
     """
 
     def to_openapi_schema(self) -> OpenAPI:
         built = super().to_openapi_schema()
-        return _DocumentWithHeaders(
+        return _CompletedDocument(
             **{field.name: getattr(built, field.name) for field in dataclasses.fields(built)}
         )
