@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from token_service.domain import Capability
 from token_service.http.problem_json import problem_document
 from token_service.http.schemas import (
     BanBody,
@@ -43,7 +44,7 @@ TOKEN = TokenResponseBody(
     participant_id=PARTICIPANT_ID,
     user_id="sam@example.com",
     stage_arn=STAGE_ARN,
-    capabilities=["PUBLISH", "SUBSCRIBE"],
+    capabilities=[Capability.PUBLISH, Capability.SUBSCRIBE],
     attributes={"displayName": "Sam"},
     duration_minutes=60,
     expiration_time="2026-12-01T13:00:00Z",
