@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import redis as sync_redis
@@ -79,7 +80,9 @@ async def test_every_issued_token_has_exactly_one_record_by_participant_user_and
                 break
     assert sorted(by_user) == sorted(ids)
     by_stage = (
-        await client.get(f"/admin/stages/{stage_arn}/participants?limit=500", headers=ADMIN)
+        await client.get(
+            "/admin/participants", params={"stageArn": stage_arn, "limit": 500}, headers=ADMIN
+        )
     ).json()["participants"]
     assert sorted(p["participantId"] for p in by_stage) == sorted(ids)
 
@@ -348,12 +351,49 @@ async def test_participants_since_a_time_before_1970_lists_them_all(
 ) -> None:
     pid = (await _issue(client, user_token("u-since"), stage_arn))["participantId"]
     response = await client.get(
-        f"/admin/stages/{stage_arn}/participants",
-        params={"since": "0114-01-14T05:20:54-15:45"},
+        "/admin/participants",
+        params={"stageArn": stage_arn, "since": "0114-01-14T05:20:54-15:45"},
         headers=ADMIN,
     )
     assert response.status_code == 200
     assert [p["participantId"] for p in response.json()["participants"]] == [pid]
+
+
+async def test_participants_of_a_stage_without_its_arn_are_400(client: Client) -> None:
+    response = await client.get("/admin/participants", headers=ADMIN)
+    assert response.status_code == 400
+
+
+async def test_participants_of_a_malformed_stage_arn_are_400_naming_it(client: Client) -> None:
+    response = await client.get(
+        "/admin/participants", params={"stageArn": "arn:aws:ivs:x"}, headers=ADMIN
+    )
+    assert response.status_code == 400
+    assert [e["field"] for e in response.json()["errors"]] == ["stageArn"]
+
+
+async def test_the_former_stage_url_answers_as_the_new_one_and_names_it(
+    client: Client, user_token: MintUserToken, stage_arn: str
+) -> None:
+    await _issue(client, user_token("u-former"), stage_arn)
+    query = {"stageArn": stage_arn, "limit": "5"}
+    new = await client.get("/admin/participants", params=query, headers=ADMIN)
+    former = await client.get(
+        f"/admin/stages/{stage_arn}/participants", params={"limit": "5"}, headers=ADMIN
+    )
+    assert former.status_code == new.status_code == 200
+    assert former.json() == new.json()
+    assert former.headers["Deprecation"] == "@1796515200"
+    successor = "/admin/participants?" + urlencode(query)
+    assert former.headers["Link"] == f'<{successor}>; rel="successor-version"'
+    assert "Deprecation" not in new.headers
+
+
+async def test_the_former_stage_url_without_participants_is_404(
+    client: Client, stage_arn: str
+) -> None:
+    response = await client.get(f"/admin/stages/{stage_arn}", headers=ADMIN)
+    assert response.status_code == 404
 
 
 async def test_events_without_the_secret_are_401_whatever_the_body(client: Client) -> None:

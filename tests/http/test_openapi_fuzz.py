@@ -169,13 +169,13 @@ def _configure(schema: schemathesis.BaseSchema, target: Fixture) -> schemathesis
         if zlib.crc32(repr((case.path_parameters, case.query, case.body)).encode()) % 2:
             return case
         params = dict(case.path_parameters or {})
-        if "participant_id" in params:
-            params["participant_id"] = target.participant_id
+        if "participantId" in params:
+            params["participantId"] = target.participant_id
         if "name" in params:
             params["name"] = target.key_name
-        if "rest" in params:
-            params["rest"] = f"{target.stage_arn}/participants"
         case.path_parameters = params
+        if isinstance(case.query, dict) and "stageArn" in case.query:
+            case.query = {**case.query, "stageArn": target.stage_arn}
         if isinstance(case.body, dict) and "stageArn" in case.body:
             case.body = {**case.body, "stageArn": target.stage_arn}
         return case

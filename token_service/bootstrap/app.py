@@ -19,7 +19,6 @@ import httpx
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from prometheus_client import Counter
 
@@ -42,7 +41,11 @@ from token_service.http.cors import cors_middleware
 from token_service.http.disconnects import client_disconnect_middleware
 from token_service.http.listeners import listener_guard
 from token_service.http.metrics import HttpMetrics, http_metrics_middleware
-from token_service.http.openapi import StrictStructSchemaPlugin
+from token_service.http.openapi import (
+    RESPONSE_HEADERS,
+    DocumentedOpenAPIConfig,
+    StrictStructSchemaPlugin,
+)
 from token_service.http.options_allow import allow_header_hook
 from token_service.http.problems import exception_handlers
 from token_service.http.request_id import request_id_middleware
@@ -390,8 +393,8 @@ def _access_log(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
     ]
 
 
-def _openapi() -> OpenAPIConfig:
-    return OpenAPIConfig(
+def _openapi() -> DocumentedOpenAPIConfig:
+    return DocumentedOpenAPIConfig(
         title="IVS participant token service",
         version=package_version(),
         description=("Issues Amazon IVS real-time participant tokens to authenticated app users."),
@@ -413,7 +416,8 @@ def _openapi() -> OpenAPIConfig:
                     scheme="bearer",
                     description="TOKEN_SERVICE_EVENTS_SECRET (the EventBridge connection's key)",
                 ),
-            }
+            },
+            headers=dict(RESPONSE_HEADERS),
         ),
         path="/schema",
     )

@@ -49,7 +49,7 @@ PREFLIGHT_MAX_AGE_SECONDS = 600
 BROWSER_ROUTES = frozenset(
     {
         "/v1/participant-tokens",
-        "/v1/participant-tokens/{participant_id}/exchange",
+        "/v1/participant-tokens/{participantId}/exchange",
     }
 )
 

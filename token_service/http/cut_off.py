@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from token_service.http.problem_json import PROBLEM_JSON, problem_bytes
+from token_service.observability.logs import new_request_id
 
 #: What a request cut off by the shutdown bound gets (instead of uvicorn's 500).
 _CUT_OFF_BODY = problem_bytes(
@@ -48,8 +49,11 @@ def answer_cut_off_requests(app: Any) -> Any:
         except asyncio.CancelledError:
             if started:
                 raise
-            # The task ends here: uvicorn cancelled it only to end it.
-            await send({"type": "http.response.start", "status": 503, "headers": _CUT_OFF_HEADERS})
+            # The task ends here: uvicorn cancelled it only to end it. Its id as every answer
+            # has one (the document says so): the one its log lines carry, once routed.
+            request_id = scope.get("state", {}).get("request_id") or new_request_id()
+            headers = [*_CUT_OFF_HEADERS, (b"x-request-id", request_id.encode())]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
             await send({"type": "http.response.body", "body": _CUT_OFF_BODY})
 
     return guarded

@@ -1,34 +1,46 @@
-"""Documented error responses, so the OpenAPI document lists every problem a route returns."""
+"""The OpenAPI document's own parts: documented error responses (every problem a route
+returns), path parameter names, and the headers each response carries."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import dataclasses
+from typing import TYPE_CHECKING, Annotated, Any
 
 # Litestar's private schema plugin for msgspec structs, checked against litestar 2.25.0:
 # the public `OpenAPISchemaPlugin` protocol would mean generating the whole struct schema
 # ourselves, and no public option marks a struct closed. Only this module imports it;
 # tests/packaging/test_library_internals.py fails when it moves or changes its signature.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
-from litestar.openapi import ResponseSpec
+from litestar.openapi import OpenAPIConfig, ResponseSpec
+from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIType, Schema
+from litestar.params import PathParameter
 
+from token_service.http.examples import REQUEST_EXAMPLES, RESPONSE_EXAMPLES
 from token_service.http.schemas import Problem
 
 if TYPE_CHECKING:
     from litestar._openapi.schema_generation import SchemaCreator
-    from litestar.openapi.spec import Schema
     from litestar.typing import FieldDefinition
+
+# Path parameters are named as the JSON bodies name the same thing (`participantId`, not the
+# handler argument's `participant_id`): a generated client's arguments then match the fields
+# it reads back. The URLs are the same either way.
+ParticipantIdPath = Annotated[
+    str, PathParameter(name="participantId", description="`participantId` of the token")
+]
+BanIdPath = Annotated[str, PathParameter(name="banId", description="`id` of the ban")]
 
 _DESCRIPTIONS = {
     400: "Malformed JSON, a field of the wrong type or out of range, unknown field",
-    401: "Missing or invalid credentials (WWW-Authenticate: Bearer)",
+    401: "Missing or invalid credentials",
     403: "The policy refuses the stage, a capability or the duration; user banned",
     404: "Not found",
     409: "Conflicts with the current state",
     413: "Body larger than 16 KiB",
     415: "The body is not declared as JSON (Content-Type: application/json, UTF-8)",
-    429: "Rate limited (Retry-After, RateLimit-* headers)",
+    429: "Rate limited: send it again after `Retry-After` seconds",
     502: "IVS failed",
-    503: "IVS, Redis or the signing key unavailable (Retry-After)",
+    503: "IVS, Redis or the signing key unavailable",
     504: "IVS did not answer in time",
 }
 
@@ -60,3 +72,173 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         if config is not None and config.forbid_unknown_fields:
             schema.additional_properties = False
         return schema
+
+
+# Response headers. Litestar documents a handler's `response_headers` on its success
+# response only, inline and without a schema (a header object needs one), and has no place
+# for headers on a `ResponseSpec`; so the document is given them once built, from the rules
+# below, each a `$ref` to one definition in `components/headers`. What the service really
+# sends is held to them by tests/http/test_openapi_document.py.
+
+_SECONDS = Schema(type=OpenAPIType.INTEGER, minimum=1)
+#: One item of an IETF RateLimit field per limit the caller may see, e.g. `"user";r=9;t=6`.
+_LIMIT_ITEM = r'"[a-z]+";{0}=[0-9]+;{1}=[0-9]+'
+
+
+def _limit_list(first: str, second: str) -> str:
+    item = _LIMIT_ITEM.format(first, second)
+    return f"^{item}(, {item})*$"
+
+
+#: `components/headers`, by name.
+RESPONSE_HEADERS: dict[str, OpenAPIHeader] = {
+    "RequestId": OpenAPIHeader(
+        description=(
+            "The request's id, also `requestId` of a problem body and in every log line of "
+            "the request: the caller's own `X-Request-Id` when it sent one (8 to 64 of "
+            "`A-Za-z0-9._-`), else a new one"
+        ),
+        required=True,
+        schema=Schema(type=OpenAPIType.STRING, pattern="^[A-Za-z0-9._-]{8,64}$"),
+    ),
+    "RetryAfter": OpenAPIHeader(
+        description="Seconds to wait before sending the request again",
+        required=True,
+        schema=_SECONDS,
+    ),
+    "RetryAfterWhenKnown": OpenAPIHeader(
+        description=(
+            "Seconds to wait before sending the request again, when the service knows "
+            "(a dependency's outage, a budget's next slot)"
+        ),
+        required=False,
+        schema=_SECONDS,
+    ),
+    "RateLimit": OpenAPIHeader(
+        description=(
+            "The caller's own limits now (IETF draft httpapi-ratelimit-headers): per limit, "
+            "`r` requests left and `t` seconds until it is whole again. The stage's limit "
+            "is never shown, so a caller with none to see gets no field"
+        ),
+        required=False,
+        schema=Schema(type=OpenAPIType.STRING, pattern=_limit_list("r", "t")),
+        example='"user";r=9;t=6, "ip";r=59;t=1',
+    ),
+    "RateLimitPolicy": OpenAPIHeader(
+        description=(
+            "The caller's own limits (IETF draft httpapi-ratelimit-headers): per limit, "
+            "`q` requests per window of `w` seconds; sent with `RateLimit`"
+        ),
+        required=False,
+        schema=Schema(type=OpenAPIType.STRING, pattern=_limit_list("q", "w")),
+        example='"user";q=10;w=60, "ip";q=60;w=60',
+    ),
+    "WwwAuthenticate": OpenAPIHeader(
+        description=(
+            'RFC 6750: a bearer token is needed (`error="invalid_token"`: it was refused)'
+        ),
+        required=True,
+        schema=Schema(type=OpenAPIType.STRING, pattern="^Bearer( |$)"),
+        example='Bearer error="invalid_token"',
+    ),
+    "NoStore": OpenAPIHeader(
+        description="Never cached: a credential, or a state that is only true now",
+        required=True,
+        schema=Schema(type=OpenAPIType.STRING, const="no-store"),
+    ),
+    "NoCache": OpenAPIHeader(
+        description="`Cache-Control: no-store` for HTTP/1.0 caches",
+        required=True,
+        schema=Schema(type=OpenAPIType.STRING, const="no-cache"),
+    ),
+}
+
+#: Answers carrying the caller's rate limits, success and 429 (`token_headers`, `settle`).
+RATE_LIMITED_OPERATIONS = frozenset({"createParticipantToken", "exchangeParticipantToken"})
+#: Successes carrying a token, never cached (`token_headers`).
+TOKEN_OPERATIONS = RATE_LIMITED_OPERATIONS | {"setParticipantCapabilities"}
+#: Operations whose every answer is `Cache-Control: no-store`, the 503 of /readyz too.
+UNCACHED_OPERATIONS = frozenset({"getReadiness", "getMetrics"})
+
+
+def headers_of(operation_id: str, status: int) -> dict[str, str]:
+    """The headers an operation's response of `status` carries: header name to the name of
+    its definition in `components/headers`."""
+    headers = {"X-Request-Id": "RequestId"}
+    success = 200 <= status < 300
+    if status == 401:
+        headers["WWW-Authenticate"] = "WwwAuthenticate"
+    if status == 429:
+        headers["Retry-After"] = "RetryAfter"
+    if status == 503 and operation_id not in UNCACHED_OPERATIONS:
+        # Not /readyz's: its 503 is a verdict on this replica, retried by the prober anyway.
+        headers["Retry-After"] = "RetryAfterWhenKnown"
+    if operation_id in RATE_LIMITED_OPERATIONS and (success or status == 429):
+        headers["RateLimit"] = "RateLimit"
+        headers["RateLimit-Policy"] = "RateLimitPolicy"
+    if (success and operation_id in TOKEN_OPERATIONS) or operation_id in UNCACHED_OPERATIONS:
+        headers["Cache-Control"] = "NoStore"
+    if success and operation_id in TOKEN_OPERATIONS:
+        headers["Pragma"] = "NoCache"
+    return headers
+
+
+def add_examples(document: dict[str, Any]) -> None:
+    """Give the bodies of `REQUEST_EXAMPLES` and `RESPONSE_EXAMPLES` their example."""
+    for methods in document.get("paths", {}).values():
+        for operation in methods.values():
+            operation_id = operation.get("operationId", "")
+            request = REQUEST_EXAMPLES.get(operation_id)
+            if request is not None:
+                _set_example(operation.get("requestBody", {}), request)
+            for status, response in operation.get("responses", {}).items():
+                example = RESPONSE_EXAMPLES.get((operation_id, int(status)))
+                if example is not None:
+                    _set_example(response, example)
+
+
+def _set_example(holder: dict[str, Any], example: dict[str, Any]) -> None:
+    for media in holder.get("content", {}).values():
+        media["examples"] = {example["name"]: {k: v for k, v in example.items() if k != "name"}}
+
+
+def declare_headers(document: dict[str, Any]) -> None:
+    """Give every response of `document` (an OpenAPI document as JSON) its `headers`."""
+    for methods in document.get("paths", {}).values():
+        for operation in methods.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for status, response in operation["responses"].items():
+                declared = headers_of(operation["operationId"], int(status))
+                response["headers"] = {
+                    **response.get("headers", {}),
+                    **{
+                        name: {"$ref": f"#/components/headers/{definition}"}
+                        for name, definition in declared.items()
+                    },
+                }
+
+
+class _CompletedDocument(OpenAPI):
+    def to_schema(self) -> dict[str, Any]:
+        document = super().to_schema()
+        declare_headers(document)
+        add_examples(document)
+        return document
+
+
+class DocumentedOpenAPIConfig(OpenAPIConfig):
+    """Litestar's OpenAPI configuration, whose document declares each response's headers
+    and has examples of the main bodies (Litestar drops every null of an example it writes,
+    and puts a request body's examples in its schema: both are added here instead).
+
+    Litestar builds the document from `to_openapi_schema()` and fills its paths in; both the
+    served `/schema/openapi.json` and `app.openapi_schema.to_schema()` then convert it with
+    `to_schema()`, where they are added: once, when the document is first asked for.
+    """
+
+    def to_openapi_schema(self) -> OpenAPI:
+        built = super().to_openapi_schema()
+        return _CompletedDocument(
+            **{field.name: getattr(built, field.name) for field in dataclasses.fields(built)}
+        )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
@@ -16,7 +17,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 from token_service.domain import iso_utc
 from token_service.errors import FieldError, InvalidRequest, NotFound
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
-from token_service.http.openapi import problems
+from token_service.http.openapi import BanIdPath, ParticipantIdPath, problems
 from token_service.http.schemas import (
     NO_CONTROL_CHARACTERS,
     STAGE_ARN_PATTERN,
@@ -39,11 +40,16 @@ from token_service.mapping.moderation import BanStatus, DisconnectResult
 from token_service.mapping.records import Ban, Page
 from token_service.mapping.views import ParticipantPage, ParticipantRecordBody, participant_body
 
-#: What `/admin/stages/{rest}` serves: a stage ARN then `/participants` (else 400 or 404).
-STAGE_PARTICIPANTS_PATTERN = STAGE_ARN_PATTERN.removesuffix("$") + "/participants$"
+#: `GET /admin/stages/{stageArn}/participants` is deprecated since this date, RFC 9745's
+#: `Deprecation` field (a structured date, `@` and epoch seconds): 2026-12-06T00:00:00Z.
+DEPRECATION = "@1796515200"
 PageSize = Annotated[int, QueryParameter(ge=1, le=500, description="records per page")]
 Cursor = Annotated[
     str | None, QueryParameter(max_length=100, description="`nextCursor` of the previous page")
+]
+Since = Annotated[
+    str | None,
+    QueryParameter(description="RFC 3339 date-time", schema_extra={"format": "date-time"}),
 ]
 
 
@@ -120,6 +126,17 @@ def _parse_time(text: str, field: str) -> int:
         raise refused from None
 
 
+async def _stage_page(
+    services: Services, stage_arn: str, since: str | None, limit: int, cursor: str | None
+) -> ParticipantPage:
+    parse_stage_arn(stage_arn)
+    since_seconds = _parse_time(since, "since") if since is not None else None
+    page = await services.mapping.by_stage(
+        stage_arn, since=since_seconds, limit=limit, cursor=cursor
+    )
+    return _page(page)
+
+
 def _admin(request: Request[Any, Any, Any]) -> str:
     admin: str = request.state[ADMIN_STATE_KEY]
     return admin
@@ -132,13 +149,13 @@ class AdminParticipantsController(Controller):
     security = [{"adminToken": []}]  # noqa: RUF012 - Litestar reads this class attribute
 
     @get(
-        "/participants/{participant_id:str}",
+        "/participants/{participantId:str}",
         operation_id="getParticipant",
         summary="The mapping record of a participant",
         responses=problems(400, 401, 404, 429, 503),
     )
     async def participant(
-        self, services: NamedDependency[Services], participant_id: FromPath[str]
+        self, services: NamedDependency[Services], participant_id: ParticipantIdPath
     ) -> ParticipantRecordBody:
         view = await services.mapping.get(participant_id)
         if view is None:
@@ -146,7 +163,7 @@ class AdminParticipantsController(Controller):
         return participant_body(view)
 
     @get(
-        "/users/{user_id:str}/participants",
+        "/users/{userId:str}/participants",
         operation_id="listUserParticipants",
         summary="Every participant issued to an app user, newest first",
         description=(
@@ -162,6 +179,7 @@ class AdminParticipantsController(Controller):
         user_id: Annotated[
             str,
             PathParameter(
+                name="userId",
                 description="the app user id (with `issuer`, the app user)",
                 schema_extra={"pattern": NO_CONTROL_CHARACTERS},
             ),
@@ -180,50 +198,64 @@ class AdminParticipantsController(Controller):
         return _page(page)
 
     @get(
-        "/stages/{rest:path}",
-        summary="Participants issued for a stage, newest first",
+        "/participants",
         operation_id="listStageParticipants",
-        description=(
-            "`GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is "
-            "or URL-encoded."
-        ),
-        responses=problems(400, 401, 404, 429, 503),
+        summary="Participants issued for a stage, newest first",
+        responses=problems(400, 401, 429, 503),
     )
     async def of_stage(
         self,
         services: NamedDependency[Services],
-        rest: Annotated[
+        stage_arn: Annotated[
             str,
-            PathParameter(
-                description="`{stageArn}/participants`",
-                schema_extra={"pattern": STAGE_PARTICIPANTS_PATTERN},
-                examples=[
-                    Example(
-                        value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456/participants"
-                    )
-                ],
+            QueryParameter(
+                name="stageArn",
+                description="the stage ARN",
+                schema_extra={"pattern": STAGE_ARN_PATTERN},
+                examples=[Example(value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456")],
             ),
         ],
-        since: Annotated[
-            str | None,
-            QueryParameter(description="RFC 3339 date-time", schema_extra={"format": "date-time"}),
-        ] = None,
+        since: Since = None,
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> ParticipantPage:
-        # The ARN holds a `/`, so it cannot be one path segment: route on the rest.
+        return await _stage_page(services, stage_arn, since, limit, cursor)
+
+    @get(
+        "/stages/{rest:path}",
+        operation_id="listStageParticipantsDeprecated",
+        # The former URL, kept for one release: a stage ARN holds a `/`, so it needed a
+        # catch-all path that no client generator maps to a function (issue 22).
+        include_in_schema=False,
+    )
+    async def of_stage_deprecated(
+        self,
+        request: Request[Any, Any, Any],
+        services: NamedDependency[Services],
+        rest: FromPath[str],
+        *,
+        since: Since = None,
+        limit: PageSize = 50,
+        cursor: Cursor = None,
+    ) -> Response[ParticipantPage]:
         stage_arn = rest.lstrip("/").removesuffix("/participants")
         if not rest.endswith("/participants"):
             raise NotFound("expected /admin/stages/{stageArn}/participants")
-        parse_stage_arn(stage_arn)
-        since_seconds = _parse_time(since, "since") if since is not None else None
-        page = await services.mapping.by_stage(
-            stage_arn, since=since_seconds, limit=limit, cursor=cursor
+        page = await _stage_page(services, stage_arn, since, limit, cursor)
+        # Re-encoded from the parsed query, so nothing of the request reaches the header raw.
+        successor = "/admin/participants?" + urlencode(
+            [("stageArn", stage_arn), *request.query_params.multi_items()]
         )
-        return _page(page)
+        return Response(
+            page,
+            headers={
+                "Deprecation": DEPRECATION,
+                "Link": f'<{successor}>; rel="successor-version"',
+            },
+        )
 
     @post(
-        "/participants/{participant_id:str}/disconnect",
+        "/participants/{participantId:str}/disconnect",
         operation_id="disconnectParticipant",
         status_code=200,
         summary="DisconnectParticipant on its stage; the record keeps who did it, when and why",
@@ -234,7 +266,7 @@ class AdminParticipantsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: NamedDependency[Services],
-        participant_id: FromPath[str],
+        participant_id: ParticipantIdPath,
         data: JSONBody[DisconnectBody | None] = None,
     ) -> DisconnectResultBody:
         reason = data.reason if data is not None else "disconnected by operator"
@@ -302,13 +334,13 @@ class AdminParticipantsController(Controller):
         return BanList(bans=[_ban_status_body(b) for b in await services.moderation.bans()])
 
     @get(
-        "/bans/{ban_id:str}",
+        "/bans/{banId:str}",
         operation_id="getBan",
         summary="A ban in force, its disconnects so far and what became of each participant",
         responses=problems(400, 401, 404, 429, 503),
     )
     async def ban_status(
-        self, services: NamedDependency[Services], ban_id: FromPath[str]
+        self, services: NamedDependency[Services], ban_id: BanIdPath
     ) -> BanDetailBody:
         status, outcomes = await services.moderation.ban_status(ban_id)
         return BanDetailBody(
@@ -323,7 +355,7 @@ class AdminParticipantsController(Controller):
         )
 
     @delete(
-        "/bans/{ban_id:str}",
+        "/bans/{banId:str}",
         operation_id="liftBan",
         status_code=200,
         summary="Lift a ban",
@@ -333,6 +365,6 @@ class AdminParticipantsController(Controller):
         self,
         request: Request[Any, Any, Any],
         services: NamedDependency[Services],
-        ban_id: FromPath[str],
+        ban_id: BanIdPath,
     ) -> BanBody:
         return ban_body(await services.moderation.lift(ban_id, by=_admin(request)))

@@ -7,11 +7,11 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from token_service.errors import ServiceUnavailable
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin, require_app_user
-from token_service.http.openapi import problems
+from token_service.http.openapi import ParticipantIdPath, problems
 from token_service.http.routes.tokens import caller, to_response, token_headers
 from token_service.http.schemas import (
     ATTRIBUTES,
@@ -54,7 +54,7 @@ def _respond(outcome: ExchangeOutcome) -> Response[TokenResponseBody]:
 
 
 @post(
-    "/v1/participant-tokens/{participant_id:str}/exchange",
+    "/v1/participant-tokens/{participantId:str}/exchange",
     operation_id="exchangeParticipantToken",
     status_code=200,
     guards=[require_app_user],
@@ -74,7 +74,7 @@ def _respond(outcome: ExchangeOutcome) -> Response[TokenResponseBody]:
 )
 async def exchange_participant_token(
     request: Request[Any, Any, Any],
-    participant_id: FromPath[str],
+    participant_id: ParticipantIdPath,
     data: JSONBody[ExchangeRequestBody],
     services: NamedDependency[Services],
 ) -> Response[TokenResponseBody]:
@@ -90,7 +90,7 @@ async def exchange_participant_token(
 
 
 @post(
-    "/admin/participants/{participant_id:str}/capabilities",
+    "/admin/participants/{participantId:str}/capabilities",
     operation_id="setParticipantCapabilities",
     status_code=200,
     guards=[require_admin],
@@ -107,7 +107,7 @@ async def exchange_participant_token(
 )
 async def set_participant_capabilities(
     request: Request[Any, Any, Any],
-    participant_id: FromPath[str],
+    participant_id: ParticipantIdPath,
     data: JSONBody[CapabilitiesRequestBody],
     services: NamedDependency[Services],
 ) -> Response[TokenResponseBody]:
