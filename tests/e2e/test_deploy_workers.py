@@ -106,6 +106,25 @@ def test_every_scrape_counts_the_requests_of_every_worker(service: dict[str, obj
     assert scrapes == {30.0}
 
 
+def test_a_multi_worker_scrape_has_no_created_series(service: dict[str, object]) -> None:
+    assert get(f"{service['admin']}/admin/keys", headers=ADMIN).status_code == 200
+    text = get(f"{service['admin']}/metrics").text
+    names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    assert "token_service_http_requests_total" in names
+    assert not {n for n in names if n.endswith("_created")}
+
+
+def test_a_multi_worker_in_progress_gauge_sums_the_workers(service: dict[str, object]) -> None:
+    text = get(f"{service['admin']}/metrics").text
+    (family,) = [
+        f
+        for f in text_string_to_metric_families(text)
+        if f.name == "token_service_http_requests_in_progress"
+    ]
+    assert family.samples
+    assert {frozenset(s.labels) for s in family.samples} == {frozenset({"method", "path"})}
+
+
 def test_workers_share_the_metrics_directory(service: dict[str, object]) -> None:
     metrics_dir = service["metrics_dir"]
     assert isinstance(metrics_dir, Path)

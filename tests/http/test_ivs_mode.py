@@ -430,8 +430,10 @@ async def test_metrics_count_budget_refusals(ivs_env, app_for, stage_arn, user_t
         await request_token(client, user_token(sub="b"), stage_arn)
         text = (await client.get("/metrics")).text
 
-    assert 'token_service_ivs_budget_decisions_total{outcome="immediate"} 1.0' in text
-    assert 'token_service_ivs_budget_decisions_total{outcome="refused"} 1.0' in text
+    decisions = "token_service_ivs_budget_decisions_total"
+    budget = 'operation="CreateParticipantToken"'
+    assert f'{decisions}{{{budget},outcome="immediate"}} 1.0' in text
+    assert f'{decisions}{{{budget},outcome="refused"}} 1.0' in text
 
 
 # ------------------------------------------------------------------ the budget in Redis

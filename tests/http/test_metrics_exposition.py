@@ -145,6 +145,36 @@ def test_no_request_is_left_in_progress_once_answered(scraped: dict[str, Any]) -
     assert all(s.value == 0 for s in in_progress)
 
 
+def test_the_in_progress_gauge_has_no_status_label(scraped: dict[str, Any]) -> None:
+    in_progress = samples(scraped, "token_service_http_requests_in_progress")
+    assert {frozenset(s.labels) for s in in_progress} == {frozenset({"method", "path"})}
+
+
+def test_no_created_series_is_exposed(scraped: dict[str, Any]) -> None:
+    names = {s.name for f in scraped["families"].values() for s in f.samples}
+    assert not {n for n in names if n.endswith("_created")}
+
+
+def test_no_series_carries_a_constant_app_name_label(scraped: dict[str, Any]) -> None:
+    labels = {k for f in scraped["families"].values() for s in f.samples for k in s.labels}
+    assert "app_name" not in labels
+
+
+def test_server_errors_have_no_family_of_their_own(scraped: dict[str, Any]) -> None:
+    # They are `token_service_http_requests_total{status_code=~"5.."}`.
+    assert "token_service_http_requests_error" not in scraped["families"]
+
+
+def test_budget_decisions_are_counted_by_ivs_operation(scraped: dict[str, Any]) -> None:
+    operations = {
+        s.labels["operation"]
+        for s in samples(scraped, "token_service_ivs_budget_decisions")
+        if s.name.endswith("_total")
+    }
+    # Local mode looks the stage up (GetStage), paced by its budget.
+    assert "GetStage" in operations
+
+
 def test_rate_limit_decisions_by_limit_and_outcome(scraped: dict[str, Any]) -> None:
     decided = {
         (s.labels["limit"], s.labels["outcome"])
@@ -183,7 +213,7 @@ def test_active_key_age_is_reported(scraped: dict[str, Any]) -> None:
     "family",
     [
         "token_service_rate_limit_degraded",
-        "token_service_issue_seconds",
+        "token_service_issue_duration_seconds",
         "token_service_signing_key_age_seconds",
     ],
 )

@@ -94,7 +94,7 @@ async def test_metrics_count_issued_tokens_without_secrets(client: Client, stage
     text = response.text
     assert 'token_service_tokens_issued_total{signer="local"} 1.0' in text
     assert 'token_service_request_errors_total{code="unauthenticated"} 1.0' in text
-    assert "token_service_issue_seconds_bucket" in text
+    assert "token_service_issue_duration_seconds_bucket" in text
     for secret in (token, issued.json()["token"], issued.json()["participantId"], SHARED_SECRET):
         assert secret not in text
 

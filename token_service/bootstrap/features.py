@@ -41,7 +41,7 @@ from token_service.ivs.client import Ivs
 from token_service.ivs.stages import StageDirectory
 from token_service.keys import KeyRing
 from token_service.mapping.users import UserNaming
-from token_service.observability.metrics import Metrics
+from token_service.observability.metrics import Children, Metrics
 from token_service.policy import Policy, load_policy
 from token_service.tokens.counting import CountingIssuer
 from token_service.tokens.issuers import (
@@ -179,14 +179,24 @@ def build_ivs_budget(
         lane=lane,
     )
 
-    def record(outcome: str, waited: float) -> None:
-        metrics.ivs_budget_decisions.labels(outcome).inc()
-        if outcome != "refused":
-            metrics.ivs_budget_wait_seconds.observe(waited)
-
     return IvsCallBudget(
-        slots, max_wait_seconds=settings.ivs.token_max_wait_ms / 1000, on_decision=record
+        slots,
+        max_wait_seconds=settings.ivs.token_max_wait_ms / 1000,
+        on_decision=_budget_recorder(metrics, "CreateParticipantToken"),
     )
+
+
+def _budget_recorder(metrics: Metrics, operation: str) -> Callable[[str, float], None]:
+    """A budget's answers and waits, counted under the IVS operation it paces."""
+    decisions = Children(metrics.ivs_budget_decisions)
+    wait = metrics.ivs_budget_wait_seconds.labels(operation)
+
+    def record(outcome: str, waited: float) -> None:
+        decisions(operation, outcome).inc()
+        if outcome != "refused":
+            wait.observe(waited)
+
+    return record
 
 
 def build_lookup_budget(
@@ -215,7 +225,7 @@ def build_lookup_budget(
     return IvsCallBudget(
         slots,
         max_wait_seconds=settings.ivs.lookup_max_wait_ms / 1000,
-        on_decision=lambda outcome, _: metrics.ivs_lookup_budget_decisions.labels(outcome).inc(),
+        on_decision=_budget_recorder(metrics, "GetStage"),
         operation="GetStage",
     )
 
@@ -249,9 +259,7 @@ def build_disconnect_budget(
     return IvsCallBudget(
         slots,
         max_wait_seconds=DISCONNECT_MAX_WAIT_SECONDS,
-        on_decision=lambda outcome, _: metrics.ivs_disconnect_budget_decisions.labels(
-            outcome
-        ).inc(),
+        on_decision=_budget_recorder(metrics, "DisconnectParticipant"),
         operation="DisconnectParticipant",
     )
 

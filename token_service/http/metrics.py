@@ -1,14 +1,17 @@
-"""Per-request HTTP metrics: count, errors, latency and in-flight requests, by route.
+"""Per-request HTTP metrics: count, latency and in-flight requests, by route.
 
-The same series Litestar's Prometheus middleware exposed (names, labels, buckets), kept
-in the app's own registry and measured at a fraction of the cost: that middleware built
-a Request object, two label dicts and four `labels()` lookups (each validating its
-values under a lock) per request, a visible share of a token request's CPU. Here the
-label children are looked up once per (method, route, status) and remembered.
+Once Litestar's Prometheus middleware, now kept in the app's own registry and measured
+at a fraction of the cost: that middleware built a Request object, two label dicts and
+four `labels()` lookups (each validating its values under a lock) per request, a
+visible share of a token request's CPU. Here the label children are looked up once per
+(method, route, status) and remembered.
 
 Labels are the route template, never the raw path (participant ids in admin paths must
-not become label values), the method and the status; probes and `/metrics` itself are
-not counted.
+not become label values), the method and, once answered, the status; probes and
+`/metrics` itself are not counted. No constant label: which service a series comes from
+is the metric prefix and the scrape's target labels (`job`, `instance`). No error
+counter either: the 5xx are `requests_total{status_code=~"5.."}` (the recording rules in
+deploy/prometheus make the ratio).
 """
 
 from __future__ import annotations
@@ -22,22 +25,20 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PREFIX: Final = "token_service_http"
-APP_NAME: Final = "token_service"
-LABELS: Final = ("method", "path", "status_code", "app_name")
+LABELS: Final = ("method", "path", "status_code")
+#: A request in progress has no status yet.
+IN_PROGRESS_LABELS: Final = ("method", "path")
 #: Not counted: the probes and the scrape, which would drown the requests that matter.
 UNCOUNTED_PATHS: Final = frozenset({"/metrics", "/healthz", "/readyz"})
-#: The in-progress gauge carries a status label too (as Litestar's did), always 200.
-IN_PROGRESS_STATUS: Final = "200"
 
 
 class HttpMetrics:
-    """The four HTTP series, with their label children memoized (label sets are few:
+    """The three HTTP series, with their label children memoized (label sets are few:
     routes x methods x statuses)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.requests = Counter(f"{PREFIX}_requests", "Total requests", LABELS, registry=registry)
-        self.errors = Counter(
-            f"{PREFIX}_requests_error", "Total errors in requests", LABELS, registry=registry
+        self.requests = Counter(
+            f"{PREFIX}_requests", "Requests answered", LABELS, registry=registry
         )
         self.duration = Histogram(
             f"{PREFIX}_request_duration_seconds",
@@ -47,8 +48,8 @@ class HttpMetrics:
         )
         self.in_progress = Gauge(
             f"{PREFIX}_requests_in_progress",
-            "Total requests currently in progress",
-            LABELS,
+            "Requests being answered now",
+            IN_PROGRESS_LABELS,
             multiprocess_mode="livesum",
             registry=registry,
         )
@@ -59,7 +60,7 @@ class HttpMetrics:
         key = (method, path)
         gauge = self._gauges.get(key)
         if gauge is None:
-            gauge = self.in_progress.labels(method, path, IN_PROGRESS_STATUS, APP_NAME)
+            gauge = self.in_progress.labels(method, path)
             self._gauges[key] = gauge
         gauge.inc()
         return gauge
@@ -68,13 +69,11 @@ class HttpMetrics:
         key = (method, path, status)
         children = self._finished.get(key)
         if children is None:
-            values = (method, path, str(status), APP_NAME)
+            values = (method, path, str(status))
             children = (self.requests.labels(*values), self.duration.labels(*values))
             self._finished[key] = children
         children[0].inc()
         children[1].observe(seconds)
-        if status >= 500:
-            self.errors.labels(method, path, str(status), APP_NAME).inc()
 
 
 def http_metrics_middleware(metrics: HttpMetrics) -> Callable[[ASGIApp], ASGIApp]:

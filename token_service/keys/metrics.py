@@ -25,6 +25,8 @@ class KeySource(Protocol):
 
     def active(self) -> SigningKey | None: ...
 
+    def missing_at_ivs(self) -> bool: ...
+
     @property
     def reconciled(self) -> ReconcileTally: ...
 
@@ -40,11 +42,25 @@ class KeyRingCollector(Collector):
 
     def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         # Without samples: registering must not read the ring.
-        return [*self._families(), *self._reconciliation()]
+        return [*self._families(), *self._reconciliation(), self._missing()]
 
     def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         yield from self._families(self._ring.list_keys(), self._ring.active(), self._clock())
         yield from self._reconciliation(self._ring.reconciled)
+        yield self._missing(self._ring.missing_at_ivs())
+
+    @staticmethod
+    def _missing(missing: bool | None = None) -> GaugeMetricFamily:
+        # Its own gauge: such a key still counts as active in `token_service_signing_keys`
+        # (the ring holds it), and only the absent `_active_seconds` would tell otherwise.
+        family = GaugeMetricFamily(
+            "token_service_signing_key_missing_at_ivs",
+            "1 when IVS no longer holds the public key this replica would sign with (deleted "
+            "behind the service's back: nothing is signed with it until a rotation), else 0",
+        )
+        if missing is not None:
+            family.add_metric([], 1.0 if missing else 0.0)
+        return family
 
     @staticmethod
     def _reconciliation(

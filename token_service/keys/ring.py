@@ -200,6 +200,11 @@ class KeyRing:
             return None
         return key
 
+    def missing_at_ivs(self) -> bool:
+        """Whether IVS said, at the latest check, that it no longer holds the signing key."""
+        key = self._signing_key()
+        return key is not None and key.arn in self._unregistered
+
     async def check_active_registered(self) -> str | None:
         """Ask IVS whether it still holds the signing key; the problem, if it does not.
 

@@ -1,9 +1,11 @@
 """Prometheus metrics: what was issued, what was refused and why, and how long it took.
 
-Each app owns its registry (several apps may live in one test process); HTTP request
-metrics come from Litestar's Prometheus middleware in the default registry, grouped
-by route template so participant ids never become label values. Labels hold only
-bounded, non-secret values: signer, error code, IVS operation.
+Each app owns its registry (several apps may live in one test process), the HTTP request
+metrics (`http/metrics.py`) included, grouped by route template so participant ids never
+become label values; the default registry adds the process's own (`process_`, `python_`).
+Labels hold only bounded, non-secret values: signer, error code, IVS operation. Names
+follow Prometheus' naming practice: the unit (`_seconds`) in the name, `_total` on every
+counter (prometheus_client appends it), no `_created` series.
 
 With several worker processes (`PROMETHEUS_MULTIPROC_DIR` set, see `cli/serve.py`),
 values live in files shared by the workers and a scrape of any worker sums them all;
@@ -23,6 +25,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    disable_created_metrics,
     generate_latest,
     multiprocess,
 )
@@ -61,6 +64,12 @@ class Children(Generic[M]):
 
 class Metrics:
     def __init__(self) -> None:
+        # No `<name>_created` series (a creation timestamp per counter and histogram
+        # child, one more series for each, which no rule or dashboard reads). A
+        # process-wide switch of prometheus_client,
+        # thrown here, where the service's registry is made, not on import. The
+        # multiprocess collector (several workers) never writes them.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.tokens_issued = Counter(
             "token_service_tokens_issued",
@@ -92,28 +101,20 @@ class Metrics:
             ["operation", "outcome"],
             registry=self.registry,
         )
+        # One family for the three budgets (CreateParticipantToken, GetStage,
+        # DisconnectParticipant), the IVS operation a label: summed over it, every budget
+        # answer, as Prometheus' naming practice asks of a family's labels.
         self.ivs_budget_decisions = Counter(
             "token_service_ivs_budget_decisions",
-            "CreateParticipantToken budget answers: immediate, waited (for a slot), refused",
-            ["outcome"],
+            "IVS call budget answers, by IVS operation: immediate, waited (for a slot), refused",
+            ["operation", "outcome"],
             registry=self.registry,
         )
         self.ivs_budget_wait_seconds = Histogram(
             "token_service_ivs_budget_wait_seconds",
-            "Time waited for a CreateParticipantToken budget slot",
+            "Time waited for an IVS call budget slot, by IVS operation",
+            ["operation"],
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
-            registry=self.registry,
-        )
-        self.ivs_lookup_budget_decisions = Counter(
-            "token_service_ivs_lookup_budget_decisions",
-            "GetStage budget answers (stage lookups): immediate, waited (for a slot), refused",
-            ["outcome"],
-            registry=self.registry,
-        )
-        self.ivs_disconnect_budget_decisions = Counter(
-            "token_service_ivs_disconnect_budget_decisions",
-            "DisconnectParticipant budget answers: immediate, waited (for a slot), refused",
-            ["outcome"],
             registry=self.registry,
         )
         self.ban_disconnects = Counter(
@@ -137,7 +138,7 @@ class Metrics:
             registry=self.registry,
         )
         self.issue_seconds = Histogram(
-            "token_service_issue_seconds",
+            "token_service_issue_duration_seconds",
             "Time from an authenticated request to a signed or IVS-issued token",
             ["signer"],
             buckets=_ISSUE_BUCKETS,

@@ -233,6 +233,26 @@ async def test_check_registered_names_the_file_of_a_key_ivs_does_not_know(
     assert str(keys_dir / f"{key.name}.json") in failed.value.detail
 
 
+async def test_a_signing_key_ivs_holds_is_not_missing_at_ivs(
+    ivs_client: Any, keys_dir: Path, clock: Clock
+) -> None:
+    ring = make_ring(ivs_client, keys_dir, clock)
+    await ring.rotate()
+    assert await ring.check_active_registered() is None
+    assert not ring.missing_at_ivs()
+
+
+async def test_a_signing_key_deleted_at_ivs_is_missing_once_checked(
+    ivs_client: Any, keys_dir: Path, clock: Clock
+) -> None:
+    ring = make_ring(ivs_client, keys_dir, clock)
+    key = await ring.rotate()
+    ivs_client.delete_public_key(arn=key.arn)
+    assert await ring.check_active_registered() is not None
+    assert ring.missing_at_ivs()
+    assert ring.active() is None
+
+
 async def test_scheduled_steps_prepare_then_promote_then_delete_when_each_is_due(
     ivs_client: Any, keys_dir: Path, clock: Clock
 ) -> None:

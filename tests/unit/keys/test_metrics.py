@@ -31,13 +31,17 @@ class Ring:
         self.signing = active
         self.reconciled = ReconcileTally(orphans_deleted=2, unknown_at_ivs=1)
         self.reads = 0
+        self.missing = False
 
     def list_keys(self) -> list[SigningKey]:
         self.reads += 1
         return self.keys
 
     def active(self) -> SigningKey | None:
-        return self.signing
+        return None if self.missing else self.signing
+
+    def missing_at_ivs(self) -> bool:
+        return self.missing
 
 
 def scrape(ring: Ring) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -96,3 +100,15 @@ def test_reconciliation_reports_orphans_deleted_and_keys_unknown_at_ivs() -> Non
 
     assert families["token_service_signing_key_orphans_deleted"] == [({}, 2.0)]
     assert families["token_service_ivs_unknown_public_keys"] == [({}, 1.0)]
+
+
+def test_a_signing_key_ivs_holds_is_not_missing() -> None:
+    families = scrape(Ring([ACTIVE], ACTIVE))
+    assert families["token_service_signing_key_missing_at_ivs"] == [({}, 0.0)]
+
+
+def test_a_signing_key_ivs_no_longer_holds_is_missing() -> None:
+    ring = Ring([ACTIVE], ACTIVE)
+    ring.missing = True
+    families = scrape(ring)
+    assert families["token_service_signing_key_missing_at_ivs"] == [({}, 1.0)]
