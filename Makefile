@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-latest lock lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk faults
+.PHONY: run test test-latest lock lint typecheck check emulator bench soak uniqueness fuzz clean web-sdk faults web-client-test
 
 # The real IVS web broadcast SDK for the demo page (GET /demo), from the npm registry into a
 # git-ignored folder, pinned by version and by the tarball's integrity hash. Only its browser
@@ -25,6 +25,20 @@ $(WEB_SDK_BUNDLE):
 	tar -xzf $(WEB_SDK_DIR)/amazon-ivs-web-broadcast-$(WEB_SDK_VERSION).tgz -C $(WEB_SDK_PACKAGE) --strip-components=1
 	rm $(WEB_SDK_DIR)/amazon-ivs-web-broadcast-$(WEB_SDK_VERSION).tgz
 	touch $@
+
+# The web client (clients/web, @ivs-token-service/web): its devDependencies exactly as
+# package-lock.json pins them (`npm ci`), once per change of the lock (a stamp). Its tests
+# (`npm test`: node --test) run against a real `serve --dev` of this checkout, which they
+# start themselves with this venv's Python, from the repository's root.
+WEB_CLIENT       := clients/web
+WEB_CLIENT_STAMP := $(WEB_CLIENT)/node_modules/.installed
+
+$(WEB_CLIENT_STAMP): $(WEB_CLIENT)/package.json $(WEB_CLIENT)/package-lock.json
+	cd $(WEB_CLIENT) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+web-client-test: $(STAMP) $(WEB_CLIENT_STAMP)
+	cd $(WEB_CLIENT) && TOKEN_SERVICE_COMMAND="$(abspath $(BIN))/python -m token_service" npm test
 
 # Installs come from the lock (requirements/test.txt: every package pinned, with hashes),
 # so what was tested is what is installed; then the package itself, editable, built by the
@@ -47,7 +61,7 @@ lock: $(STAMP)
 # The suite against the newest releases pyproject.toml's ranges allow, in a venv of its
 # own (never the lock): how a new release of a dependency is caught before users get it.
 LATEST_VENV := .venv-latest
-test-latest: $(WEB_SDK_BUNDLE)
+test-latest: $(WEB_SDK_BUNDLE) $(WEB_CLIENT_STAMP)
 	rm -rf $(LATEST_VENV)
 	$(PYTHON) -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip --disable-pip-version-check -qq install --upgrade pip
@@ -69,11 +83,14 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The service's suite, then the emulator's own (emulator/: a distribution of its own, with
-# its own pytest configuration and `tests` package, so it runs from its folder).
-test: lint $(WEB_SDK_BUNDLE)
+# The web client's packages come first: the Python suite checks its generated types and the
+# demo's copy of it with them. Then the emulator's own suite (emulator/: a distribution of
+# its own, with its own pytest configuration and `tests` package, so it runs from its
+# folder), then the web client's tests.
+test: lint $(WEB_SDK_BUNDLE) $(WEB_CLIENT_STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 	cd emulator && ../$(BIN)/python -m pytest -n 2 --dist loadfile
+	$(MAKE) --no-print-directory web-client-test
 
 # Fault runs with real processes killed, frozen or failing, the long ones included
 # (docs/reliability.md, "Faults"); `make test` runs Redis killed and SIGTERM under load.
@@ -111,3 +128,4 @@ fuzz: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(LATEST_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(WEB_CLIENT)/node_modules $(WEB_CLIENT)/dist $(WEB_CLIENT)/.test-build

@@ -230,6 +230,24 @@ def test_sdk_accepts_the_token_with_the_participant_id_the_service_returned(
     expect(page.locator("#sdk-participant-id")).to_have_text(issued["participantId"])
 
 
+def test_refreshing_exchanges_the_token_for_the_same_participant_and_the_sdk_reads_it(
+    page: Page, server: DevServer
+) -> None:
+    open_demo(page, server.demo_url)
+    issued = request_token(page).json()
+    expect(page.locator("#refresh-token")).to_be_enabled()
+    with page.expect_response(lambda r: r.url.endswith("/exchange")) as answer:
+        page.click("#refresh-token")
+    exchanged = answer.value.json()
+    assert answer.value.status == 200
+    assert exchanged["participantId"] == issued["participantId"]
+    assert exchanged["token"] != issued["token"]
+    expect(page.locator("#outcome")).to_contain_text("exchanged")
+    expect(page.locator("#response-body")).to_contain_text(exchanged["token"])
+    expect(page.locator("#sdk-verdict")).to_have_class(re.compile(r"\bgood\b"))
+    expect(page.locator("#sdk-participant-id")).to_have_text(issued["participantId"])
+
+
 def test_the_page_shows_the_decoded_claims_and_the_expiry_countdown(
     page: Page, server: DevServer
 ) -> None:

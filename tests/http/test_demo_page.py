@@ -72,7 +72,7 @@ async def test_demo_page_is_served_when_switched_on(
         response = await client.get("/demo")
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/html; charset=utf-8"
-    assert '<script src="/demo/assets/demo.js"' in response.text
+    assert '<script type="module" src="/demo/assets/demo.js"' in response.text
 
 
 async def test_demo_page_forbids_inline_scripts_and_framing(
@@ -110,6 +110,15 @@ async def test_demo_script_is_served_as_javascript(dev_client: Client) -> None:
     response = await dev_client.get("/demo/assets/demo.js")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/javascript")
+
+
+async def test_the_web_client_the_page_imports_is_served_as_javascript(
+    dev_client: Client,
+) -> None:
+    response = await dev_client.get("/demo/assets/ivs-token-client.js")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/javascript")
+    assert "export function createTokenSource" in response.text
 
 
 async def test_unknown_demo_asset_is_a_404_problem(dev_client: Client) -> None:

@@ -1,9 +1,11 @@
 """The demo page: `GET /demo`, where a frontend developer tries the service in a browser.
 
-The page (plain HTML and JavaScript in `token_service/http/web/`, no build step) asks for a
-participant token through the real `POST /v1/participant-tokens`, exactly as a
-frontend would, shows what came back, and lets the real IVS web broadcast SDK
-(`amazon-ivs-web-broadcast`, installed by `make web-sdk`) construct a `Stage` from it.
+The page (plain HTML and JavaScript in `token_service/http/web/`, no build step of its own)
+asks for a participant token through the real `POST /v1/participant-tokens` with the
+project's web client (`clients/web`, served as the committed `ivs-token-client.js`),
+exactly as a frontend would, refreshes it through the exchange route, shows what came
+back, and lets the real IVS web broadcast SDK (`amazon-ivs-web-broadcast`, installed by
+`make web-sdk`) construct a `Stage` from each token.
 
 Routes exist only when the demo is on (`TOKEN_SERVICE_DEMO_PAGE`, on by default with
 `serve --dev`). `POST /demo/user-token`, which mints app-user JWTs for demo users, is
@@ -38,8 +40,12 @@ SDK_URL = "/demo/sdk/amazon-ivs-web-broadcast.js"
 PARTICIPANT_TOKENS_PATH = "/v1/participant-tokens"
 #: Demo app-user JWTs live one hour: long enough to try things, short if one leaks.
 USER_TOKEN_TTL_SECONDS = 3600
+#: The web client (`clients/web`, `@ivs-token-service/web`) as the page imports it: its
+#: built ES module, copied here by `npm run build:demo` so that the wheel carries it;
+#: tests/packaging/test_web_client_demo_asset.py fails while it differs from a fresh build.
+CLIENT_ASSET = "ivs-token-client.js"
 #: The page's static files, by the name it asks for and its media type.
-ASSETS = {"demo.js": "text/javascript", "demo.css": "text/css"}
+ASSETS = {"demo.js": "text/javascript", "demo.css": "text/css", CLIENT_ASSET: "text/javascript"}
 #: The SDK needs its own script and may call AWS for analytics and configuration.
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

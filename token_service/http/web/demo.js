@@ -1,16 +1,19 @@
 // The demo page's behaviour: get an app-user JWT, ask the real token endpoint for a
-// participant token exactly as a frontend would, decode what came back, and let the
-// real IVS web broadcast SDK construct a Stage from it. No framework, no build step.
+// participant token with the project's web client (clients/web, served as
+// ivs-token-client.js), exactly as a frontend would, decode what came back, refresh it
+// through the exchange route, and let the real IVS web broadcast SDK construct a Stage
+// from each token. No framework, no build step of its own (a module script).
 // Everything shown is set with textContent: claims and attributes are user data.
-(function () {
-  "use strict";
+import { createTokenSource, keepStageCurrent, TokenServiceError } from "/demo/assets/ivs-token-client.js";
 
+(function () {
   const $ = (id) => document.getElementById(id);
   let config = null;
   let countdown = null;
   let sdkState = "loading"; // loading | ready | absent | failed
   let sdkMissing = ""; // why there is no SDK verdict, when there is none
   let lastIssued = null; // the latest token response, for an SDK that loads after it
+  let source = null; // the token source of the latest request: refreshes, then is closed
 
   // ------------------------------------------------------------------ helpers
 
@@ -175,19 +178,35 @@
     setOutcome("sdk-verdict", "idle", sdkMissing || "No token yet.");
   }
 
-  function showProblem(step, response, body) {
-    const status = response.status + " " + (body && body.title ? body.title : response.statusText);
-    setOutcome("outcome", "bad", step + " refused: " + status + (body && body.detail ? ": " + body.detail : ""));
-    show("problem-status", String(response.status));
-    show("problem-title", (body && body.title) || response.statusText || "–");
-    show("problem-detail", (body && body.detail) || "–");
-    show("problem-rule", (body && body.rule) || "–");
-    const retry = response.headers.get("Retry-After");
-    show("problem-retry", retry ? retry + " s" : "–");
-    show("problem-request-id", (body && body.requestId) || response.headers.get("X-Request-Id") || "–");
+  // A refusal, as the client reports it: a TokenServiceError with the problem's fields.
+  function showProblem(step, error) {
+    setOutcome("outcome", "bad", step + " refused: " + error.message);
+    show("problem-status", String(error.status));
+    show("problem-title", error.title || "–");
+    show("problem-detail", error.detail || "–");
+    show("problem-rule", error.rule || "–");
+    show("problem-retry", error.retryAfterSeconds !== undefined ? error.retryAfterSeconds + " s" : "–");
+    show("problem-request-id", error.requestId || "–");
     $("problem").hidden = false;
-    show("response-body", body ? pretty(body) : "(no JSON body)");
+    const problem = { type: error.type, title: error.title, status: error.status, detail: error.detail };
+    if (error.errors.length) problem.errors = error.errors;
+    if (error.rule) problem.rule = error.rule;
+    if (error.requestId) problem.requestId = error.requestId;
+    show("response-body", pretty(problem));
     if (sdkState === "ready") setOutcome("sdk-verdict", "idle", "No token to give the SDK.");
+  }
+
+  function showFailure(step, err) {
+    if (err instanceof TokenServiceError) {
+      showProblem(step, err);
+    } else if (err instanceof TypeError) {
+      // fetch's own failure: no answer at all, most often CORS from another origin.
+      setOutcome("outcome", "bad", "The request did not reach the service (" + err.message +
+        "). From another origin, the service must list this page's origin (" +
+        window.location.origin + ") in TOKEN_SERVICE_CORS_ORIGINS.");
+    } else {
+      setOutcome("outcome", "bad", step + " failed: " + (err && err.message ? err.message : String(err)));
+    }
   }
 
   function startCountdown(exp) {
@@ -232,6 +251,7 @@
     }
   }
 
+  // The development server's demo route (not the service's API): a plain fetch.
   async function appUserJwt() {
     if ($("auth-paste").checked) return { jwt: $("user-jwt").value.trim() };
     const roles = $("roles").value.split(",").map((r) => r.trim()).filter(Boolean);
@@ -242,17 +262,29 @@
     });
     const body = await readJson(response);
     if (!response.ok) {
-      showProblem("Demo user JWT", response, body);
+      showProblem("Demo user JWT", new TokenServiceError({
+        status: response.status,
+        type: body && body.type,
+        title: (body && body.title) || response.statusText,
+        detail: body && body.detail,
+        rule: body && body.rule,
+        requestId: (body && body.requestId) || response.headers.get("X-Request-Id"),
+      }));
       return null;
     }
     return { jwt: body.token };
   }
 
-  function tokenRequestBody() {
-    const body = { stageArn: $("stage-arn").value.trim() };
+  function tickedCapabilities() {
     const caps = [];
     if ($("cap-publish").checked) caps.push("PUBLISH");
     if ($("cap-subscribe").checked) caps.push("SUBSCRIBE");
+    return caps;
+  }
+
+  function tokenRequestBody() {
+    const body = { stageArn: $("stage-arn").value.trim() };
+    const caps = tickedCapabilities();
     if (caps.length) body.capabilities = caps;
     const duration = $("duration").value.trim();
     if (duration) body.durationMinutes = Number(duration);
@@ -261,42 +293,84 @@
     return body;
   }
 
+  function showIssued(answer, verb) {
+    setOutcome("outcome", "good", verb + ": participant " + answer.participantId +
+      " for user " + answer.userId + " (" + answer.capabilities.join(", ") + ")");
+    lastIssued = answer;
+    showToken(answer);
+    showSdkVerdict(answer.token, answer);
+  }
+
+  // What the page hands each refreshed token to. A frontend passes its joined Stage to
+  // keepStageCurrent, which calls stage.exchangeToken(token). This page never joins (no
+  // media, no connection to IVS), so it passes this object instead, through the same hook:
+  // each refreshed token goes to the SDK for its verdict, as the first one did.
+  const sdkVerdictOnExchange = {
+    exchangeToken: async (token) => {
+      const current = source && source.current();
+      if (current && current.token === token) showIssued(current, "200 OK, exchanged");
+    },
+  };
+
   async function requestToken() {
     const button = $("request-token");
     button.disabled = true;
+    $("refresh-token").disabled = true;
     resetResult();
     lastIssued = null;
+    if (source) source.close();
+    source = null;
     setOutcome("outcome", "idle", "Requesting…");
     try {
       const user = await appUserJwt();
       if (user === null) return;
       const url = serviceBase() + config.tokenEndpoint;
       const body = tokenRequestBody();
-      const headers = { "Content-Type": "application/json" };
-      if (user.jwt) headers.Authorization = "Bearer " + user.jwt;
       show("request-shown",
         "POST " + url + "\n" +
         (user.jwt ? "Authorization: Bearer <app-user JWT>\n" : "(no Authorization header)\n") +
         "Content-Type: application/json\n\n" + pretty(body));
-      let response;
+      const options = {
+        serviceUrl: serviceBase(),
+        getAppUserJwt: () => user.jwt,
+        stageArn: body.stageArn,
+      };
+      for (const field of ["capabilities", "durationMinutes", "attributes"]) {
+        if (body[field] !== undefined) options[field] = body[field];
+      }
+      const tokens = createTokenSource(options);
+      source = tokens;
+      let answer;
       try {
-        response = await fetch(url, { method: "POST", headers: headers, body: JSON.stringify(body) });
+        answer = await tokens.getToken();
       } catch (err) {
-        setOutcome("outcome", "bad", "The request did not reach the service (" + err.message +
-          "). From another origin, the service must list this page's origin (" +
-          window.location.origin + ") in TOKEN_SERVICE_CORS_ORIGINS.");
+        showFailure("Token request", err);
         return;
       }
-      const answer = await readJson(response);
-      if (response.status !== 201 || !answer || !answer.token) {
-        showProblem("Token request", response, answer);
-        return;
-      }
-      setOutcome("outcome", "good", "201 Created: participant " + answer.participantId +
-        " for user " + answer.userId + " (" + answer.capabilities.join(", ") + ")");
-      lastIssued = answer;
-      showToken(answer);
-      showSdkVerdict(answer.token, answer);
+      showIssued(answer, "201 Created");
+      keepStageCurrent(sdkVerdictOnExchange, tokens);
+      tokens.onError((err) => showFailure("Background refresh", err));
+      $("refresh-token").disabled = false;
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  // Exchange now, with the capabilities ticked: a refresh, or a promotion the policy allows.
+  async function refreshToken() {
+    if (!source) return;
+    const button = $("refresh-token");
+    button.disabled = true;
+    const caps = tickedCapabilities();
+    show("request-shown",
+      "POST " + serviceBase() + config.tokenEndpoint + "/" + source.current().participantId + "/exchange\n" +
+      "Authorization: Bearer <app-user JWT>\nContent-Type: application/json\n\n" +
+      pretty(caps.length ? { capabilities: caps } : {}));
+    $("problem").hidden = true;
+    try {
+      await source.refresh(caps.length ? { capabilities: caps } : {});
+    } catch (err) {
+      showFailure("Token exchange", err);
     } finally {
       button.disabled = false;
     }
@@ -347,6 +421,7 @@
     $("auth-mint").addEventListener("change", syncAuth);
     $("auth-paste").addEventListener("change", syncAuth);
     $("request-token").addEventListener("click", requestToken);
+    $("refresh-token").addEventListener("click", refreshToken);
     syncAuth();
     loadSdk();
     document.body.dataset.ready = "true";
