@@ -27,7 +27,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/participant-tokens/{participant_id}/exchange": {
+    "/v1/participant-tokens/{participantId}/exchange": {
         parameters: {
             query?: never;
             header?: never;
@@ -47,7 +47,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/admin/participants/{participant_id}/capabilities": {
+    "/admin/participants/{participantId}/capabilities": {
         parameters: {
             query?: never;
             header?: never;
@@ -253,7 +253,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/admin/bans/{ban_id}": {
+    "/admin/bans/{banId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -271,7 +271,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/admin/participants/{participant_id}/disconnect": {
+    "/admin/participants/{participantId}/disconnect": {
         parameters: {
             query?: never;
             header?: never;
@@ -288,17 +288,14 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/admin/stages/{rest}": {
+    "/admin/participants": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /**
-         * Participants issued for a stage, newest first
-         * @description `GET /admin/stages/{stageArn}/participants`; the stage ARN may be given as is or URL-encoded.
-         */
+        /** Participants issued for a stage, newest first */
         get: operations["listStageParticipants"];
         put?: never;
         post?: never;
@@ -308,7 +305,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/admin/users/{user_id}/participants": {
+    "/admin/users/{userId}/participants": {
         parameters: {
             query?: never;
             header?: never;
@@ -328,7 +325,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/admin/participants/{participant_id}": {
+    "/admin/participants/{participantId}": {
         parameters: {
             query?: never;
             header?: never;
@@ -605,7 +602,33 @@ export interface components {
     responses: never;
     parameters: never;
     requestBodies: never;
-    headers: never;
+    headers: {
+        /** @description The request's id, also `requestId` of a problem body and in every log line of the request: the caller's own `X-Request-Id` when it sent one (8 to 64 of `A-Za-z0-9._-`), else a new one */
+        RequestId: string;
+        /** @description Seconds to wait before sending the request again */
+        RetryAfter: number;
+        /** @description Seconds to wait before sending the request again, when the service knows (a dependency's outage, a budget's next slot) */
+        RetryAfterWhenKnown: number;
+        /**
+         * @description The caller's own limits now (IETF draft httpapi-ratelimit-headers): per limit, `r` requests left and `t` seconds until it is whole again. The stage's limit is never shown, so a caller with none to see gets no field
+         * @example "user";r=9;t=6, "ip";r=59;t=1
+         */
+        RateLimit: string;
+        /**
+         * @description The caller's own limits (IETF draft httpapi-ratelimit-headers): per limit, `q` requests per window of `w` seconds; sent with `RateLimit`
+         * @example "user";q=10;w=60, "ip";q=60;w=60
+         */
+        RateLimitPolicy: string;
+        /**
+         * @description RFC 6750: a bearer token is needed (`error="invalid_token"`: it was refused)
+         * @example Bearer error="invalid_token"
+         */
+        WwwAuthenticate: string;
+        /** @description Never cached: a credential, or a state that is only true now */
+        NoStore: "no-store";
+        /** @description `Cache-Control: no-store` for HTTP/1.0 caches */
+        NoCache: "no-cache";
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -626,6 +649,11 @@ export interface operations {
             /** @description Document created, URL follows */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Cache-Control": components["headers"]["NoStore"];
+                    Pragma: components["headers"]["NoCache"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -635,15 +663,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -653,6 +684,7 @@ export interface operations {
             /** @description The policy refuses the stage, a capability or the duration; user banned */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -662,6 +694,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -671,6 +704,7 @@ export interface operations {
             /** @description Body larger than 16 KiB */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -680,15 +714,20 @@ export interface operations {
             /** @description The body is not declared as JSON (Content-Type: application/json, UTF-8) */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -698,15 +737,18 @@ export interface operations {
             /** @description IVS failed */
             502: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -716,6 +758,7 @@ export interface operations {
             /** @description IVS did not answer in time */
             504: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -729,7 +772,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                participant_id: string;
+                /** @description `participantId` of the token */
+                participantId: string;
             };
             cookie?: never;
         };
@@ -742,6 +786,11 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    "Cache-Control": components["headers"]["NoStore"];
+                    Pragma: components["headers"]["NoCache"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -751,15 +800,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -769,6 +821,7 @@ export interface operations {
             /** @description The policy refuses the stage, a capability or the duration; user banned */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -778,6 +831,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -787,6 +841,7 @@ export interface operations {
             /** @description Conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -796,6 +851,7 @@ export interface operations {
             /** @description Body larger than 16 KiB */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -805,24 +861,31 @@ export interface operations {
             /** @description The body is not declared as JSON (Content-Type: application/json, UTF-8) */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -836,7 +899,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                participant_id: string;
+                /** @description `participantId` of the token */
+                participantId: string;
             };
             cookie?: never;
         };
@@ -849,6 +913,9 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["NoStore"];
+                    Pragma: components["headers"]["NoCache"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -858,15 +925,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -876,6 +946,7 @@ export interface operations {
             /** @description The policy refuses the stage, a capability or the duration; user banned */
             403: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -885,6 +956,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -894,6 +966,7 @@ export interface operations {
             /** @description Conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -903,6 +976,7 @@ export interface operations {
             /** @description Body larger than 16 KiB */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -912,24 +986,29 @@ export interface operations {
             /** @description The body is not declared as JSON (Content-Type: application/json, UTF-8) */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -950,6 +1029,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -970,6 +1050,8 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -979,6 +1061,8 @@ export interface operations {
             /** @description This replica cannot serve: `states` names the failed check */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -999,6 +1083,8 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Cache-Control": components["headers"]["NoStore"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1023,6 +1109,7 @@ export interface operations {
             /** @description Request accepted, processing continues off-line */
             202: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1032,15 +1119,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1050,6 +1140,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1059,15 +1150,18 @@ export interface operations {
             /** @description Body larger than 16 KiB */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1093,6 +1187,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1102,15 +1197,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1120,6 +1218,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1129,15 +1228,18 @@ export interface operations {
             /** @description Conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1147,15 +1249,18 @@ export interface operations {
             /** @description IVS failed */
             502: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1176,24 +1281,29 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["KeyList"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1214,15 +1324,18 @@ export interface operations {
             /** @description Document created, URL follows */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["KeyView"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1232,15 +1345,18 @@ export interface operations {
             /** @description Conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1250,15 +1366,18 @@ export interface operations {
             /** @description IVS failed */
             502: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1281,6 +1400,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1290,15 +1410,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1308,6 +1431,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1317,15 +1441,18 @@ export interface operations {
             /** @description Conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1335,15 +1462,18 @@ export interface operations {
             /** @description IVS failed */
             502: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1364,15 +1494,18 @@ export interface operations {
             /** @description Document created, URL follows */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["KeyView"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1382,15 +1515,18 @@ export interface operations {
             /** @description Conflicts with the current state */
             409: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1400,15 +1536,18 @@ export interface operations {
             /** @description IVS failed */
             502: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1429,33 +1568,40 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["BanList"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1480,6 +1626,7 @@ export interface operations {
             /** @description An equal ban was in force already: that ban, nothing stored */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1489,6 +1636,7 @@ export interface operations {
             /** @description Document created, URL follows */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1498,15 +1646,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1516,6 +1667,7 @@ export interface operations {
             /** @description Body larger than 16 KiB */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1525,24 +1677,29 @@ export interface operations {
             /** @description The body is not declared as JSON (Content-Type: application/json, UTF-8) */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1556,7 +1713,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                ban_id: string;
+                /** @description `id` of the ban */
+                banId: string;
             };
             cookie?: never;
         };
@@ -1565,6 +1723,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1574,15 +1733,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1592,24 +1754,29 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1623,7 +1790,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                ban_id: string;
+                /** @description `id` of the ban */
+                banId: string;
             };
             cookie?: never;
         };
@@ -1632,6 +1800,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1641,15 +1810,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1659,24 +1831,29 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1690,7 +1867,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                participant_id: string;
+                /** @description `participantId` of the token */
+                participantId: string;
             };
             cookie?: never;
         };
@@ -1703,6 +1881,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1712,15 +1891,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1730,6 +1912,7 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1739,6 +1922,7 @@ export interface operations {
             /** @description Body larger than 16 KiB */
             413: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1748,15 +1932,18 @@ export interface operations {
             /** @description The body is not declared as JSON (Content-Type: application/json, UTF-8) */
             415: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1766,15 +1953,18 @@ export interface operations {
             /** @description IVS failed */
             502: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1785,7 +1975,9 @@ export interface operations {
     };
     listStageParticipants: {
         parameters: {
-            query?: {
+            query: {
+                /** @description the stage ARN */
+                stageArn: string;
                 /** @description RFC 3339 date-time */
                 since?: string | null;
                 /** @description records per page */
@@ -1794,10 +1986,7 @@ export interface operations {
                 cursor?: string | null;
             };
             header?: never;
-            path: {
-                /** @description `{stageArn}/participants` */
-                rest: string;
-            };
+            path?: never;
             cookie?: never;
         };
         requestBody?: never;
@@ -1805,6 +1994,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1814,42 +2004,40 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Not found */
-            404: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1871,7 +2059,7 @@ export interface operations {
             header?: never;
             path: {
                 /** @description the app user id (with `issuer`, the app user) */
-                user_id: string;
+                userId: string;
             };
             cookie?: never;
         };
@@ -1880,6 +2068,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1889,33 +2078,40 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1929,7 +2125,8 @@ export interface operations {
             query?: never;
             header?: never;
             path: {
-                participant_id: string;
+                /** @description `participantId` of the token */
+                participantId: string;
             };
             cookie?: never;
         };
@@ -1938,6 +2135,7 @@ export interface operations {
             /** @description Request fulfilled, document follows */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1947,15 +2145,18 @@ export interface operations {
             /** @description Malformed JSON, a field of the wrong type or out of range, unknown field */
             400: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid credentials (WWW-Authenticate: Bearer) */
+            /** @description Missing or invalid credentials */
             401: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "WWW-Authenticate": components["headers"]["WwwAuthenticate"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1965,24 +2166,29 @@ export interface operations {
             /** @description Not found */
             404: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Rate limited (Retry-After, RateLimit-* headers) */
+            /** @description Rate limited: send it again after `Retry-After` seconds */
             429: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description IVS, Redis or the signing key unavailable (Retry-After) */
+            /** @description IVS, Redis or the signing key unavailable */
             503: {
                 headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfterWhenKnown"];
                     [name: string]: unknown;
                 };
                 content: {
