@@ -36,7 +36,7 @@ from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import MappingRuntime, build_mapping
 from token_service.bootstrap.tracing import Tracing, build_tracing
 from token_service.config import Settings
-from token_service.http.access_log import access_log_middleware
+from token_service.http.access_log import AccessLog
 from token_service.http.cors import cors_middleware
 from token_service.http.disconnects import client_disconnect_middleware
 from token_service.http.listeners import listener_guard
@@ -60,6 +60,7 @@ from token_service.http.routes.health import healthz, readyz
 from token_service.http.routes.ivs_events import ivs_events
 from token_service.http.routes.metrics import metrics as metrics_route
 from token_service.http.routes.tokens import create_participant_token
+from token_service.http.service_app import ServiceApp
 from token_service.http.services import Services
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
 from token_service.infra.lane import RedisLane, lane_for
@@ -76,7 +77,6 @@ from token_service.tokens.exchange import Exchanger
 from token_service.tokens.mode import Mode
 
 if TYPE_CHECKING:
-    from litestar.types import ASGIApp
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -315,7 +315,7 @@ def create_app(
     def provide_services() -> Services:
         return services
 
-    app = Litestar(
+    app = ServiceApp(
         route_handlers=[
             create_participant_token,
             exchange_participant_token,
@@ -341,7 +341,6 @@ def create_app(
             # (the access log's too) carries its trace id.
             *(tracing.middleware if tracing is not None else []),
             request_id_middleware,
-            *_access_log(settings),
             http_metrics_middleware(HttpMetrics(metrics.registry)),
             client_disconnect_middleware,
         ],
@@ -353,9 +352,7 @@ def create_app(
         debug=False,
         logging_config=None,
     )
-    # Needs the routes as built, so it is added once they are.
-    app.before_send.append(allow_header_hook(app))
-    return app
+    return _finished(app, settings)
 
 
 def _lifespans(
@@ -380,17 +377,22 @@ def _traced(tracing: Tracing) -> Callable[[Litestar], AbstractAsyncContextManage
     return lifespan
 
 
-def _access_log(settings: Settings) -> list[Callable[[ASGIApp], ASGIApp]]:
+def _finished(app: ServiceApp, settings: Settings) -> ServiceApp:
+    # Needs the routes as built, so it is added once they are.
+    app.before_send.append(allow_header_hook(app))
+    app.access_log = _access_log(settings)
+    return app
+
+
+def _access_log(settings: Settings) -> AccessLog | None:
     if not settings.logging.access_log:
-        return []
-    return [
-        access_log_middleware(
-            probes=settings.logging.access_log_probes,
-            probe_sample_rate=settings.logging.access_log_probe_sample_rate,
-            trusted_proxies=settings.http.trusted_proxies,
-            proxy_header=settings.http.trusted_proxy_header,
-        )
-    ]
+        return None
+    return AccessLog(
+        probes=settings.logging.access_log_probes,
+        probe_sample_rate=settings.logging.access_log_probe_sample_rate,
+        trusted_proxies=settings.http.trusted_proxies,
+        proxy_header=settings.http.trusted_proxy_header,
+    )
 
 
 def _openapi() -> DocumentedOpenAPIConfig:

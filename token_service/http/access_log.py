@@ -15,13 +15,14 @@ import enum
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Sequence
+from typing import Final, cast
 
 from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
 from token_service.http.client_ip import Network, ProxyHeader, client_address
+from token_service.observability.tracing import current_ids
 
 log = logging.getLogger("token_service.access")
 
@@ -39,66 +40,111 @@ class ProbeLogging(enum.StrEnum):
     SAMPLED = "sampled"
 
 
-def access_log_middleware(
-    *,
-    probes: ProbeLogging,
-    probe_sample_rate: float,
-    trusted_proxies: Sequence[Network],
-    proxy_header: ProxyHeader,
-    dice: Callable[[], float] = random.random,
-) -> Callable[[ASGIApp], ASGIApp]:
-    """A Litestar middleware factory writing one access-log line per HTTP request."""
+class AccessLog:
+    """Writes one line per HTTP request around the whole app (`ServiceApp`): routed or not
+    (a 404 of an unknown path never reaches a route's middleware), failed or answered.
 
-    def logged(path: str) -> bool:
+    It runs outside the server span and the request-id middleware, so what they know is
+    read off the answer as it passes: the request id from its `X-Request-Id` header, the
+    trace ids from the span current when the answer starts.
+    """
+
+    def __init__(
+        self,
+        *,
+        probes: ProbeLogging,
+        probe_sample_rate: float,
+        trusted_proxies: Sequence[Network],
+        proxy_header: ProxyHeader,
+        dice: Callable[[], float] = random.random,
+    ) -> None:
+        self._probes = probes
+        self._sample_rate = probe_sample_rate
+        self._proxies = tuple(trusted_proxies)
+        self._header = proxy_header
+        self._dice = dice
+
+    def _logged(self, path: str) -> bool:
         if path not in PROBE_PATHS:
             return True
-        if probes is ProbeLogging.SAMPLED:
-            return dice() < probe_sample_rate
-        return probes is ProbeLogging.ON
+        if self._probes is ProbeLogging.SAMPLED:
+            return self._dice() < self._sample_rate
+        return self._probes is ProbeLogging.ON
 
-    def factory(app: ASGIApp) -> ASGIApp:
-        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-            # Routing has run (Litestar applies middleware per route): the template is known.
-            route = scope.get("path_template") or UNMATCHED
-            if scope["type"] != ScopeType.HTTP or not logged(route):
-                await app(scope, receive, send)
-                return
-            started = time.perf_counter()
-            status = 500  # what the client gets when the app raises before answering
-            sent = 0
+    async def __call__(self, scope: Scope, receive: Receive, send: Send, app: ASGIApp) -> None:
+        if scope["type"] != ScopeType.HTTP or not self._logged(scope["path"]):
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # what the client gets when the app raises before answering
+        sent = 0
+        request_id: str | None = None
+        ids: tuple[str, str] | None = None
 
-            async def counting_send(message: Message) -> None:
-                nonlocal status, sent
-                if message["type"] == "http.response.start":
-                    status = message["status"]
-                elif message["type"] == "http.response.body":
-                    sent += len(message.get("body", b""))
-                await send(message)
+        async def counting_send(message: Message) -> None:
+            nonlocal status, sent, request_id, ids
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                request_id = _request_id(message)
+                ids = current_ids()
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
 
-            try:
-                await app(scope, receive, counting_send)
-            finally:
-                client = scope.get("client")
-                address = client_address(
-                    client[0] if client else None, scope["headers"], trusted_proxies, proxy_header
-                )
-                log.log(
-                    logging.WARNING if status >= 500 else logging.INFO,
-                    "%s %s %d",
-                    scope["method"],
-                    route,
-                    status,
-                    extra={
-                        "event": "http_request",
-                        "method": scope["method"],
-                        "route": route,
-                        "status": status,
-                        "durationMs": round((time.perf_counter() - started) * 1000, 3),
-                        "clientIp": str(address) if address is not None else None,
-                        "bytes": sent,
-                    },
-                )
+        try:
+            await app(scope, receive, counting_send)
+        finally:
+            self._write(
+                scope,
+                status=status,
+                seconds=time.perf_counter() - started,
+                sent=sent,
+                request_id=request_id,
+                ids=ids,
+            )
 
-        return middleware
+    def _write(
+        self,
+        scope: HTTPScope,
+        *,
+        status: int,
+        seconds: float,
+        sent: int,
+        request_id: str | None,
+        ids: tuple[str, str] | None,
+    ) -> None:
+        # Routing has run by now: the template, or none for a path no route matched.
+        route = scope.get("path_template") or UNMATCHED
+        client = scope.get("client")
+        address = client_address(
+            client[0] if client else None, scope["headers"], self._proxies, self._header
+        )
+        fields: dict[str, object] = {
+            "event": "http_request",
+            "method": scope["method"],
+            "route": route,
+            "status": status,
+            "durationMs": round(seconds * 1000, 3),
+            "clientIp": str(address) if address is not None else None,
+            "bytes": sent,
+        }
+        if request_id is not None:
+            fields["requestId"] = request_id
+        if ids is not None:
+            fields["traceId"], fields["spanId"] = ids
+        log.log(
+            logging.WARNING if status >= 500 else logging.INFO,
+            "%s %s %d",
+            scope["method"],
+            route,
+            status,
+            extra=fields,
+        )
 
-    return factory
+
+def _request_id(message: Message) -> str | None:
+    headers = cast("Iterable[tuple[bytes, bytes]]", message.get("headers", ()))
+    for name, value in headers:
+        if name.lower() == b"x-request-id":
+            return bytes(value).decode("latin-1")
+    return None

@@ -1,0 +1,87 @@
+"""Tracing in a real `serve` process, as an operator turns it on: `OTEL_TRACES_EXPORTER=console`.
+
+One request carrying a W3C `traceparent`: its server span, the children of each step, and
+the access-log line all carry the caller's trace id, and no span holds a token.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.processes import background, create_stage, run_cli, wait_for_http
+from tests.support.redis_server import free_port
+
+SECRET = "e2e-tracing-secret-" + "t" * 32
+TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
+TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def service_env(emulator_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
+        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
+        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
+        "TOKEN_SERVICE_KEYS_DIR": str(tmp_path / "keys"),
+        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
+        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "TOKEN_SERVICE_LOG_FORMAT": "json",
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "token-service-e2e",
+    }
+
+
+def _documents(output: str) -> list[dict[str, Any]]:
+    """Every JSON object of the output: one-line log records and the console exporter's
+    indented spans, in the order written."""
+    decoder, found, at = json.JSONDecoder(), [], 0
+    while (start := output.find("{", at)) != -1:
+        try:
+            document, at = decoder.raw_decode(output, start)
+        except json.JSONDecodeError:
+            at = start + 1
+            continue
+        found.append(document)
+    return found
+
+
+@pytest.mark.slow
+def test_a_traced_request_is_one_trace_from_server_span_to_signature_and_in_the_access_log(
+    emulator_url: str, service_env: dict[str, str]
+) -> None:
+    assert run_cli("keys", "rotate", env=service_env).returncode == 0
+    user = run_cli("user-token", "--sub", "traced-user", env=service_env).stdout.strip()
+    stage_arn = create_stage(emulator_url, "traced")
+    port = free_port()
+    with background("serve", "--port", str(port), env=service_env) as proc:
+        base = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{base}/healthz", proc=proc)
+        response = httpx.post(
+            f"{base}/v1/participant-tokens",
+            json={"stageArn": stage_arn},
+            headers={"Authorization": f"Bearer {user}", "traceparent": TRACEPARENT},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+    # Stopped with SIGTERM: the batch processor flushed every span before the exit.
+    output = proc.stdout.read() if proc.stdout else ""
+    documents = _documents(output)
+
+    spans = [d for d in documents if "context" in d and "name" in d]
+    traced = {s["name"]: s for s in spans if s["context"]["trace_id"] == f"0x{TRACE_ID}"}
+    server = traced["POST /v1/participant-tokens"]
+    assert server["resource"]["attributes"]["service.name"] == "token-service-e2e"
+    for step in ("authenticate", "policy", "admission", "sign"):
+        assert traced[step]["parent_id"] == server["context"]["span_id"], step
+    (access,) = [
+        d for d in documents if d.get("event") == "http_request" and d.get("status") == 201
+    ]
+    assert access["traceId"] == TRACE_ID
+    assert access["route"] == "/v1/participant-tokens"
+    assert response.json()["token"] not in output
+    assert user not in output
