@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
-from ivs_realtime_emulator.pagination import page, scope_of
+from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     ACTIVE,
     STOPPED,
@@ -339,11 +339,12 @@ def list_compositions(ctx: OperationContext, params: Params) -> dict[str, Any]:
     if encoder_arn is not None:
         chosen = [c for c in chosen if encoder_arn in encoder_arns(c)]
     listed, token = page(
+        "ListCompositions",
+        ctx.region_name,
+        params,
         chosen,
         lambda c: c.seq,
-        params.get("maxResults") or DEFAULT_LIST_SIZE,
-        params.get("nextToken"),
-        scope_of("ListCompositions", ctx.region_name, params),
+        default_size=DEFAULT_LIST_SIZE,
     )
     # CompositionSummary's shape leaves out the layout and destination configurations.
     return {"compositions": [composition_view(c) for c in listed], "nextToken": token}

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator import compositions
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
-from ivs_realtime_emulator.pagination import page, scope_of
+from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     EncoderConfiguration,
     RegionState,
@@ -161,11 +161,12 @@ def get_encoder_configuration(ctx: OperationContext, params: Params) -> dict[str
 def list_encoder_configurations(ctx: OperationContext, params: Params) -> dict[str, Any]:
     configurations = sorted(ctx.region.encoder_configurations.values(), key=lambda c: c.seq)
     chosen, token = page(
+        "ListEncoderConfigurations",
+        ctx.region_name,
+        params,
         configurations,
         lambda c: c.seq,
-        params.get("maxResults") or DEFAULT_LIST_SIZE,
-        params.get("nextToken"),
-        scope_of("ListEncoderConfigurations", ctx.region_name, params),
+        default_size=DEFAULT_LIST_SIZE,
     )
     summaries = [{"arn": c.arn, "name": c.name, "tags": dict(c.tags)} for c in chosen]
     return {"encoderConfigurations": summaries, "nextToken": token}
@@ -233,11 +234,12 @@ def get_storage_configuration(ctx: OperationContext, params: Params) -> dict[str
 def list_storage_configurations(ctx: OperationContext, params: Params) -> dict[str, Any]:
     configurations = sorted(ctx.region.storage_configurations.values(), key=lambda c: c.seq)
     chosen, token = page(
+        "ListStorageConfigurations",
+        ctx.region_name,
+        params,
         configurations,
         lambda c: c.seq,
-        params.get("maxResults") or DEFAULT_LIST_SIZE,
-        params.get("nextToken"),
-        scope_of("ListStorageConfigurations", ctx.region_name, params),
+        default_size=DEFAULT_LIST_SIZE,
     )
     return {"storageConfigurations": [storage_view(c) for c in chosen], "nextToken": token}
 

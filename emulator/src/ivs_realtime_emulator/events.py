@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ivs_realtime_emulator.pagination import page, scope_of
+from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.records import ParticipantEvent
 
 if TYPE_CHECKING:
@@ -53,11 +53,7 @@ def list_participant_events(ctx: OperationContext, params: Params) -> dict[str, 
     participant = session.participants.get(params["participantId"]) if session else None
     numbered = list(enumerate(participant.events)) if participant else []
     chosen, token = page(
-        numbered,
-        lambda item: item[0],
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListParticipantEvents", ctx.region_name, params),
+        "ListParticipantEvents", ctx.region_name, params, numbered, lambda item: item[0]
     )
     return {"events": [view(event) for _, event in chosen], "nextToken": token}
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ivs_realtime_emulator import lifecycle
 from ivs_realtime_emulator.common import check_attributes, check_tag_keys
 from ivs_realtime_emulator.errors import conflict, not_found, validation
-from ivs_realtime_emulator.pagination import page, scope_of
+from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.records import (
     ACTIVE,
     IngestConfiguration,
@@ -134,11 +134,7 @@ def list_ingest_configurations(ctx: OperationContext, params: Params) -> dict[st
     if by_state is not None:
         found = [c for c in found if c.state == by_state]
     chosen, token = page(
-        found,
-        lambda c: c.seq,
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListIngestConfigurations", ctx.region_name, params),
+        "ListIngestConfigurations", ctx.region_name, params, found, lambda c: c.seq
     )
     return {"ingestConfigurations": [view(c) for c in chosen], "nextToken": token}
 

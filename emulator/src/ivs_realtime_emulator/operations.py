@@ -30,7 +30,7 @@ from ivs_realtime_emulator import (
 )
 from ivs_realtime_emulator.configurations import recording_configuration
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
-from ivs_realtime_emulator.pagination import page, scope_of
+from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     EmulatorState,
     Participant,
@@ -221,13 +221,7 @@ def get_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def list_stages(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stages = sorted(ctx.region.stages.values(), key=lambda s: s.seq)
-    chosen, token = page(
-        stages,
-        lambda s: s.seq,
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListStages", ctx.region_name, params),
-    )
+    chosen, token = page("ListStages", ctx.region_name, params, stages, lambda s: s.seq)
     summaries = [
         {"arn": s.arn, "name": s.name, "activeSessionId": s.active_session_id, "tags": s.tags}
         for s in chosen
@@ -311,13 +305,7 @@ def get_public_key(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def list_public_keys(ctx: OperationContext, params: Params) -> dict[str, Any]:
     keys = sorted(ctx.region.public_keys.values(), key=lambda k: k.seq)
-    chosen, token = page(
-        keys,
-        lambda k: k.seq,
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListPublicKeys", ctx.region_name, params),
-    )
+    chosen, token = page("ListPublicKeys", ctx.region_name, params, keys, lambda k: k.seq)
     summaries = [{"arn": k.arn, "name": k.name, "tags": k.tags} for k in chosen]
     return {"publicKeys": summaries, "nextToken": token}
 
@@ -344,13 +332,7 @@ def list_stage_sessions(ctx: OperationContext, params: Params) -> dict[str, Any]
     stage = ctx.region.stages.get(params["stageArn"])
     # Newest first; the cursor is the negated sequence so it still ascends.
     sessions = sorted(stage.sessions.values(), key=lambda s: -s.seq) if stage else []
-    chosen, token = page(
-        sessions,
-        lambda s: -s.seq,
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListStageSessions", ctx.region_name, params),
-    )
+    chosen, token = page("ListStageSessions", ctx.region_name, params, sessions, lambda s: -s.seq)
     return {"stageSessions": [session_view(s) for s in chosen], "nextToken": token}
 
 
@@ -394,13 +376,7 @@ def list_participants(ctx: OperationContext, params: Params) -> dict[str, Any]:
     if params.get("filterByRecordingState") is not None:
         participants = []  # nothing is ever recorded
     participants.sort(key=lambda p: p.seq)
-    chosen, token = page(
-        participants,
-        lambda p: p.seq,
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListParticipants", ctx.region_name, params),
-    )
+    chosen, token = page("ListParticipants", ctx.region_name, params, participants, lambda p: p.seq)
     summaries = []
     for participant in chosen:
         view = participant_view(participant)

@@ -58,15 +58,21 @@ def _decode(token: str, scope: str) -> int:
 
 
 def page(
+    operation: str,
+    region: str,
+    params: Mapping[str, Any],
     items: Sequence[T],
     cursor: Callable[[T], int],
-    max_results: int | None,
-    next_token: str | None,
-    scope: str,
+    *,
+    default_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[list[T], str | None]:
-    """One page of `items` (sorted by ascending `cursor`) and the token of the next, if any."""
-    size = max_results or DEFAULT_PAGE_SIZE
+    """One page of `items` (sorted by ascending `cursor`) as `operation`'s `params` ask
+    (`maxResults`, `nextToken`), and the token of the next page, bound to the operation,
+    the region and the rest of the query."""
+    scope = scope_of(operation, region, params)
+    size = params.get("maxResults") or default_size
     remaining = list(items)
+    next_token = params.get("nextToken")
     if next_token:
         after = _decode(next_token, scope)
         remaining = [item for item in remaining if cursor(item) > after]

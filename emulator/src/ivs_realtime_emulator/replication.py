@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ivs_realtime_emulator import lifecycle
 from ivs_realtime_emulator.common import check_attributes, stage_or_404
 from ivs_realtime_emulator.errors import conflict, not_found, validation
-from ivs_realtime_emulator.pagination import page, scope_of
+from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.records import ACTIVE, ParticipantEvent, ParticipantReplica
 from ivs_realtime_emulator.state import CONNECTED
 
@@ -147,13 +147,7 @@ def list_participant_replicas(ctx: OperationContext, params: Params) -> dict[str
         if r.source_stage_arn == params["sourceStageArn"]
         and r.participant_id == params["participantId"]
     ]
-    chosen, token = page(
-        found,
-        lambda r: r.seq,
-        params.get("maxResults"),
-        params.get("nextToken"),
-        scope_of("ListParticipantReplicas", ctx.region_name, params),
-    )
+    chosen, token = page("ListParticipantReplicas", ctx.region_name, params, found, lambda r: r.seq)
     return {"replicas": [view(r) for r in chosen], "nextToken": token}
 
 
