@@ -80,7 +80,7 @@ async def admit_and_sign(data: TokenBody) -> dict[str, str]:
         key_arn="arn:aws:ivs:us-east-1:123456789012:public-key/AbCdEfGhIjKl",
     )
     admission = await _floor.gate.admit(
-        limits, user_id=user, stage_arn=data.stage_arn, record=record
+        limits, issuer=None, user_id=user, stage_arn=data.stage_arn, record=record
     )
     if not admission.admitted:
         raise RuntimeError("the floor's limits are set far above any load")

@@ -44,7 +44,7 @@ import jwt
 import redis
 import uvloop
 from cryptography.hazmat.primitives.asymmetric import ec
-from deployment import BodyConn, deployed
+from deployment import BodyConn, deployed, warm_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "RESULTS.md"
@@ -406,7 +406,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         rss_start = {pid: rss_kib(pid) for pid in pids}
         base = deployment.spec
 
-        print("warm-up ...")
+        print(f"warm-up: one token per stage ({len(deployment.stages)}), then 3 s of load ...")
+        warm_stages(deployment)
         run_loadgen(
             {**base, "mode": "closed", "connections": 16, "seconds": min(3, args.seconds)}, tmp
         )

@@ -59,7 +59,7 @@ from token_service.http.routes.exchange import (
 from token_service.http.routes.health import healthz, readyz
 from token_service.http.routes.ivs_events import ivs_events
 from token_service.http.routes.metrics import metrics as metrics_route
-from token_service.http.routes.tokens import create_participant_token
+from token_service.http.routes.tokens import DOCUMENTED, create_participant_token
 from token_service.http.service_app import ServiceApp
 from token_service.http.services import Services
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
@@ -397,6 +397,7 @@ def _access_log(settings: Settings) -> AccessLog | None:
 
 def _openapi() -> DocumentedOpenAPIConfig:
     return DocumentedOpenAPIConfig(
+        documented=DOCUMENTED,
         title="IVS participant token service",
         version=package_version(),
         description=("Issues Amazon IVS real-time participant tokens to authenticated app users."),

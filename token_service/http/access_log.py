@@ -113,6 +113,10 @@ class AccessLog:
         request_id: str | None,
         ids: tuple[str, str] | None,
     ) -> None:
+        level = logging.WARNING if status >= 500 else logging.INFO
+        if not log.isEnabledFor(level):
+            # Nothing to write at this level: not even the fields are built.
+            return
         # Routing has run by now: the template, or none for a path no route matched.
         route = scope.get("path_template") or UNMATCHED
         client = scope.get("client")
@@ -133,7 +137,7 @@ class AccessLog:
         if ids is not None:
             fields["traceId"], fields["spanId"] = ids
         log.log(
-            logging.WARNING if status >= 500 else logging.INFO,
+            level,
             "%s %s %d",
             scope["method"],
             route,

@@ -4,13 +4,17 @@ returns), path parameter names, and the headers each response carries."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
+
+from litestar import Litestar
 
 # Litestar's private schema plugin for msgspec structs, checked against litestar 2.25.0:
 # the public `OpenAPISchemaPlugin` protocol would mean generating the whole struct schema
 # ourselves, and no public option marks a struct closed. Only this module imports it;
 # tests/packaging/test_library_internals.py fails when it moves or changes its signature.
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.spec import OpenAPI, OpenAPIHeader, OpenAPIType, Schema
 from litestar.params import PathParameter
@@ -219,14 +223,54 @@ def declare_headers(document: dict[str, Any]) -> None:
                 }
 
 
+def documented_paths(handlers: Sequence[HTTPRouteHandler], config: OpenAPIConfig) -> dict[str, Any]:
+    """The document Litestar writes for `handlers` alone (their `paths` and the
+    `components/schemas` they use), as it writes them for a route it serves: built by an
+    app of their own, with this service's schema plugin, never served."""
+    app = Litestar(
+        route_handlers=list(handlers),
+        plugins=[StrictStructSchemaPlugin()],
+        openapi_config=OpenAPIConfig(
+            title=config.title, version=config.version, create_examples=config.create_examples
+        ),
+        debug=False,
+        logging_config=None,
+    )
+    document: dict[str, Any] = app.openapi_schema.to_schema()
+    return document
+
+
+def merge_documented(document: dict[str, Any], extra: dict[str, Any], first: bool) -> None:
+    """Add `extra`'s paths (first, or last) and component schemas to `document`, schemas
+    sorted by name as Litestar sorts them."""
+    paths = extra.get("paths", {})
+    document["paths"] = (
+        {**paths, **document.get("paths", {})} if first else {**document.get("paths", {}), **paths}
+    )
+    schemas = {
+        **document.get("components", {}).get("schemas", {}),
+        **extra.get("components", {}).get("schemas", {}),
+    }
+    document.setdefault("components", {})["schemas"] = dict(sorted(schemas.items()))
+
+
 class _CompletedDocument(OpenAPI):
+    #: Served by ASGI handlers, which Litestar leaves out of the document: their operations
+    #: as these documentation-only handlers declare them, and the config to build them by.
+    documented: tuple[HTTPRouteHandler, ...] = ()
+    config: OpenAPIConfig | None = None
+
     def to_schema(self) -> dict[str, Any]:
         document = super().to_schema()
+        if self.documented and self.config is not None:
+            # The token route, registered first: its path first, where it always was.
+            merge_documented(document, documented_paths(self.documented, self.config), True)
         declare_headers(document)
         add_examples(document)
         return document
 
 
+@dataclasses.dataclass
 class DocumentedOpenAPIConfig(OpenAPIConfig):
     """Litestar's OpenAPI configuration, whose document declares each response's headers
     and has examples of the main bodies (Litestar drops every null of an example it writes,
@@ -237,8 +281,14 @@ class DocumentedOpenAPIConfig(OpenAPIConfig):
     `to_schema()`, where they are added: once, when the document is first asked for.
     """
 
+    #: Route handlers documented but not served (see `_CompletedDocument.documented`).
+    documented: tuple[HTTPRouteHandler, ...] = ()
+
     def to_openapi_schema(self) -> OpenAPI:
         built = super().to_openapi_schema()
-        return _CompletedDocument(
+        document = _CompletedDocument(
             **{field.name: getattr(built, field.name) for field in dataclasses.fields(built)}
         )
+        document.documented = self.documented
+        document.config = self
+        return document

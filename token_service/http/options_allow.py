@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from litestar.routes import HTTPRoute
+from litestar.routes import ASGIRoute, HTTPRoute
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -25,6 +25,14 @@ def allow_header_hook(app: Litestar) -> Callable[[Message, Scope], Awaitable[Non
         for route in app.routes
         if isinstance(route, HTTPRoute)
     }
+    # An ASGI handler answers every method itself; the ones it serves are in its `opt`.
+    allowed.update(
+        {
+            route.path_format: ", ".join(sorted(route.route_handler.opt["allow"])).encode()
+            for route in app.routes
+            if isinstance(route, ASGIRoute) and "allow" in route.route_handler.opt
+        }
+    )
 
     async def fix_allow(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":

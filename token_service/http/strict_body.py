@@ -29,12 +29,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request
 
 from token_service.errors import FieldError, InvalidRequest, UnsupportedMediaType
+
+T = TypeVar("T")
 
 _AT_PATH = re.compile(r"^(?P<message>.*?) - at `\$\.?(?P<path>[^`]*)`$")
 #: A dict's key refused (`attributes`' keys): msgspec names the dict, not the key.
@@ -164,14 +166,13 @@ def _whole_numbers(value: Any) -> Any:
     return value
 
 
-def _valid_with_whole_numbers(body: bytes, model: type[Any]) -> bool:
-    """Whether the body is valid once `60.0` counts as the integer 60, as JSON means it:
-    one number type, and JSON Schema calls a whole float an integer."""
+def _with_whole_numbers(body: bytes, model: type[T]) -> T | None:
+    """The body as a `model` once `60.0` counts as the integer 60, as JSON means it (one
+    number type, and JSON Schema calls a whole float an integer); None if still invalid."""
     try:
-        msgspec.convert(_whole_numbers(msgspec.json.decode(body)), type=model, strict=True)
+        return msgspec.convert(_whole_numbers(msgspec.json.decode(body)), type=model, strict=True)
     except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-        return False
-    return True
+        return None
 
 
 def _field_error(message: str) -> FieldError:
@@ -215,25 +216,41 @@ def strict_json(
     async def check(request: Request[Any, Any, Any]) -> None:
         if optional and not (await request.body()).strip():
             return
-        declared = _content_type_problem(request.headers.getall("content-type", []))
-        if declared is not None:
-            raise UnsupportedMediaType(f"{declared.field}: {declared.message}", [declared])
+        check_content_type(request.headers.getall("content-type", []))
         check_body(await request.body(), model)
 
     return check
+
+
+def check_content_type(values: list[str]) -> None:
+    """`UnsupportedMediaType` (415) unless `values`, the request's `Content-Type` lines,
+    declare one JSON body in UTF-8."""
+    declared = _content_type_problem(values)
+    if declared is not None:
+        raise UnsupportedMediaType(f"{declared.field}: {declared.message}", [declared])
 
 
 def check_body(body: bytes, model: type[Any]) -> None:
     """`InvalidRequest` naming the field when `body` is not a strict JSON `model`; the
     check of `strict_json`, also run on the request `token-service participant-token`
     builds from its flags, so both refuse the same input with the same words."""
+    decode_body(body, model)
+
+
+def decode_body(body: bytes, model: type[T]) -> T:
+    """`body` as a `model`, refused exactly as `check_body` refuses it: for a route that
+    reads its body itself (the token route) and so decodes it once, not twice. A whole
+    float (`60.0`) of an integer field comes out as the integer."""
+    value: T
     try:
-        msgspec.json.decode(body, type=model, strict=True)
+        value = msgspec.json.decode(body, type=model, strict=True)
     except msgspec.ValidationError as exc:
         # Only on the refusal path: an accepted body costs one strict decode, as before.
-        if "got `float`" not in str(exc) or not _valid_with_whole_numbers(body, model):
+        whole = _with_whole_numbers(body, model) if "got `float`" in str(exc) else None
+        if whole is None:
             error = _field_error(str(exc))
             raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+        value = whole
     except UnicodeDecodeError:
         # msgspec before 0.23 raised this for invalid UTF-8 inside a string.
         raise _not_utf8() from None
@@ -248,3 +265,4 @@ def check_body(body: bytes, model: type[Any]) -> None:
     problem = _member_error(body)
     if problem is not None:
         raise InvalidRequest(f"{problem.field}: {problem.message}", [problem])
+    return value

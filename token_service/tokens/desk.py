@@ -205,6 +205,8 @@ class TokenDesk:
 
 def _audit(record: MappingRecord, deferred: bool) -> None:
     """The audit trail for log pipelines: one JSON line per token, never the token."""
+    if not log.isEnabledFor(logging.INFO):
+        return
     log.info(
         "participant token issued",
         extra={
