@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import json
 from importlib.metadata import version
-from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.e2e.conftest import SECRET
 from tests.support.processes import background, create_stage, run_cli, wait_for_http
 from tests.support.redis_server import free_port
-
-SECRET = "e2e-shared-secret-" + "z" * 32
-
-
-@pytest.fixture
-def service_env(emulator_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
-        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
-        "TOKEN_SERVICE_KEYS_DIR": str(tmp_path / "keys"),
-        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
-        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "TOKEN_SERVICE_LOG_FORMAT": "json",
-    }
 
 
 def test_serve_issues_a_token_that_joins(emulator_url: str, service_env: dict[str, str]) -> None:

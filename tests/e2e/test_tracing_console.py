@@ -7,7 +7,6 @@ the access-log line all carry the caller's trace id, and no span holds a token.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,24 +15,8 @@ import pytest
 from tests.support.processes import background, create_stage, run_cli, wait_for_http
 from tests.support.redis_server import free_port
 
-SECRET = "e2e-tracing-secret-" + "t" * 32
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
-
-
-@pytest.fixture
-def service_env(emulator_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "TOKEN_SERVICE_IVS_ENDPOINT_URL": emulator_url,
-        "TOKEN_SERVICE_AWS_REGION": "us-east-1",
-        "TOKEN_SERVICE_KEYS_DIR": str(tmp_path / "keys"),
-        "TOKEN_SERVICE_AUTH_SHARED_SECRET": SECRET,
-        "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "secret",
-        "TOKEN_SERVICE_LOG_FORMAT": "json",
-        "OTEL_TRACES_EXPORTER": "console",
-        "OTEL_SERVICE_NAME": "token-service-e2e",
-    }
 
 
 def _documents(output: str) -> list[dict[str, Any]]:
@@ -50,15 +33,23 @@ def _documents(output: str) -> list[dict[str, Any]]:
     return found
 
 
+@pytest.fixture
+def traced_env(service_env: dict[str, str]) -> dict[str, str]:
+    return service_env | {
+        "OTEL_TRACES_EXPORTER": "console",
+        "OTEL_SERVICE_NAME": "token-service-e2e",
+    }
+
+
 @pytest.mark.slow
 def test_a_traced_request_is_one_trace_from_server_span_to_signature_and_in_the_access_log(
-    emulator_url: str, service_env: dict[str, str]
+    emulator_url: str, traced_env: dict[str, str]
 ) -> None:
-    assert run_cli("keys", "rotate", env=service_env).returncode == 0
-    user = run_cli("user-token", "--sub", "traced-user", env=service_env).stdout.strip()
+    assert run_cli("keys", "rotate", env=traced_env).returncode == 0
+    user = run_cli("user-token", "--sub", "traced-user", env=traced_env).stdout.strip()
     stage_arn = create_stage(emulator_url, "traced")
     port = free_port()
-    with background("serve", "--port", str(port), env=service_env) as proc:
+    with background("serve", "--port", str(port), env=traced_env) as proc:
         base = f"http://127.0.0.1:{port}"
         wait_for_http(f"{base}/healthz", proc=proc)
         response = httpx.post(
