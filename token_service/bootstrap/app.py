@@ -59,7 +59,11 @@ from token_service.http.routes.exchange import (
 from token_service.http.routes.health import healthz, readyz
 from token_service.http.routes.ivs_events import ivs_events
 from token_service.http.routes.metrics import metrics as metrics_route
-from token_service.http.routes.tokens import DOCUMENTED, create_participant_token
+from token_service.http.routes.tokens import (
+    DOCUMENTED,
+    MAX_BODY_BYTES,
+    create_participant_token,
+)
 from token_service.http.service_app import ServiceApp
 from token_service.http.services import Services
 from token_service.infra.cache import Cache, MemoryCache, RedisCache, TieredCache
@@ -103,8 +107,6 @@ from token_service.bootstrap.readiness import readiness_checks
 
 log = logging.getLogger(__name__)
 
-#: Bodies over this are refused with 413 before they are read whole.
-MAX_BODY_BYTES = 16 * 1024
 #: A ban's disconnect is held this much longer than one IVS call may take.
 DISCONNECT_LEASE_MARGIN_SECONDS = 10.0
 

@@ -61,7 +61,8 @@ if TYPE_CHECKING:
 PATH: Final = "/v1/participant-tokens"
 #: The methods of the path, as its `Allow` field lists them (`options_allow`).
 METHODS: Final = ("OPTIONS", "POST")
-#: The app's `request_max_body_size` (bootstrap.app.MAX_BODY_BYTES), which an ASGI handler
+#: Bodies over this are refused with 413 before they are read whole: the app's
+#: `request_max_body_size` (bootstrap.app sets it from here), which an ASGI handler
 #: enforces itself.
 MAX_BODY_BYTES: Final = 16 * 1024
 #: Litestar's own `Allow` of a 405 answered while routing (a method no handler has).
