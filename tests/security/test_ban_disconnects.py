@@ -10,7 +10,9 @@ replica, each call taking a slot of one DisconnectParticipant budget the replica
 (4/s by default), retried until done, and visible in the ban's status and the metrics.
 
 Real `token-service serve` processes, a real `redis-server`, and the emulator with IVS's
-quotas on (it throttles beyond 5 calls in any one second and counts every call).
+quotas on (it throttles beyond 5 calls in any one second and counts every call). The three
+fault runs (IVS failing, Redis killed, a replica killed) are `make faults`' only: about a
+minute of `make test`, and the most sensitive to a loaded machine.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ivs_realtime_emulator.server import EmulatorServer
 
 from tests.http.conftest import rotate_key
 from tests.security.conftest import AWS_CREDENTIALS
+from tests.support.fault_load import long_fault_run
 from tests.support.processes import CLI, wait_for_http
 from tests.support.redis_server import RedisProcess, free_port
 from token_service.auth import mint_user_token
@@ -275,6 +278,7 @@ def test_a_retried_ban_returns_the_ban_in_force_instead_of_storing_a_second(
     assert [b["id"] for b in listed["bans"]] == [first.json()["ban"]["id"]]
 
 
+@long_fault_run
 def test_disconnects_failing_at_ivs_are_retried_until_done(
     emulator: EmulatorServer, ivs_client: Any, env: dict[str, str], stage_arn: str, tmp_path: Path
 ) -> None:
@@ -304,6 +308,7 @@ def redis_server() -> Iterator[RedisProcess]:
         server.close()
 
 
+@long_fault_run
 def test_the_work_survives_redis_killed_and_restarted(
     emulator: EmulatorServer,
     ivs_client: Any,
@@ -354,6 +359,7 @@ def test_two_replicas_share_the_work_and_stay_within_ivs_rate_together(
     assert {states[pid] for pid in ids} == {"DISCONNECTED"}
 
 
+@long_fault_run
 def test_a_replica_killed_mid_way_leaves_its_work_to_the_other(
     emulator: EmulatorServer, ivs_client: Any, env: dict[str, str], stage_arn: str, tmp_path: Path
 ) -> None:
