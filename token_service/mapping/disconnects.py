@@ -173,9 +173,13 @@ _decoder = msgspec.json.Decoder(_Stored)
 
 # --------------------------------------------------------------------------- Redis
 
+_TALLY_FIELDS = ("total", *OUTCOMES)
+
 # KEYS: queue, items, tally. ARGV: ban id, expire at (unix s; 0: none), then per target
-# its participant id and its item. Returns how many were new.
-_ADD = """
+# its participant id and its item. Returns the tally's fields (`_TALLY_FIELDS`), read in
+# the same round trip.
+_ADD = (
+    """
 local t = redis.call('TIME')
 local now = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
 redis.call('HSETNX', KEYS[3], 'total', 0)
@@ -190,8 +194,9 @@ for i = 3, #ARGV, 2 do
 end
 redis.call('HINCRBY', KEYS[3], 'total', added)
 if ARGV[2] ~= '0' then redis.call('EXPIREAT', KEYS[3], ARGV[2]) end
-return added
 """
+    + f"return redis.call('HMGET', KEYS[3], {', '.join(repr(f) for f in _TALLY_FIELDS)})\n"
+)
 
 # KEYS: queue, items, claims, attempts. ARGV: lease (ms), claim token.
 # Returns {1, member, item, attempts, queued}, {0, ms until the next is due (-1: none),
@@ -264,7 +269,6 @@ return dropped
 """
 
 _QUEUE_KEYS = [QUEUE_KEY, ITEMS_KEY, CLAIMS_KEY, ATTEMPTS_KEY]
-_TALLY_FIELDS = ("total", *OUTCOMES)
 
 
 def _counts(values: Sequence[bytes | str | None]) -> Tally | None:
@@ -289,8 +293,8 @@ class RedisDisconnectWork:
         args: list[str | bytes | int] = [ban_id, expire_at or 0]
         for target in targets:
             args += [target.participant_id, _encoder.encode(_Stored(target.stage_arn, queued_at))]
-        await self._add(keys=[*_QUEUE_KEYS[:2], tally_key(ban_id)], args=args)
-        return await self.tally(ban_id) or Tally()
+        counts = await self._add(keys=[*_QUEUE_KEYS[:2], tally_key(ban_id)], args=args)
+        return _counts(counts) or Tally()
 
     async def claim(self, lease_seconds: float) -> Claim:
         # Idle replicas ask every few seconds: a plain read when the queue is empty, so an
