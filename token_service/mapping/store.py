@@ -356,10 +356,20 @@ class RedisMappingStore:
         a next page)."""
         more = len(members) > limit
         members = members[:limit]
+        ids = [member.decode().split(":", 1)[1] for member in members]
+        # Every record and its side hash in one round trip (a ban reads up to 500).
+        async with self._client.pipeline(transaction=False) as pipe:
+            for participant_id in ids:
+                pipe.get(record_key(participant_id))
+                pipe.hgetall(side_key(participant_id))
+            answers = await pipe.execute() if ids else []
         views: list[ParticipantView] = []
-        for member in members:
-            participant_id = member.decode().split(":", 1)[1]
-            view = await self.get(participant_id)
+        for participant_id, raw, side in zip(ids, answers[::2], answers[1::2], strict=True):
+            view = _view(
+                participant_id,
+                None if raw is None else _bytes(raw),
+                {_bytes(k): _bytes(v) for k, v in side.items()},
+            )
             if view is not None:  # expired records leave index entries until trimmed
                 views.append(view)
         next_cursor = members[-1].decode() if more and members else None
@@ -374,9 +384,13 @@ class RedisMappingStore:
         # Every issuer: the newest `limit + 1` of each of the user id's indexes, merged.
         # Members are unique (one participant, one user), and sort by time as they are.
         keys = await self._client.smembers(user_keys_key(user_id))
-        members: list[bytes] = []
-        for key in sorted(_bytes(k).decode() for k in keys):
-            members += await self._members(user_index_key_of(key), "-", limit, cursor)
+        async with self._client.pipeline(transaction=False) as pipe:
+            for key in sorted(_bytes(k).decode() for k in keys):
+                pipe.zrevrangebylex(
+                    user_index_key_of(key), _cursor_bound(cursor), "-", start=0, num=limit + 1
+                )
+            answers = await pipe.execute() if keys else []
+        members = [_bytes(m) for raw in answers for m in raw]
         return await self._page(sorted(members, reverse=True)[: limit + 1], limit)
 
     async def by_stage(
