@@ -36,6 +36,11 @@ HASH_TAG = "{ts}"
 MAX_CONNECTIONS = 128
 
 
+def reply_text(value: bytes | str) -> str:
+    """A reply's text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
 async def connect(client: RedisClient) -> None:
     """Learn the cluster's slots before serving; concurrent first calls would race to."""
     if isinstance(client, RedisCluster):

@@ -29,7 +29,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from token_service.infra.redis import HASH_TAG, RedisClient
+from token_service.infra.redis import HASH_TAG, RedisClient, reply_text
 
 #: What became of one participant of a ban.
 PENDING = "pending"
@@ -156,10 +156,6 @@ class DisconnectWork(Protocol):
         """The ban is lifted: its pending items dropped (returned: how many), its tally
         deleted."""
         ...
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class _Stored(msgspec.Struct, array_like=True):
@@ -310,7 +306,7 @@ class RedisDisconnectWork:
             if int(raw[0]) == 0:
                 wait = int(raw[1])
                 return Claim(None, int(raw[2]), None if wait < 0 else wait / 1000)
-        ban_id, participant_id = _text(raw[1]).split("/", 1)
+        ban_id, participant_id = reply_text(raw[1]).split("/", 1)
         stored = _decoder.decode(raw[2])
         item = Item(ban_id, participant_id, stored.stage, stored.at, int(raw[3]), token)
         return Claim(item, int(raw[4]))
@@ -343,7 +339,11 @@ class RedisDisconnectWork:
 
     async def outcomes(self, ban_id: str) -> dict[str, str]:
         fields = await self._client.hgetall(tally_key(ban_id))
-        return {_text(k)[2:]: _text(v) for k, v in fields.items() if _text(k).startswith("p:")}
+        return {
+            reply_text(k)[2:]: reply_text(v)
+            for k, v in fields.items()
+            if reply_text(k).startswith("p:")
+        }
 
     async def forget(self, ban_id: str) -> int:
         dropped = await self._forget(keys=[*_QUEUE_KEYS, tally_key(ban_id)], args=[ban_id])

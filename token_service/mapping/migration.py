@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from token_service.domain import user_key
-from token_service.infra.redis import RedisClient
+from token_service.infra.redis import RedisClient, reply_text
 from token_service.mapping.records import (
     LEGACY_USER_INDEX_PATTERN,
     decode_record,
@@ -74,10 +74,6 @@ class MigrationReport:
     dropped: int = 0
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 async def migrate_user_indexes(client: RedisClient) -> MigrationReport:
     """Move every old user index (see the module's docstring); say what was done."""
     move = client.register_script(_MOVE_SCRIPT)
@@ -85,12 +81,12 @@ async def migrate_user_indexes(client: RedisClient) -> MigrationReport:
     async for raw_key in client.scan_iter(
         match=LEGACY_USER_INDEX_PATTERN, count=1000, _type="zset"
     ):
-        old = _text(raw_key)
+        old = reply_text(raw_key)
         indexes += 1
         while True:
             # What was moved has left the index: the next chunk is always at its start.
             chunk = await client.zrangebylex(old, "-", "+", start=0, num=CHUNK)
-            members = [_text(m) for m in chunk]
+            members = [reply_text(m) for m in chunk]
             if not members:
                 break
             pids = [m.split(":", 1)[1] for m in members]
