@@ -63,12 +63,17 @@ class RedisImportNotes:
         self._client = client
 
     async def note(self, name: str) -> None:
-        await self._client.zadd(IMPORTS_KEY, {name: time.time()})
-        await self._client.expire(IMPORTS_KEY, NOTE_TTL_SECONDS)
+        # One round trip, not atomic (the two calls never were): `noted` trims by time.
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zadd(IMPORTS_KEY, {name: time.time()})
+            pipe.expire(IMPORTS_KEY, NOTE_TTL_SECONDS)
+            await pipe.execute()
 
     async def noted(self) -> set[str]:
-        await self._client.zremrangebyscore(IMPORTS_KEY, "-inf", time.time() - NOTE_TTL_SECONDS)
-        names = await self._client.zrange(IMPORTS_KEY, 0, -1)
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.zremrangebyscore(IMPORTS_KEY, "-inf", time.time() - NOTE_TTL_SECONDS)
+            pipe.zrange(IMPORTS_KEY, 0, -1)
+            _, names = await pipe.execute()
         return {n.decode() if isinstance(n, bytes) else str(n) for n in names}
 
     async def forget(self, names: set[str]) -> None:
