@@ -7,7 +7,7 @@ from importlib.metadata import version
 
 import httpx
 
-from tests.e2e.conftest import SECRET
+from tests.e2e.conftest import SECRET, one_token_from_serve
 from tests.support.processes import background, create_stage, run_cli, wait_for_http
 from tests.support.redis_server import free_port
 
@@ -41,24 +41,11 @@ def test_serve_issues_a_token_that_joins(emulator_url: str, service_env: dict[st
 def test_issuance_log_line_is_json_with_the_mapping_and_no_token(
     emulator_url: str, service_env: dict[str, str]
 ) -> None:
-    assert run_cli("keys", "rotate", env=service_env).returncode == 0
-    user = run_cli("user-token", "--sub", "logged-user", env=service_env).stdout.strip()
-    stage_arn = create_stage(emulator_url, "e2e")
-    port = free_port()
-    with background("serve", "--port", str(port), env=service_env) as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz", proc=proc)
-        response = httpx.post(
-            f"{base}/v1/participant-tokens",
-            json={"stageArn": stage_arn},
-            headers={"Authorization": f"Bearer {user}"},
-            timeout=10,
-        )
-        assert response.status_code == 201
-    output = proc.stdout.read() if proc.stdout else ""
-    token = response.json()["token"]
-    assert token not in output
-    assert user not in output
+    served = one_token_from_serve(emulator_url, service_env, "logged-user")
+
+    response, output = served.response, served.output
+    assert response.json()["token"] not in output
+    assert served.user_jwt not in output
     assert SECRET not in output
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     issued = [line for line in lines if line.get("event") == "token_issued"]

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
-from tests.support.processes import background, create_stage, run_cli, wait_for_http
-from tests.support.redis_server import free_port
+from tests.e2e.conftest import one_token_from_serve
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 TRACEPARENT = f"00-{TRACE_ID}-b7ad6b7169203331-01"
@@ -45,22 +43,11 @@ def traced_env(service_env: dict[str, str]) -> dict[str, str]:
 def test_a_traced_request_is_one_trace_from_server_span_to_signature_and_in_the_access_log(
     emulator_url: str, traced_env: dict[str, str]
 ) -> None:
-    assert run_cli("keys", "rotate", env=traced_env).returncode == 0
-    user = run_cli("user-token", "--sub", "traced-user", env=traced_env).stdout.strip()
-    stage_arn = create_stage(emulator_url, "traced")
-    port = free_port()
-    with background("serve", "--port", str(port), env=traced_env) as proc:
-        base = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{base}/healthz", proc=proc)
-        response = httpx.post(
-            f"{base}/v1/participant-tokens",
-            json={"stageArn": stage_arn},
-            headers={"Authorization": f"Bearer {user}", "traceparent": TRACEPARENT},
-            timeout=10,
-        )
-        assert response.status_code == 201, response.text
+    served = one_token_from_serve(
+        emulator_url, traced_env, "traced-user", headers={"traceparent": TRACEPARENT}
+    )
     # Stopped with SIGTERM: the batch processor flushed every span before the exit.
-    output = proc.stdout.read() if proc.stdout else ""
+    response, output = served.response, served.output
     documents = _documents(output)
 
     spans = [d for d in documents if "context" in d and "name" in d]
@@ -75,4 +62,4 @@ def test_a_traced_request_is_one_trace_from_server_span_to_signature_and_in_the_
     assert access["traceId"] == TRACE_ID
     assert access["route"] == "/v1/participant-tokens"
     assert response.json()["token"] not in output
-    assert user not in output
+    assert served.user_jwt not in output

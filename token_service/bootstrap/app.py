@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from token_service.bootstrap.admin import (
 from token_service.bootstrap.keys import build_key_ring, build_key_runtime
 from token_service.bootstrap.mapping import IssuanceMetrics as _IssuanceMetrics
 from token_service.bootstrap.mapping import MappingRuntime, build_mapping
-from token_service.bootstrap.tracing import Tracing, build_tracing
+from token_service.bootstrap.tracing import build_tracing
 from token_service.config import Settings
 from token_service.http.access_log import AccessLog
 from token_service.http.cors import cors_middleware
@@ -309,8 +309,11 @@ def create_app(
         closers.append(functools.partial(close_redis, redis_client))
     if owned_http:
         closers.append(http.aclose)
-    lifespan = lifespan_of(redis_client, starters, closers, ivs)
-    lifespans = _lifespans(lifespan, tracing := build_tracing(settings.tracing, tracer_provider))
+    tracing = build_tracing(settings.tracing, tracer_provider)
+    lifespans: list[Callable[[Litestar], AbstractAsyncContextManager[Any]]] = [
+        *([tracing.lifespan] if tracing is not None else []),
+        lifespan_of(redis_client, starters, closers, ivs),
+    ]
 
     demo = build_demo_settings(settings)
 
@@ -355,28 +358,6 @@ def create_app(
         logging_config=None,
     )
     return _finished(app, settings)
-
-
-def _lifespans(
-    lifespan: Callable[[Litestar], AbstractAsyncContextManager[None]], tracing: Tracing | None
-) -> list[Callable[[Litestar], AbstractAsyncContextManager[Any]]]:
-    """The app's lifespan, inside tracing's when it is on: first in, last out, so the
-    clients' start and close happen while spans are still exported."""
-    if tracing is None:
-        return [lifespan]
-    return [_traced(tracing), lifespan]
-
-
-def _traced(tracing: Tracing) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
-    @asynccontextmanager
-    async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        tracing.start()
-        try:
-            yield
-        finally:
-            tracing.stop()
-
-    return lifespan
 
 
 def _finished(app: ServiceApp, settings: Settings) -> ServiceApp:

@@ -17,6 +17,8 @@ provider, patches nothing and adds no middleware.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +28,7 @@ from token_service.observability.tracing import TraceExporter, TraceSampler, use
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from litestar import Litestar
     from litestar.middleware.base import DefineMiddleware
     from litestar.types import ASGIApp, Receive, Scope, Send
     from opentelemetry.sdk.trace import TracerProvider
@@ -60,6 +63,16 @@ class Tracing:
 
         use_tracer(tracer, ids)
         BotocoreInstrumentor().instrument(tracer_provider=self.provider)  # type: ignore[no-untyped-call]
+
+    @asynccontextmanager
+    async def lifespan(self, _: Litestar) -> AsyncIterator[None]:
+        """Tracing on for the app's life; put first among its lifespans (first in, last
+        out), so the clients' start and close happen while spans are still exported."""
+        self.start()
+        try:
+            yield
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         from opentelemetry.instrumentation.botocore import BotocoreInstrumentor

@@ -83,7 +83,9 @@ NO_EMULATOR = (
 
 
 def _emulator_cli() -> ModuleType | None:
-    """The emulator's command line, when the development install brought the emulator."""
+    """The emulator's command line, when the development install brought the emulator.
+    Imported only to run it: it loads the emulator's web stack (~0.4 s), which no other
+    command should pay for."""
     try:
         from ivs_realtime_emulator import cli
     except ModuleNotFoundError as missing:
@@ -93,12 +95,13 @@ def _emulator_cli() -> ModuleType | None:
     return cli
 
 
-def _emulator(args: argparse.Namespace) -> int:
+def _emulator(argv: Sequence[str]) -> int:
+    """`token-service emulator ARGS`: the emulator's own command line parses ARGS."""
     emulator_cli = _emulator_cli()
     if emulator_cli is None:
         print(f"token-service emulator: {NO_EMULATOR}", file=sys.stderr)
         return EXIT_CONFIG
-    status: int = emulator_cli.run(args, prog="token-service emulator")
+    status: int = emulator_cli.main(argv, prog="token-service emulator")
     return status
 
 
@@ -209,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Amazon IVS real-time participant token service.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
+    # Only `emulator` sets it: its arguments are left for the emulator's own parser.
+    parser.set_defaults(emulator=False)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP service")
@@ -226,13 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(handler=_serve)
 
+    # Its flags are the emulator's own (`token-service emulator --help`): parsed by its
+    # command line, imported only when this command runs.
     emulator = commands.add_parser(
-        "emulator", help="run the IVS real-time emulator (development installs only)"
+        "emulator",
+        help="run the IVS real-time emulator (development installs only)",
+        add_help=False,
     )
-    emulator_cli = _emulator_cli()
-    if emulator_cli is not None:
-        emulator_cli.add_arguments(emulator)
-    emulator.set_defaults(handler=_emulator)
+    emulator.set_defaults(emulator=True)
 
     keys = commands.add_parser("keys", help="signing key administration")
     key_commands = keys.add_subparsers(dest="keys_command", required=True)
@@ -303,7 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.emulator:
+        return _emulator(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)

@@ -65,10 +65,10 @@ class Children(Generic[M]):
 class Metrics:
     def __init__(self) -> None:
         # No `<name>_created` series (a creation timestamp per counter and histogram
-        # child, one more series for each, which no rule or dashboard reads). A
-        # process-wide switch of prometheus_client,
-        # thrown here, where the service's registry is made, not on import. The
-        # multiprocess collector (several workers) never writes them.
+        # child, one more series for each, which no rule or dashboard reads). It is a
+        # process-wide switch of prometheus_client, thrown here where the service's
+        # registry is made, not on import. The multiprocess collector (several workers)
+        # never writes them.
         disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         self.tokens_issued = Counter(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import uvicorn
@@ -129,12 +130,12 @@ def run(args: argparse.Namespace, prog: str = "ivs-realtime-emulator") -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    """The `ivs-realtime-emulator` console script."""
+def main(argv: Sequence[str] | None = None, prog: str = "ivs-realtime-emulator") -> int:
+    """The `ivs-realtime-emulator` console script (and `token-service emulator`: `prog`)."""
     parser = argparse.ArgumentParser(
-        prog="ivs-realtime-emulator",
+        prog=prog,
         description="An emulator of the Amazon IVS real-time control plane, for AWS SDKs.",
     )
     add_arguments(parser)
     args = parser.parse_args(argv)
-    return run(args)
+    return run(args, prog=prog)
