@@ -1,7 +1,8 @@
-"""Checks shared by the ingest, replication, event and revocation operations.
+"""Checks shared by every module of operations: reserved tag keys, the attributes'
+size, and a stage or ResourceNotFoundException.
 
-They live apart from `operations.py` (which imports those modules to list their
-handlers), with the same wording as its own checks.
+They live apart from `operations.py` because it imports the other operation
+modules (to list their handlers), so those could not import them from it.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from ivs_realtime_emulator.common import check_tag_keys, stage_or_404
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
@@ -263,9 +264,7 @@ def composition_or_404(ctx: OperationContext, arn: str) -> Composition:
 
 
 def start_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage_arn = params["stageArn"]
-    if stage_arn not in ctx.region.stages:
-        raise not_found(f"Stage {stage_arn} not found")
+    stage_arn = stage_or_404(ctx.region, params["stageArn"]).arn
     token = params.get("idempotencyToken")
     if token is not None:
         for existing in ctx.region.compositions.values():
@@ -273,8 +272,7 @@ def start_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:
                 settle(ctx.region, ctx.now, ctx.composition_idle_timeout)
                 return {"composition": composition_view(existing)}
     tags = dict(params.get("tags") or {})
-    if any(key.lower().startswith("aws:") for key in tags):
-        raise validation("Tag keys with the reserved prefix 'aws:' are not allowed")
+    check_tag_keys(tags)
     requested: list[Mapping[str, Any]] = list(params["destinations"])
     _check_kinds(requested)
     layout = _layout(params.get("layout"))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator import compositions
+from ivs_realtime_emulator.common import check_tag_keys
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
@@ -53,13 +54,6 @@ DEFAULT_RECORDING: Mapping[str, Any] = {
     "hlsConfiguration": {"targetSegmentDurationSeconds": 6},
     "recordParticipantReplicas": True,
 }
-
-
-def check_tag_keys(tags: Mapping[str, str]) -> None:
-    """`aws:` keys are reserved, as on every other resource."""
-    reserved = sorted(key for key in tags if key.lower().startswith("aws:"))
-    if reserved:
-        raise validation(f"Tag keys with the reserved prefix 'aws:' are not allowed: {reserved}")
 
 
 def _new_id(taken: Mapping[str, object], arn_of: Callable[[str], str]) -> str:
