@@ -329,7 +329,7 @@ def get_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def list_compositions(ctx: OperationContext, params: Params) -> dict[str, Any]:
     settle(ctx.region, ctx.now, ctx.composition_idle_timeout)
-    chosen = sorted(ctx.region.compositions.values(), key=lambda c: c.seq)
+    chosen = list(ctx.region.compositions.values())
     stage_arn = params.get("filterByStageArn")
     if stage_arn is not None:
         chosen = [c for c in chosen if c.stage_arn == stage_arn]

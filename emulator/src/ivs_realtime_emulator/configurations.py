@@ -153,12 +153,11 @@ def get_encoder_configuration(ctx: OperationContext, params: Params) -> dict[str
 
 
 def list_encoder_configurations(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    configurations = sorted(ctx.region.encoder_configurations.values(), key=lambda c: c.seq)
     chosen, token = page(
         "ListEncoderConfigurations",
         ctx.region_name,
         params,
-        configurations,
+        ctx.region.encoder_configurations.values(),
         lambda c: c.seq,
         default_size=DEFAULT_LIST_SIZE,
     )
@@ -226,12 +225,11 @@ def get_storage_configuration(ctx: OperationContext, params: Params) -> dict[str
 
 
 def list_storage_configurations(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    configurations = sorted(ctx.region.storage_configurations.values(), key=lambda c: c.seq)
     chosen, token = page(
         "ListStorageConfigurations",
         ctx.region_name,
         params,
-        configurations,
+        ctx.region.storage_configurations.values(),
         lambda c: c.seq,
         default_size=DEFAULT_LIST_SIZE,
     )

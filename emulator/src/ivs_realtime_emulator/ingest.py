@@ -128,7 +128,7 @@ def list_ingest_configurations(ctx: OperationContext, params: Params) -> dict[st
     by_stage, by_state = params.get("filterByStageArn"), params.get("filterByState")
     if by_stage is not None and by_state is not None:
         raise validation("Only one filter (filterByStageArn or filterByState) may be given")
-    found = sorted(ctx.region.ingest_configurations.values(), key=lambda c: c.seq)
+    found = list(ctx.region.ingest_configurations.values())
     if by_stage is not None:
         found = [c for c in found if c.stage_arn == by_stage]
     if by_state is not None:

@@ -200,7 +200,7 @@ def get_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def list_stages(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stages = sorted(ctx.region.stages.values(), key=lambda s: s.seq)
+    stages = ctx.region.stages.values()
     chosen, token = page("ListStages", ctx.region_name, params, stages, lambda s: s.seq)
     summaries = [
         {"arn": s.arn, "name": s.name, "activeSessionId": s.active_session_id, "tags": s.tags}
@@ -284,7 +284,7 @@ def get_public_key(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def list_public_keys(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    keys = sorted(ctx.region.public_keys.values(), key=lambda k: k.seq)
+    keys = ctx.region.public_keys.values()
     chosen, token = page("ListPublicKeys", ctx.region_name, params, keys, lambda k: k.seq)
     summaries = [{"arn": k.arn, "name": k.name, "tags": k.tags} for k in chosen]
     return {"publicKeys": summaries, "nextToken": token}
@@ -311,7 +311,7 @@ def list_stage_sessions(ctx: OperationContext, params: Params) -> dict[str, Any]
     # stage (or one of another region) has no sessions to list.
     stage = ctx.region.stages.get(params["stageArn"])
     # Newest first; the cursor is the negated sequence so it still ascends.
-    sessions = sorted(stage.sessions.values(), key=lambda s: -s.seq) if stage else []
+    sessions = list(stage.sessions.values()) if stage else []
     chosen, token = page("ListStageSessions", ctx.region_name, params, sessions, lambda s: -s.seq)
     return {"stageSessions": [session_view(s) for s in chosen], "nextToken": token}
 
@@ -355,7 +355,6 @@ def list_participants(ctx: OperationContext, params: Params) -> dict[str, Any]:
         participants = [p for p in participants if p.state == params["filterByState"]]
     if params.get("filterByRecordingState") is not None:
         participants = []  # nothing is ever recorded
-    participants.sort(key=lambda p: p.seq)
     chosen, token = page("ListParticipants", ctx.region_name, params, participants, lambda p: p.seq)
     summaries = []
     for participant in chosen:
