@@ -8,7 +8,7 @@ modules (to list their handlers), so those could not import them from it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ivs_realtime_emulator import rules
 from ivs_realtime_emulator.errors import not_found, validation
@@ -16,6 +16,8 @@ from ivs_realtime_emulator.state import Stage
 
 if TYPE_CHECKING:
     from ivs_realtime_emulator.state import RegionState
+
+R = TypeVar("R")
 
 
 def check_tag_keys(tags: Mapping[str, str]) -> None:
@@ -32,8 +34,13 @@ def check_attributes(attributes: Mapping[str, str]) -> None:
         )
 
 
+def or_404(resources: Mapping[str, R], arn: str, kind: str) -> R:
+    """`resources[arn]`, or ResourceNotFoundException "<kind> <arn> not found"."""
+    resource = resources.get(arn)
+    if resource is None:
+        raise not_found(f"{kind} {arn} not found")
+    return resource
+
+
 def stage_or_404(region: RegionState, arn: str) -> Stage:
-    stage = region.stages.get(arn)
-    if stage is None:
-        raise not_found(f"Stage {arn} not found")
-    return stage
+    return or_404(region.stages, arn, "Stage")

@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ivs_realtime_emulator.common import check_tag_keys, stage_or_404
-from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
+from ivs_realtime_emulator.common import check_tag_keys, or_404, stage_or_404
+from ivs_realtime_emulator.errors import conflict, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     ACTIVE,
@@ -224,11 +224,13 @@ def _check_references(ctx: OperationContext, destination: Mapping[str, Any]) -> 
     s3 = destination.get("s3")
     if s3 is not None:
         encoders += s3["encoderConfigurationArns"]
-        if s3["storageConfigurationArn"] not in ctx.region.storage_configurations:
-            raise not_found(f"Storage configuration {s3['storageConfigurationArn']} not found")
+        or_404(
+            ctx.region.storage_configurations,
+            s3["storageConfigurationArn"],
+            "Storage configuration",
+        )
     for arn in encoders:
-        if arn not in ctx.region.encoder_configurations:
-            raise not_found(f"Encoder configuration {arn} not found")
+        or_404(ctx.region.encoder_configurations, arn, "Encoder configuration")
 
 
 def _filled(configuration: Mapping[str, Any]) -> dict[str, Any]:
@@ -257,10 +259,7 @@ def _filled(configuration: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def composition_or_404(ctx: OperationContext, arn: str) -> Composition:
-    composition = ctx.region.compositions.get(arn)
-    if composition is None:
-        raise not_found(f"Composition {arn} not found")
-    return composition
+    return or_404(ctx.region.compositions, arn, "Composition")
 
 
 def start_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:

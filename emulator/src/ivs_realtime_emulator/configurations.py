@@ -14,8 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator import compositions
-from ivs_realtime_emulator.common import check_tag_keys
-from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
+from ivs_realtime_emulator.common import check_tag_keys, or_404
+from ivs_realtime_emulator.errors import conflict, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     EncoderConfiguration,
@@ -103,10 +103,7 @@ def encoder_view(configuration: EncoderConfiguration) -> dict[str, Any]:
 
 
 def encoder_or_404(ctx: OperationContext, arn: str) -> EncoderConfiguration:
-    configuration = ctx.region.encoder_configurations.get(arn)
-    if configuration is None:
-        raise not_found(f"Encoder configuration {arn} not found")
-    return configuration
+    return or_404(ctx.region.encoder_configurations, arn, "Encoder configuration")
 
 
 def _video(requested: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -194,10 +191,7 @@ def storage_view(configuration: StorageConfiguration) -> dict[str, Any]:
 
 
 def storage_or_404(ctx: OperationContext, arn: str) -> StorageConfiguration:
-    configuration = ctx.region.storage_configurations.get(arn)
-    if configuration is None:
-        raise not_found(f"Storage configuration {arn} not found")
-    return configuration
+    return or_404(ctx.region.storage_configurations, arn, "Storage configuration")
 
 
 def create_storage_configuration(ctx: OperationContext, params: Params) -> dict[str, Any]:

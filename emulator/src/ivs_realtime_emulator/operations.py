@@ -28,7 +28,7 @@ from ivs_realtime_emulator import (
     revocation,
     rules,
 )
-from ivs_realtime_emulator.common import check_attributes, check_tag_keys, stage_or_404
+from ivs_realtime_emulator.common import check_attributes, check_tag_keys, or_404, stage_or_404
 from ivs_realtime_emulator.configurations import recording_configuration
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
@@ -125,10 +125,7 @@ def public_key_view(key: PublicKey) -> dict[str, Any]:
 
 
 def public_key_or_404(ctx: OperationContext, arn: str) -> PublicKey:
-    key = ctx.region.public_keys.get(arn)
-    if key is None:
-        raise not_found(f"Public key {arn} not found")
-    return key
+    return or_404(ctx.region.public_keys, arn, "Public key")
 
 
 def issue_token(ctx: OperationContext, stage: Stage, request: Params) -> dict[str, Any]:
