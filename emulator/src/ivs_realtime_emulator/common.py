@@ -1,13 +1,14 @@
-"""Checks shared by the ingest, replication, event and revocation operations.
+"""Checks shared by every module of operations: reserved tag keys, the attributes'
+size, and a stage or ResourceNotFoundException.
 
-They live apart from `operations.py` (which imports those modules to list their
-handlers), with the same wording as its own checks.
+They live apart from `operations.py` because it imports the other operation
+modules (to list their handlers), so those could not import them from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from ivs_realtime_emulator import rules
 from ivs_realtime_emulator.errors import not_found, validation
@@ -15,6 +16,8 @@ from ivs_realtime_emulator.state import Stage
 
 if TYPE_CHECKING:
     from ivs_realtime_emulator.state import RegionState
+
+R = TypeVar("R")
 
 
 def check_tag_keys(tags: Mapping[str, str]) -> None:
@@ -31,8 +34,13 @@ def check_attributes(attributes: Mapping[str, str]) -> None:
         )
 
 
+def or_404(resources: Mapping[str, R], arn: str, kind: str) -> R:
+    """`resources[arn]`, or ResourceNotFoundException "<kind> <arn> not found"."""
+    resource = resources.get(arn)
+    if resource is None:
+        raise not_found(f"{kind} {arn} not found")
+    return resource
+
+
 def stage_or_404(region: RegionState, arn: str) -> Stage:
-    stage = region.stages.get(arn)
-    if stage is None:
-        raise not_found(f"Stage {arn} not found")
-    return stage
+    return or_404(region.stages, arn, "Stage")

@@ -26,7 +26,8 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
+from ivs_realtime_emulator.common import check_tag_keys, or_404, stage_or_404
+from ivs_realtime_emulator.errors import conflict, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     ACTIVE,
@@ -223,11 +224,13 @@ def _check_references(ctx: OperationContext, destination: Mapping[str, Any]) -> 
     s3 = destination.get("s3")
     if s3 is not None:
         encoders += s3["encoderConfigurationArns"]
-        if s3["storageConfigurationArn"] not in ctx.region.storage_configurations:
-            raise not_found(f"Storage configuration {s3['storageConfigurationArn']} not found")
+        or_404(
+            ctx.region.storage_configurations,
+            s3["storageConfigurationArn"],
+            "Storage configuration",
+        )
     for arn in encoders:
-        if arn not in ctx.region.encoder_configurations:
-            raise not_found(f"Encoder configuration {arn} not found")
+        or_404(ctx.region.encoder_configurations, arn, "Encoder configuration")
 
 
 def _filled(configuration: Mapping[str, Any]) -> dict[str, Any]:
@@ -256,16 +259,11 @@ def _filled(configuration: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def composition_or_404(ctx: OperationContext, arn: str) -> Composition:
-    composition = ctx.region.compositions.get(arn)
-    if composition is None:
-        raise not_found(f"Composition {arn} not found")
-    return composition
+    return or_404(ctx.region.compositions, arn, "Composition")
 
 
 def start_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage_arn = params["stageArn"]
-    if stage_arn not in ctx.region.stages:
-        raise not_found(f"Stage {stage_arn} not found")
+    stage_arn = stage_or_404(ctx.region, params["stageArn"]).arn
     token = params.get("idempotencyToken")
     if token is not None:
         for existing in ctx.region.compositions.values():
@@ -273,8 +271,7 @@ def start_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:
                 settle(ctx.region, ctx.now, ctx.composition_idle_timeout)
                 return {"composition": composition_view(existing)}
     tags = dict(params.get("tags") or {})
-    if any(key.lower().startswith("aws:") for key in tags):
-        raise validation("Tag keys with the reserved prefix 'aws:' are not allowed")
+    check_tag_keys(tags)
     requested: list[Mapping[str, Any]] = list(params["destinations"])
     _check_kinds(requested)
     layout = _layout(params.get("layout"))
@@ -331,7 +328,7 @@ def get_composition(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 def list_compositions(ctx: OperationContext, params: Params) -> dict[str, Any]:
     settle(ctx.region, ctx.now, ctx.composition_idle_timeout)
-    chosen = sorted(ctx.region.compositions.values(), key=lambda c: c.seq)
+    chosen = list(ctx.region.compositions.values())
     stage_arn = params.get("filterByStageArn")
     if stage_arn is not None:
         chosen = [c for c in chosen if c.stage_arn == stage_arn]

@@ -14,7 +14,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator import compositions
-from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
+from ivs_realtime_emulator.common import check_tag_keys, or_404
+from ivs_realtime_emulator.errors import conflict, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.state import (
     EncoderConfiguration,
@@ -53,13 +54,6 @@ DEFAULT_RECORDING: Mapping[str, Any] = {
     "hlsConfiguration": {"targetSegmentDurationSeconds": 6},
     "recordParticipantReplicas": True,
 }
-
-
-def check_tag_keys(tags: Mapping[str, str]) -> None:
-    """`aws:` keys are reserved, as on every other resource."""
-    reserved = sorted(key for key in tags if key.lower().startswith("aws:"))
-    if reserved:
-        raise validation(f"Tag keys with the reserved prefix 'aws:' are not allowed: {reserved}")
 
 
 def _new_id(taken: Mapping[str, object], arn_of: Callable[[str], str]) -> str:
@@ -109,10 +103,7 @@ def encoder_view(configuration: EncoderConfiguration) -> dict[str, Any]:
 
 
 def encoder_or_404(ctx: OperationContext, arn: str) -> EncoderConfiguration:
-    configuration = ctx.region.encoder_configurations.get(arn)
-    if configuration is None:
-        raise not_found(f"Encoder configuration {arn} not found")
-    return configuration
+    return or_404(ctx.region.encoder_configurations, arn, "Encoder configuration")
 
 
 def _video(requested: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -159,12 +150,11 @@ def get_encoder_configuration(ctx: OperationContext, params: Params) -> dict[str
 
 
 def list_encoder_configurations(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    configurations = sorted(ctx.region.encoder_configurations.values(), key=lambda c: c.seq)
     chosen, token = page(
         "ListEncoderConfigurations",
         ctx.region_name,
         params,
-        configurations,
+        ctx.region.encoder_configurations.values(),
         lambda c: c.seq,
         default_size=DEFAULT_LIST_SIZE,
     )
@@ -201,10 +191,7 @@ def storage_view(configuration: StorageConfiguration) -> dict[str, Any]:
 
 
 def storage_or_404(ctx: OperationContext, arn: str) -> StorageConfiguration:
-    configuration = ctx.region.storage_configurations.get(arn)
-    if configuration is None:
-        raise not_found(f"Storage configuration {arn} not found")
-    return configuration
+    return or_404(ctx.region.storage_configurations, arn, "Storage configuration")
 
 
 def create_storage_configuration(ctx: OperationContext, params: Params) -> dict[str, Any]:
@@ -232,12 +219,11 @@ def get_storage_configuration(ctx: OperationContext, params: Params) -> dict[str
 
 
 def list_storage_configurations(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    configurations = sorted(ctx.region.storage_configurations.values(), key=lambda c: c.seq)
     chosen, token = page(
         "ListStorageConfigurations",
         ctx.region_name,
         params,
-        configurations,
+        ctx.region.storage_configurations.values(),
         lambda c: c.seq,
         default_size=DEFAULT_LIST_SIZE,
     )

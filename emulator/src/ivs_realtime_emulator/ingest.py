@@ -25,8 +25,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ivs_realtime_emulator import lifecycle
-from ivs_realtime_emulator.common import check_attributes, check_tag_keys
-from ivs_realtime_emulator.errors import conflict, not_found, validation
+from ivs_realtime_emulator.common import check_attributes, check_tag_keys, or_404, stage_or_404
+from ivs_realtime_emulator.errors import conflict, validation
 from ivs_realtime_emulator.pagination import page
 from ivs_realtime_emulator.records import (
     ACTIVE,
@@ -78,10 +78,7 @@ def view(configuration: IngestConfiguration) -> dict[str, Any]:
 
 
 def _configuration_or_404(ctx: OperationContext, arn: str) -> IngestConfiguration:
-    configuration = ctx.region.ingest_configurations.get(arn)
-    if configuration is None:
-        raise not_found(f"Ingest configuration {arn} not found")
-    return configuration
+    return or_404(ctx.region.ingest_configurations, arn, "Ingest configuration")
 
 
 def create_ingest_configuration(ctx: OperationContext, params: Params) -> dict[str, Any]:
@@ -128,7 +125,7 @@ def list_ingest_configurations(ctx: OperationContext, params: Params) -> dict[st
     by_stage, by_state = params.get("filterByStageArn"), params.get("filterByState")
     if by_stage is not None and by_state is not None:
         raise validation("Only one filter (filterByStageArn or filterByState) may be given")
-    found = sorted(ctx.region.ingest_configurations.values(), key=lambda c: c.seq)
+    found = list(ctx.region.ingest_configurations.values())
     if by_stage is not None:
         found = [c for c in found if c.stage_arn == by_stage]
     if by_state is not None:
@@ -144,8 +141,8 @@ def update_ingest_configuration(ctx: OperationContext, params: Params) -> dict[s
     if configuration.state == ACTIVE:
         raise conflict(f"Ingest configuration {configuration.arn} is active and cannot be updated")
     stage_arn = params.get("stageArn")
-    if stage_arn and stage_arn not in ctx.region.stages:
-        raise not_found(f"Stage {stage_arn} not found")
+    if stage_arn:
+        stage_or_404(ctx.region, stage_arn)
     if stage_arn is not None:
         configuration.stage_arn = stage_arn
     redundant = params.get("redundantIngest")

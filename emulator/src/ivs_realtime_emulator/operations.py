@@ -28,6 +28,7 @@ from ivs_realtime_emulator import (
     revocation,
     rules,
 )
+from ivs_realtime_emulator.common import check_attributes, check_tag_keys, or_404, stage_or_404
 from ivs_realtime_emulator.configurations import recording_configuration
 from ivs_realtime_emulator.errors import conflict, not_found, quota_exceeded, validation
 from ivs_realtime_emulator.pagination import page
@@ -123,32 +124,8 @@ def public_key_view(key: PublicKey) -> dict[str, Any]:
 # ---------------------------------------------------------------- shared checks
 
 
-def stage_or_404(ctx: OperationContext, arn: str) -> Stage:
-    stage = ctx.region.stages.get(arn)
-    if stage is None:
-        raise not_found(f"Stage {arn} not found")
-    return stage
-
-
 def public_key_or_404(ctx: OperationContext, arn: str) -> PublicKey:
-    key = ctx.region.public_keys.get(arn)
-    if key is None:
-        raise not_found(f"Public key {arn} not found")
-    return key
-
-
-def check_tag_keys(tags: Mapping[str, str]) -> None:
-    reserved = sorted(key for key in tags if key.lower().startswith("aws:"))
-    if reserved:
-        raise validation(f"Tag keys with the reserved prefix 'aws:' are not allowed: {reserved}")
-
-
-def check_attributes(attributes: Mapping[str, str]) -> None:
-    size = rules.attributes_size(attributes)
-    if size > rules.MAX_ATTRIBUTES_BYTES:
-        raise validation(
-            f"attributes total {size} bytes; at most {rules.MAX_ATTRIBUTES_BYTES} are allowed"
-        )
+    return or_404(ctx.region.public_keys, arn, "Public key")
 
 
 def issue_token(ctx: OperationContext, stage: Stage, request: Params) -> dict[str, Any]:
@@ -216,11 +193,11 @@ def create_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def get_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    return {"stage": stage_view(stage_or_404(ctx, params["arn"]))}
+    return {"stage": stage_view(stage_or_404(ctx.region, params["arn"]))}
 
 
 def list_stages(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stages = sorted(ctx.region.stages.values(), key=lambda s: s.seq)
+    stages = ctx.region.stages.values()
     chosen, token = page("ListStages", ctx.region_name, params, stages, lambda s: s.seq)
     summaries = [
         {"arn": s.arn, "name": s.name, "activeSessionId": s.active_session_id, "tags": s.tags}
@@ -230,7 +207,7 @@ def list_stages(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def update_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["arn"])
+    stage = stage_or_404(ctx.region, params["arn"])
     if params.get("name") is not None:
         stage.name = params["name"]
     if params.get("autoParticipantRecordingConfiguration") is not None:
@@ -241,7 +218,7 @@ def update_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def delete_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["arn"])
+    stage = stage_or_404(ctx.region, params["arn"])
     session = stage.active_session()
     leaving = (
         [p for p in session.participants.values() if p.state == "CONNECTED"] if session else []
@@ -304,7 +281,7 @@ def get_public_key(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def list_public_keys(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    keys = sorted(ctx.region.public_keys.values(), key=lambda k: k.seq)
+    keys = ctx.region.public_keys.values()
     chosen, token = page("ListPublicKeys", ctx.region_name, params, keys, lambda k: k.seq)
     summaries = [{"arn": k.arn, "name": k.name, "tags": k.tags} for k in chosen]
     return {"publicKeys": summaries, "nextToken": token}
@@ -321,7 +298,7 @@ def delete_public_key(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def create_participant_token(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["stageArn"])
+    stage = stage_or_404(ctx.region, params["stageArn"])
     check_attributes(params.get("attributes") or {})
     return {"participantToken": issue_token(ctx, stage, params)}
 
@@ -331,7 +308,7 @@ def list_stage_sessions(ctx: OperationContext, params: Params) -> dict[str, Any]
     # stage (or one of another region) has no sessions to list.
     stage = ctx.region.stages.get(params["stageArn"])
     # Newest first; the cursor is the negated sequence so it still ascends.
-    sessions = sorted(stage.sessions.values(), key=lambda s: -s.seq) if stage else []
+    sessions = list(stage.sessions.values()) if stage else []
     chosen, token = page("ListStageSessions", ctx.region_name, params, sessions, lambda s: -s.seq)
     return {"stageSessions": [session_view(s) for s in chosen], "nextToken": token}
 
@@ -344,7 +321,7 @@ def _session_or_404(stage: Stage, session_id: str) -> StageSession:
 
 
 def get_stage_session(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["stageArn"])
+    stage = stage_or_404(ctx.region, params["stageArn"])
     return {"stageSession": session_view(_session_or_404(stage, params["sessionId"]))}
 
 
@@ -375,7 +352,6 @@ def list_participants(ctx: OperationContext, params: Params) -> dict[str, Any]:
         participants = [p for p in participants if p.state == params["filterByState"]]
     if params.get("filterByRecordingState") is not None:
         participants = []  # nothing is ever recorded
-    participants.sort(key=lambda p: p.seq)
     chosen, token = page("ListParticipants", ctx.region_name, params, participants, lambda p: p.seq)
     summaries = []
     for participant in chosen:
@@ -386,7 +362,7 @@ def list_participants(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def get_participant(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["stageArn"])
+    stage = stage_or_404(ctx.region, params["stageArn"])
     session = _session_or_404(stage, params["sessionId"])
     participant = session.participants.get(params["participantId"])
     if participant is None:
@@ -395,7 +371,7 @@ def get_participant(ctx: OperationContext, params: Params) -> dict[str, Any]:
 
 
 def disconnect_participant(ctx: OperationContext, params: Params) -> dict[str, Any]:
-    stage = stage_or_404(ctx, params["stageArn"])
+    stage = stage_or_404(ctx.region, params["stageArn"])
     session = stage.active_session()
     participant = session.participants.get(params["participantId"]) if session else None
     if participant is None or not stage.disconnect(params["participantId"], ctx.now):

@@ -14,7 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from ivs_realtime_emulator.errors import validation
@@ -61,17 +61,17 @@ def page(
     operation: str,
     region: str,
     params: Mapping[str, Any],
-    items: Sequence[T],
+    items: Iterable[T],
     cursor: Callable[[T], int],
     *,
     default_size: int = DEFAULT_PAGE_SIZE,
 ) -> tuple[list[T], str | None]:
-    """One page of `items` (sorted by ascending `cursor`) as `operation`'s `params` ask
+    """One page of `items`, in ascending `cursor` order, as `operation`'s `params` ask
     (`maxResults`, `nextToken`), and the token of the next page, bound to the operation,
     the region and the rest of the query."""
     scope = scope_of(operation, region, params)
     size = params.get("maxResults") or default_size
-    remaining = list(items)
+    remaining = sorted(items, key=cursor)
     next_token = params.get("nextToken")
     if next_token:
         after = _decode(next_token, scope)

@@ -468,6 +468,9 @@ def save(state: EmulatorState, path: Path) -> None:
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             json.dump(to_json(state), file, indent=1)
+            # On disk before the rename, or a power cut could leave the new name empty.
+            file.flush()
+            os.fsync(file.fileno())
         os.chmod(temporary, 0o600)
         os.replace(temporary, path)
     except BaseException:
