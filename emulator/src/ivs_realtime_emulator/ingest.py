@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ivs_realtime_emulator import lifecycle
+from ivs_realtime_emulator import departures
 from ivs_realtime_emulator.common import check_attributes, check_tag_keys, or_404, stage_or_404
 from ivs_realtime_emulator.errors import conflict, validation
 from ivs_realtime_emulator.pagination import page
@@ -196,7 +196,7 @@ def _stop_publishing(
     participant = session.participants.get(configuration.participant_id) if session else None
     if stage is not None and participant is not None and participant.state == CONNECTED:
         stage.disconnect(participant.participant_id, now, ban=False)
-        lifecycle.participants_left(region, stage, [participant], now)
+        departures.participants_left(region, stage, [participant], now)
     configuration.state = "INACTIVE"
 
 

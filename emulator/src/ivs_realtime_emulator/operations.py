@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ivs_realtime_emulator import (
     compositions,
     configurations,
+    departures,
     events,
     ingest,
-    lifecycle,
     replication,
     revocation,
     rules,
@@ -226,7 +226,7 @@ def delete_stage(ctx: OperationContext, params: Params) -> dict[str, Any]:
     stage.close(ctx.now)
     compositions.stage_deleted(ctx, stage.arn)
     del ctx.region.stages[stage.arn]
-    lifecycle.participants_left(ctx.region, stage, leaving, ctx.now, stage_deleted=True)
+    departures.participants_left(ctx.region, stage, leaving, ctx.now, stage_deleted=True)
     return {}
 
 
@@ -376,7 +376,7 @@ def disconnect_participant(ctx: OperationContext, params: Params) -> dict[str, A
     participant = session.participants.get(params["participantId"]) if session else None
     if participant is None or not stage.disconnect(params["participantId"], ctx.now):
         raise not_found(f"Participant {params['participantId']} is not connected to {stage.arn}")
-    lifecycle.participants_left(ctx.region, stage, [participant], ctx.now, disconnected=True)
+    departures.participants_left(ctx.region, stage, [participant], ctx.now, disconnected=True)
     return {}
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ivs_realtime_emulator import lifecycle
+from ivs_realtime_emulator import departures
 from ivs_realtime_emulator.common import check_attributes, stage_or_404
 from ivs_realtime_emulator.errors import conflict, not_found, validation
 from ivs_realtime_emulator.pagination import page
@@ -130,7 +130,7 @@ def stop_participant_replication(ctx: OperationContext, params: Params) -> dict[
             and replica.source_stage_arn == params["sourceStageArn"]
             and replica.destination_stage_arn == params["destinationStageArn"]
         ):
-            lifecycle.stop_replica(ctx.region, replica, ctx.now)
+            departures.stop_replica(ctx.region, replica, ctx.now)
             return {}
     raise not_found(
         f"Participant {params['participantId']} is not replicated from "

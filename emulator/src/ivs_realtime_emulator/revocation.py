@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ivs_realtime_emulator import lifecycle
+from ivs_realtime_emulator import departures
 
 if TYPE_CHECKING:
     from ivs_realtime_emulator.operations import OperationContext
@@ -30,7 +30,7 @@ def revoke_connection_token(ctx: OperationContext, params: Params) -> dict[str, 
         session = stage.active_session()
         participant = session.participants.get(token_id) if session else None
         if participant is not None and stage.disconnect(token_id, ctx.now, ban=False):
-            lifecycle.participants_left(ctx.region, stage, [participant], ctx.now)
+            departures.participants_left(ctx.region, stage, [participant], ctx.now)
     return {}
 
 
