@@ -82,6 +82,33 @@ export class TokenServiceError extends Error {
   get code(): string {
     return this.type.slice(this.type.lastIndexOf("/") + 1);
   }
+
+  /**
+   * The error a refusal stands for: its problem document (when the body is JSON), else its
+   * status line; `X-Request-Id`; `Retry-After` counted from `now` (ms since the epoch).
+   * Reads the body.
+   */
+  static async fromResponse(response: Response, now: number = Date.now()): Promise<TokenServiceError> {
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      // Not JSON (a proxy's HTML page, say): the status line is all there is.
+    }
+    const problem = isProblem(body) ? body : {};
+    return new TokenServiceError({
+      status: response.status,
+      type: typeof problem.type === "string" ? problem.type : undefined,
+      title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
+      detail: typeof problem.detail === "string" ? problem.detail : undefined,
+      errors: Array.isArray(problem.errors) ? problem.errors : undefined,
+      rule: typeof problem.rule === "string" ? problem.rule : undefined,
+      requestId:
+        (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
+        response.headers.get("X-Request-Id"),
+      retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
+    });
+  }
 }
 
 /** The source was closed (or its `signal` aborted): no more tokens from it. */
@@ -94,28 +121,6 @@ export class TokenSourceClosedError extends Error {
 
 function isProblem(value: unknown): value is Partial<Problem> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-async function errorOf(response: Response, now: number): Promise<TokenServiceError> {
-  let body: unknown = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON (a proxy's HTML page, say): the status line is all there is.
-  }
-  const problem = isProblem(body) ? body : {};
-  return new TokenServiceError({
-    status: response.status,
-    type: typeof problem.type === "string" ? problem.type : undefined,
-    title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
-    detail: typeof problem.detail === "string" ? problem.detail : undefined,
-    errors: Array.isArray(problem.errors) ? problem.errors : undefined,
-    rule: typeof problem.rule === "string" ? problem.rule : undefined,
-    requestId:
-      (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
-      response.headers.get("X-Request-Id"),
-    retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
-  });
 }
 
 /**
@@ -428,7 +433,7 @@ class ServiceTokenSource implements TokenSource {
           signal,
         });
         if (response.status === expected) return (await response.json()) as ParticipantToken;
-        error = await errorOf(response, this.#clock.now());
+        error = await TokenServiceError.fromResponse(response, this.#clock.now());
       } catch (thrown) {
         if (signal.aborted) throw new TokenSourceClosedError(signal.reason);
         error = thrown;

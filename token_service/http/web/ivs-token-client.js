@@ -50,6 +50,32 @@ export class TokenServiceError extends Error {
     get code() {
         return this.type.slice(this.type.lastIndexOf("/") + 1);
     }
+    /**
+     * The error a refusal stands for: its problem document (when the body is JSON), else its
+     * status line; `X-Request-Id`; `Retry-After` counted from `now` (ms since the epoch).
+     * Reads the body.
+     */
+    static async fromResponse(response, now = Date.now()) {
+        let body = null;
+        try {
+            body = await response.json();
+        }
+        catch {
+            // Not JSON (a proxy's HTML page, say): the status line is all there is.
+        }
+        const problem = isProblem(body) ? body : {};
+        return new TokenServiceError({
+            status: response.status,
+            type: typeof problem.type === "string" ? problem.type : undefined,
+            title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
+            detail: typeof problem.detail === "string" ? problem.detail : undefined,
+            errors: Array.isArray(problem.errors) ? problem.errors : undefined,
+            rule: typeof problem.rule === "string" ? problem.rule : undefined,
+            requestId: (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
+                response.headers.get("X-Request-Id"),
+            retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
+        });
+    }
 }
 /** The source was closed (or its `signal` aborted): no more tokens from it. */
 export class TokenSourceClosedError extends Error {
@@ -60,27 +86,6 @@ export class TokenSourceClosedError extends Error {
 }
 function isProblem(value) {
     return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-async function errorOf(response, now) {
-    let body = null;
-    try {
-        body = await response.json();
-    }
-    catch {
-        // Not JSON (a proxy's HTML page, say): the status line is all there is.
-    }
-    const problem = isProblem(body) ? body : {};
-    return new TokenServiceError({
-        status: response.status,
-        type: typeof problem.type === "string" ? problem.type : undefined,
-        title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
-        detail: typeof problem.detail === "string" ? problem.detail : undefined,
-        errors: Array.isArray(problem.errors) ? problem.errors : undefined,
-        rule: typeof problem.rule === "string" ? problem.rule : undefined,
-        requestId: (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
-            response.headers.get("X-Request-Id"),
-        retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
-    });
 }
 /**
  * `Retry-After` in seconds: delta-seconds, or an HTTP date (RFC 9110 10.2.3) counted from
@@ -299,7 +304,7 @@ class ServiceTokenSource {
                 });
                 if (response.status === expected)
                     return (await response.json());
-                error = await errorOf(response, this.#clock.now());
+                error = await TokenServiceError.fromResponse(response, this.#clock.now());
             }
             catch (thrown) {
                 if (signal.aborted)
