@@ -317,10 +317,7 @@ class ServiceTokenSource implements TokenSource {
       random: options.retry?.random ?? Math.random,
     };
     this.#leadMs = (options.refreshLeadSeconds ?? DEFAULT_LEAD_SECONDS) * 1000;
-    this.#wanted = {};
-    if (options.capabilities !== undefined) this.#wanted.capabilities = [...options.capabilities];
-    if (options.durationMinutes !== undefined) this.#wanted.durationMinutes = options.durationMinutes;
-    if (options.attributes !== undefined) this.#wanted.attributes = { ...options.attributes };
+    this.#wanted = definedOnly(options);
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) this.close();
@@ -348,13 +345,12 @@ class ServiceTokenSource implements TokenSource {
     if (this.#held === undefined) return Promise.reject(new Error("no token yet: call getToken() first"));
     // After the request under way, if any: its answer may predate the changes.
     const previous = this.#inFlight ?? Promise.resolve(this.#held.token);
-    const next = previous
+    return previous
       .catch(() => undefined)
       .then(() => {
         this.#wanted = { ...this.#wanted, ...definedOnly(changes) };
         return this.#renew(true);
       });
-    return next;
   }
 
   onRefresh(listener: RefreshListener): () => void {
@@ -406,13 +402,9 @@ class ServiceTokenSource implements TokenSource {
     return { stageArn: this.#options.stageArn, ...this.#exchangeBody() } as TokenRequest;
   }
 
+  /** What is wanted, its undefined fields left out (definedOnly): never sent as null. */
   #exchangeBody(): ExchangeRequest {
-    const body: ExchangeRequest = {};
-    const { capabilities, durationMinutes, attributes } = this.#wanted;
-    if (capabilities !== undefined) body.capabilities = capabilities;
-    if (durationMinutes !== undefined) body.durationMinutes = durationMinutes;
-    if (attributes !== undefined) body.attributes = attributes;
-    return body;
+    return { ...this.#wanted };
   }
 
   async #request(path: string, expected: number, body: object): Promise<ParticipantToken> {
@@ -479,6 +471,7 @@ class ServiceTokenSource implements TokenSource {
   }
 }
 
+/** The changes (or options) given, copied, without the fields left undefined. */
 function definedOnly(changes: TokenChanges): TokenChanges {
   const out: TokenChanges = {};
   if (changes.capabilities !== undefined) out.capabilities = [...changes.capabilities];

@@ -183,13 +183,7 @@ class ServiceTokenSource {
             random: options.retry?.random ?? Math.random,
         };
         this.#leadMs = (options.refreshLeadSeconds ?? DEFAULT_LEAD_SECONDS) * 1000;
-        this.#wanted = {};
-        if (options.capabilities !== undefined)
-            this.#wanted.capabilities = [...options.capabilities];
-        if (options.durationMinutes !== undefined)
-            this.#wanted.durationMinutes = options.durationMinutes;
-        if (options.attributes !== undefined)
-            this.#wanted.attributes = { ...options.attributes };
+        this.#wanted = definedOnly(options);
         const signal = options.signal;
         if (signal !== undefined) {
             if (signal.aborted)
@@ -219,13 +213,12 @@ class ServiceTokenSource {
             return Promise.reject(new Error("no token yet: call getToken() first"));
         // After the request under way, if any: its answer may predate the changes.
         const previous = this.#inFlight ?? Promise.resolve(this.#held.token);
-        const next = previous
+        return previous
             .catch(() => undefined)
             .then(() => {
             this.#wanted = { ...this.#wanted, ...definedOnly(changes) };
             return this.#renew(true);
         });
-        return next;
     }
     onRefresh(listener) {
         this.#refreshListeners.add(listener);
@@ -273,16 +266,9 @@ class ServiceTokenSource {
     #issueBody() {
         return { stageArn: this.#options.stageArn, ...this.#exchangeBody() };
     }
+    /** What is wanted, its undefined fields left out (definedOnly): never sent as null. */
     #exchangeBody() {
-        const body = {};
-        const { capabilities, durationMinutes, attributes } = this.#wanted;
-        if (capabilities !== undefined)
-            body.capabilities = capabilities;
-        if (durationMinutes !== undefined)
-            body.durationMinutes = durationMinutes;
-        if (attributes !== undefined)
-            body.attributes = attributes;
-        return body;
+        return { ...this.#wanted };
     }
     async #request(path, expected, body) {
         const signal = this.#abort.signal;
@@ -353,6 +339,7 @@ class ServiceTokenSource {
             this.#schedule(left / 2);
     }
 }
+/** The changes (or options) given, copied, without the fields left undefined. */
 function definedOnly(changes) {
     const out = {};
     if (changes.capabilities !== undefined)
