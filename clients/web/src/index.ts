@@ -82,6 +82,33 @@ export class TokenServiceError extends Error {
   get code(): string {
     return this.type.slice(this.type.lastIndexOf("/") + 1);
   }
+
+  /**
+   * The error a refusal stands for: its problem document (when the body is JSON), else its
+   * status line; `X-Request-Id`; `Retry-After` counted from `now` (ms since the epoch).
+   * Reads the body.
+   */
+  static async fromResponse(response: Response, now: number = Date.now()): Promise<TokenServiceError> {
+    let body: unknown = null;
+    try {
+      body = await response.json();
+    } catch {
+      // Not JSON (a proxy's HTML page, say): the status line is all there is.
+    }
+    const problem = isProblem(body) ? body : {};
+    return new TokenServiceError({
+      status: response.status,
+      type: typeof problem.type === "string" ? problem.type : undefined,
+      title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
+      detail: typeof problem.detail === "string" ? problem.detail : undefined,
+      errors: Array.isArray(problem.errors) ? problem.errors : undefined,
+      rule: typeof problem.rule === "string" ? problem.rule : undefined,
+      requestId:
+        (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
+        response.headers.get("X-Request-Id"),
+      retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
+    });
+  }
 }
 
 /** The source was closed (or its `signal` aborted): no more tokens from it. */
@@ -94,28 +121,6 @@ export class TokenSourceClosedError extends Error {
 
 function isProblem(value: unknown): value is Partial<Problem> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-async function errorOf(response: Response, now: number): Promise<TokenServiceError> {
-  let body: unknown = null;
-  try {
-    body = await response.json();
-  } catch {
-    // Not JSON (a proxy's HTML page, say): the status line is all there is.
-  }
-  const problem = isProblem(body) ? body : {};
-  return new TokenServiceError({
-    status: response.status,
-    type: typeof problem.type === "string" ? problem.type : undefined,
-    title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
-    detail: typeof problem.detail === "string" ? problem.detail : undefined,
-    errors: Array.isArray(problem.errors) ? problem.errors : undefined,
-    rule: typeof problem.rule === "string" ? problem.rule : undefined,
-    requestId:
-      (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
-      response.headers.get("X-Request-Id"),
-    retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
-  });
 }
 
 /**
@@ -312,10 +317,7 @@ class ServiceTokenSource implements TokenSource {
       random: options.retry?.random ?? Math.random,
     };
     this.#leadMs = (options.refreshLeadSeconds ?? DEFAULT_LEAD_SECONDS) * 1000;
-    this.#wanted = {};
-    if (options.capabilities !== undefined) this.#wanted.capabilities = [...options.capabilities];
-    if (options.durationMinutes !== undefined) this.#wanted.durationMinutes = options.durationMinutes;
-    if (options.attributes !== undefined) this.#wanted.attributes = { ...options.attributes };
+    this.#wanted = definedOnly(options);
     const signal = options.signal;
     if (signal !== undefined) {
       if (signal.aborted) this.close();
@@ -343,13 +345,12 @@ class ServiceTokenSource implements TokenSource {
     if (this.#held === undefined) return Promise.reject(new Error("no token yet: call getToken() first"));
     // After the request under way, if any: its answer may predate the changes.
     const previous = this.#inFlight ?? Promise.resolve(this.#held.token);
-    const next = previous
+    return previous
       .catch(() => undefined)
       .then(() => {
         this.#wanted = { ...this.#wanted, ...definedOnly(changes) };
         return this.#renew(true);
       });
-    return next;
   }
 
   onRefresh(listener: RefreshListener): () => void {
@@ -401,13 +402,9 @@ class ServiceTokenSource implements TokenSource {
     return { stageArn: this.#options.stageArn, ...this.#exchangeBody() } as TokenRequest;
   }
 
+  /** What is wanted, its undefined fields left out (definedOnly): never sent as null. */
   #exchangeBody(): ExchangeRequest {
-    const body: ExchangeRequest = {};
-    const { capabilities, durationMinutes, attributes } = this.#wanted;
-    if (capabilities !== undefined) body.capabilities = capabilities;
-    if (durationMinutes !== undefined) body.durationMinutes = durationMinutes;
-    if (attributes !== undefined) body.attributes = attributes;
-    return body;
+    return { ...this.#wanted };
   }
 
   async #request(path: string, expected: number, body: object): Promise<ParticipantToken> {
@@ -428,7 +425,7 @@ class ServiceTokenSource implements TokenSource {
           signal,
         });
         if (response.status === expected) return (await response.json()) as ParticipantToken;
-        error = await errorOf(response, this.#clock.now());
+        error = await TokenServiceError.fromResponse(response, this.#clock.now());
       } catch (thrown) {
         if (signal.aborted) throw new TokenSourceClosedError(signal.reason);
         error = thrown;
@@ -474,6 +471,7 @@ class ServiceTokenSource implements TokenSource {
   }
 }
 
+/** The changes (or options) given, copied, without the fields left undefined. */
 function definedOnly(changes: TokenChanges): TokenChanges {
   const out: TokenChanges = {};
   if (changes.capabilities !== undefined) out.capabilities = [...changes.capabilities];

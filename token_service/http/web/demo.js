@@ -243,14 +243,6 @@ import { createTokenSource, keepStageCurrent, TokenServiceError } from "/demo/as
 
   // ------------------------------------------------------------------ requests
 
-  async function readJson(response) {
-    try {
-      return await response.json();
-    } catch (err) {
-      return null;
-    }
-  }
-
   // The development server's demo route (not the service's API): a plain fetch.
   async function appUserJwt() {
     if ($("auth-paste").checked) return { jwt: $("user-jwt").value.trim() };
@@ -260,19 +252,12 @@ import { createTokenSource, keepStageCurrent, TokenServiceError } from "/demo/as
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ sub: $("user-id").value.trim(), roles: roles }),
     });
-    const body = await readJson(response);
     if (!response.ok) {
-      showProblem("Demo user JWT", new TokenServiceError({
-        status: response.status,
-        type: body && body.type,
-        title: (body && body.title) || response.statusText,
-        detail: body && body.detail,
-        rule: body && body.rule,
-        requestId: (body && body.requestId) || response.headers.get("X-Request-Id"),
-      }));
+      // A problem document, as the service's own: the client reads it the same way.
+      showProblem("Demo user JWT", await TokenServiceError.fromResponse(response));
       return null;
     }
-    return { jwt: body.token };
+    return { jwt: (await response.json()).token };
   }
 
   function tickedCapabilities() {

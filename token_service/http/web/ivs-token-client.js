@@ -50,6 +50,32 @@ export class TokenServiceError extends Error {
     get code() {
         return this.type.slice(this.type.lastIndexOf("/") + 1);
     }
+    /**
+     * The error a refusal stands for: its problem document (when the body is JSON), else its
+     * status line; `X-Request-Id`; `Retry-After` counted from `now` (ms since the epoch).
+     * Reads the body.
+     */
+    static async fromResponse(response, now = Date.now()) {
+        let body = null;
+        try {
+            body = await response.json();
+        }
+        catch {
+            // Not JSON (a proxy's HTML page, say): the status line is all there is.
+        }
+        const problem = isProblem(body) ? body : {};
+        return new TokenServiceError({
+            status: response.status,
+            type: typeof problem.type === "string" ? problem.type : undefined,
+            title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
+            detail: typeof problem.detail === "string" ? problem.detail : undefined,
+            errors: Array.isArray(problem.errors) ? problem.errors : undefined,
+            rule: typeof problem.rule === "string" ? problem.rule : undefined,
+            requestId: (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
+                response.headers.get("X-Request-Id"),
+            retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
+        });
+    }
 }
 /** The source was closed (or its `signal` aborted): no more tokens from it. */
 export class TokenSourceClosedError extends Error {
@@ -60,27 +86,6 @@ export class TokenSourceClosedError extends Error {
 }
 function isProblem(value) {
     return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-async function errorOf(response, now) {
-    let body = null;
-    try {
-        body = await response.json();
-    }
-    catch {
-        // Not JSON (a proxy's HTML page, say): the status line is all there is.
-    }
-    const problem = isProblem(body) ? body : {};
-    return new TokenServiceError({
-        status: response.status,
-        type: typeof problem.type === "string" ? problem.type : undefined,
-        title: typeof problem.title === "string" ? problem.title : response.statusText || "HTTP error",
-        detail: typeof problem.detail === "string" ? problem.detail : undefined,
-        errors: Array.isArray(problem.errors) ? problem.errors : undefined,
-        rule: typeof problem.rule === "string" ? problem.rule : undefined,
-        requestId: (typeof problem.requestId === "string" ? problem.requestId : undefined) ??
-            response.headers.get("X-Request-Id"),
-        retryAfterSeconds: parseRetryAfter(response.headers.get("Retry-After"), now),
-    });
 }
 /**
  * `Retry-After` in seconds: delta-seconds, or an HTTP date (RFC 9110 10.2.3) counted from
@@ -178,13 +183,7 @@ class ServiceTokenSource {
             random: options.retry?.random ?? Math.random,
         };
         this.#leadMs = (options.refreshLeadSeconds ?? DEFAULT_LEAD_SECONDS) * 1000;
-        this.#wanted = {};
-        if (options.capabilities !== undefined)
-            this.#wanted.capabilities = [...options.capabilities];
-        if (options.durationMinutes !== undefined)
-            this.#wanted.durationMinutes = options.durationMinutes;
-        if (options.attributes !== undefined)
-            this.#wanted.attributes = { ...options.attributes };
+        this.#wanted = definedOnly(options);
         const signal = options.signal;
         if (signal !== undefined) {
             if (signal.aborted)
@@ -214,13 +213,12 @@ class ServiceTokenSource {
             return Promise.reject(new Error("no token yet: call getToken() first"));
         // After the request under way, if any: its answer may predate the changes.
         const previous = this.#inFlight ?? Promise.resolve(this.#held.token);
-        const next = previous
+        return previous
             .catch(() => undefined)
             .then(() => {
             this.#wanted = { ...this.#wanted, ...definedOnly(changes) };
             return this.#renew(true);
         });
-        return next;
     }
     onRefresh(listener) {
         this.#refreshListeners.add(listener);
@@ -268,16 +266,9 @@ class ServiceTokenSource {
     #issueBody() {
         return { stageArn: this.#options.stageArn, ...this.#exchangeBody() };
     }
+    /** What is wanted, its undefined fields left out (definedOnly): never sent as null. */
     #exchangeBody() {
-        const body = {};
-        const { capabilities, durationMinutes, attributes } = this.#wanted;
-        if (capabilities !== undefined)
-            body.capabilities = capabilities;
-        if (durationMinutes !== undefined)
-            body.durationMinutes = durationMinutes;
-        if (attributes !== undefined)
-            body.attributes = attributes;
-        return body;
+        return { ...this.#wanted };
     }
     async #request(path, expected, body) {
         const signal = this.#abort.signal;
@@ -299,7 +290,7 @@ class ServiceTokenSource {
                 });
                 if (response.status === expected)
                     return (await response.json());
-                error = await errorOf(response, this.#clock.now());
+                error = await TokenServiceError.fromResponse(response, this.#clock.now());
             }
             catch (thrown) {
                 if (signal.aborted)
@@ -348,6 +339,7 @@ class ServiceTokenSource {
             this.#schedule(left / 2);
     }
 }
+/** The changes (or options) given, copied, without the fields left undefined. */
 function definedOnly(changes) {
     const out = {};
     if (changes.capabilities !== undefined)
