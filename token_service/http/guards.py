@@ -14,7 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 from token_service.auth import parse_bearer
 from token_service.errors import AuthenticationFailed, RateLimited
-from token_service.http.client_ip import Address, client_address, limit_subject
+from token_service.http.client_ip import Address, limit_subject, scope_address
 from token_service.http.services import Services
 from token_service.observability.tracing import span
 
@@ -151,10 +151,7 @@ def request_address(
 
     From the raw header lines, not a mapping of them: every line of a repeated header
     counts (see `client_ip`)."""
-    peer = connection.client.host if connection.client else None
-    return client_address(
-        peer, connection.scope["headers"], services.trusted_proxies, services.proxy_header
-    )
+    return scope_address(connection.scope, services.trusted_proxies, services.proxy_header)
 
 
 def client_ip_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

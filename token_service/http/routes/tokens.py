@@ -36,9 +36,9 @@ from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import Decision, response_headers
 from token_service.auth import parse_bearer
-from token_service.domain import IssuedToken, TokenRequest, iso_utc
+from token_service.domain import AppUser, IssuedToken, TokenRequest, iso_utc
 from token_service.errors import AuthenticationFailed
-from token_service.http.client_ip import client_address, limit_subject
+from token_service.http.client_ip import Address, limit_subject, scope_address
 from token_service.http.guards import USER_STATE_KEY, request_address
 from token_service.http.openapi import problems
 from token_service.http.schemas import TokenRequestBody, TokenResponseBody
@@ -101,12 +101,19 @@ def token_headers(decision: Decision | None) -> dict[str, str]:
 def caller(request: Request[Any, Any, Any], services: Services) -> Caller:
     """Who asks, from the verified user and the connection (trusted proxies only): for the
     routes that authenticate in a guard (the exchange)."""
-    address = request_address(request, services)
+    return _caller(
+        request.state[USER_STATE_KEY],
+        request_address(request, services),
+        request.headers.get("user-agent"),
+    )
+
+
+def _caller(user: AppUser, address: Address | None, user_agent: str | None) -> Caller:
     return Caller(
-        user=request.state[USER_STATE_KEY],
+        user=user,
         ip_subject=limit_subject(address),
         client_ip=str(address) if address is not None else None,
-        user_agent=request.headers.get("user-agent"),
+        user_agent=user_agent,
         request_id=request_id_var.get(),
     )
 
@@ -194,21 +201,8 @@ async def create_participant_token(scope: Scope, receive: Receive, send: Send) -
         duration_minutes=data.duration_minutes,
         attributes=data.attributes,
     )
-    client = scope.get("client")
-    address = client_address(
-        client[0] if client else None,
-        scope["headers"],
-        services.trusted_proxies,
-        services.proxy_header,
-    )
-    caller = Caller(
-        user=user,
-        ip_subject=limit_subject(address),
-        client_ip=str(address) if address is not None else None,
-        user_agent=user_agent,
-        request_id=request_id_var.get(),
-    )
-    outcome = await services.desk.issue(caller, token_request)
+    address = scope_address(scope, services.trusted_proxies, services.proxy_header)
+    outcome = await services.desk.issue(_caller(user, address, user_agent), token_request)
     body = _encode(to_response(outcome.token))
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
