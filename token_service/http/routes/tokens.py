@@ -35,17 +35,14 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import Decision, response_headers
-from token_service.auth import parse_bearer
 from token_service.domain import AppUser, IssuedToken, TokenRequest, iso_utc
-from token_service.errors import AuthenticationFailed
 from token_service.http.client_ip import Address, limit_subject, scope_address
-from token_service.http.guards import USER_STATE_KEY, request_address
+from token_service.http.guards import USER_STATE_KEY, app_user_of, request_address
 from token_service.http.openapi import problems
 from token_service.http.schemas import TokenRequestBody, TokenResponseBody
 from token_service.http.services import Services
 from token_service.http.strict_body import check_content_type, decode_body
 from token_service.observability.logs import request_id_var
-from token_service.observability.tracing import span
 from token_service.tokens.desk import Caller
 
 if TYPE_CHECKING:
@@ -187,12 +184,7 @@ async def create_participant_token(scope: Scope, receive: Receive, send: Send) -
         elif name == b"user-agent" and user_agent is None:
             user_agent = value.decode("latin-1")
     # Authentication first: an anonymous caller learns nothing of the body's schema.
-    with span("authenticate"):
-        if len(authorization) > 1:
-            raise AuthenticationFailed("several Authorization headers")
-        user = await services.authenticator.authenticate(
-            parse_bearer(authorization[0] if authorization else None)
-        )
+    user = await app_user_of(services, authorization)
     check_content_type(content_types)
     data = decode_body(await read_body(receive, length), TokenRequestBody)
     token_request = TokenRequest(
