@@ -10,7 +10,7 @@ injection and the kwargs model, a second (lenient) decode of the body, a `Respon
 object and its header encoding. Measured on this 2-core machine (bench/RESULTS.md).
 
 So the handler does by hand what Litestar did, in the same order: the method (405 with
-`Allow`, OPTIONS answered 204), authentication first (as `app_user_first`: before the
+`Allow`, OPTIONS answered 204), authentication first (`guards.app_user_of`: before the
 body is looked at), the declared content type (415), the body read under the app's
 16 KiB limit (413), one strict decode (400, `strict_body`), then the desk.
 
