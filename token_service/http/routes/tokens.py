@@ -66,8 +66,6 @@ MAX_BODY_BYTES: Final = 16 * 1024
 _NOT_ALLOWED: Final = {"allow": "POST, OPTIONS"}
 
 _encode = msgspec.json.Encoder().encode
-#: The fixed head of a 201: never cached (it is a credential).
-_TOKEN_HEAD: Final = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 _JSON: Final = (b"content-type", b"application/json")
 
 
@@ -86,10 +84,14 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
     )
 
 
+#: An answer carrying a token is never cached (it is a credential).
+_NEVER_CACHED: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 def token_headers(decision: Decision | None) -> dict[str, str]:
     """The headers of an answer carrying a token: never cached (it is a credential), and
     the rate limits the caller may see."""
-    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    headers = dict(_NEVER_CACHED)
     if decision is not None:
         headers.update(response_headers(decision))
     return headers
@@ -117,9 +119,10 @@ def _caller(user: AppUser, address: Address | None, user_agent: str | None) -> C
 
 def _token_head(decision: Decision, length: int) -> list[tuple[bytes, bytes]]:
     """`token_headers` as the raw fields of the 201, in the order Litestar sent them."""
-    head = list(_TOKEN_HEAD)
-    for name, value in response_headers(decision).items():
-        head.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    head = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in token_headers(decision).items()
+    ]
     head.append(_JSON)
     head.append((b"content-length", str(length).encode("latin-1")))
     return head
