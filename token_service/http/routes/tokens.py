@@ -26,16 +26,13 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 from litestar import Request, Response, asgi, post
-from litestar.exceptions import (
-    ClientException,
-    InternalServerException,
-    MethodNotAllowedException,
-)
+from litestar.exceptions import InternalServerException, MethodNotAllowedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import Decision, response_headers
 from token_service.domain import AppUser, IssuedToken, TokenRequest, iso_utc
+from token_service.errors import FieldError, InvalidRequest
 from token_service.http.client_ip import Address, limit_subject, scope_address
 from token_service.http.guards import USER_STATE_KEY, app_user_of, request_address
 from token_service.http.openapi import problems
@@ -134,14 +131,16 @@ async def read_body(
     """The request body, refused as Litestar's `Request.body()` refuses it: 413 when the
     announced length (`announced`, the first `Content-Length`) or the received one is over
     `limit`, the disconnect error when the client hangs up first (answered 499, see
-    `disconnects`)."""
+    `disconnects`). An announced length that is no number is a 400 naming the field (the
+    servers this runs under refuse it before the app; an ASGI caller may not)."""
     if announced is not None:
-        try:
-            length = int(announced)
-        except ValueError:
-            detail = f"Invalid content-length: {announced.decode('latin-1')!r}"
-            raise ClientException(detail) from None
-        if length > limit:
+        # RFC 9110 8.6: digits only. `int()` would also take `-1`, ` 7`, `+7` and `1_0`.
+        if not announced.isdigit():
+            raise InvalidRequest(
+                "Content-Length is not a number of bytes",
+                [FieldError("Content-Length", "expected digits only")],
+            )
+        if int(announced) > limit:
             raise RequestEntityTooLarge
     chunks: list[bytes] = []
     total = 0
