@@ -238,14 +238,14 @@ class AdminParticipantsController(Controller):
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> Response[ParticipantPage]:
-        stage_arn = rest.lstrip("/").removesuffix("/participants")
         if not rest.endswith("/participants"):
             raise NotFound("expected /admin/stages/{stageArn}/participants")
+        stage_arn = rest.lstrip("/").removesuffix("/participants")
         page = await _stage_page(services, stage_arn, since, limit, cursor)
-        # Re-encoded from the parsed query, so nothing of the request reaches the header raw.
-        successor = "/admin/participants?" + urlencode(
-            [("stageArn", stage_arn), *request.query_params.multi_items()]
-        )
+        # Re-encoded from the parsed query, so nothing of the request reaches the header raw;
+        # the path's stage ARN is the successor's `stageArn`, never a second one.
+        query = [item for item in request.query_params.multi_items() if item[0] != "stageArn"]
+        successor = "/admin/participants?" + urlencode([("stageArn", stage_arn), *query])
         return Response(
             page,
             headers={
