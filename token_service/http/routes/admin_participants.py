@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from token_service.domain import iso_utc
 from token_service.errors import FieldError, InvalidRequest, NotFound
+from token_service.http.examples import STAGE_ARN
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
 from token_service.http.openapi import BanIdPath, ParticipantIdPath, problems
 from token_service.http.schemas import (
@@ -212,7 +213,7 @@ class AdminParticipantsController(Controller):
                 name="stageArn",
                 description="the stage ARN",
                 schema_extra={"pattern": STAGE_ARN_PATTERN},
-                examples=[Example(value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456")],
+                examples=[Example(value=STAGE_ARN)],
             ),
         ],
         since: Since = None,
