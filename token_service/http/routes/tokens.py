@@ -174,21 +174,22 @@ async def create_participant_token(scope: Scope, receive: Receive, send: Send) -
     authorization: list[str] = []
     content_types: list[str] = []
     user_agent: str | None = None
-    length: bytes | None = None
+    # The first `Content-Length` line, as `read_body` takes it.
+    announced: bytes | None = None
     for raw_name, value in scope["headers"]:
         name = raw_name.lower()
         if name == b"authorization":
             authorization.append(value.decode("latin-1"))
         elif name == b"content-type":
             content_types.append(value.decode("latin-1"))
-        elif name == b"content-length":
-            length = value if length is None else length
+        elif name == b"content-length" and announced is None:
+            announced = value
         elif name == b"user-agent" and user_agent is None:
             user_agent = value.decode("latin-1")
     # Authentication first: an anonymous caller learns nothing of the body's schema.
     user = await app_user_of(services, authorization)
     check_content_type(content_types)
-    data = decode_body(await read_body(receive, length), TokenRequestBody)
+    data = decode_body(await read_body(receive, announced), TokenRequestBody)
     token_request = TokenRequest(
         stage_arn=data.stage_arn,
         capabilities=frozenset(data.capabilities) if data.capabilities is not None else None,
