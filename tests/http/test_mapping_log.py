@@ -389,6 +389,19 @@ async def test_the_former_stage_url_answers_as_the_new_one_and_names_it(
     assert "Deprecation" not in new.headers
 
 
+async def test_the_former_stage_urls_successor_names_the_paths_stage_only(
+    client: Client, stage_arn: str
+) -> None:
+    response = await client.get(
+        f"/admin/stages/{stage_arn}/participants",
+        params={"stageArn": "another", "limit": "5"},
+        headers=ADMIN,
+    )
+    assert response.status_code == 200
+    successor = "/admin/participants?" + urlencode({"stageArn": stage_arn, "limit": "5"})
+    assert response.headers["Link"] == f'<{successor}>; rel="successor-version"'
+
+
 async def test_the_former_stage_url_without_participants_is_404(
     client: Client, stage_arn: str
 ) -> None:

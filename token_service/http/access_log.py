@@ -21,7 +21,7 @@ from typing import Final, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from token_service.http.client_ip import Network, ProxyHeader, client_address
+from token_service.http.client_ip import Network, ProxyHeader, scope_address
 from token_service.observability.tracing import current_ids
 
 log = logging.getLogger("token_service.access")
@@ -119,10 +119,7 @@ class AccessLog:
             return
         # Routing has run by now: the template, or none for a path no route matched.
         route = scope.get("path_template") or UNMATCHED
-        client = scope.get("client")
-        address = client_address(
-            client[0] if client else None, scope["headers"], self._proxies, self._header
-        )
+        address = scope_address(scope, self._proxies, self._header)
         fields: dict[str, object] = {
             "event": "http_request",
             "method": scope["method"],

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
+from typing import Any
 
 Network = IPv4Network | IPv6Network
 Address = IPv4Address | IPv6Address
@@ -202,6 +203,17 @@ def client_address(
         if not _trusted(hop, trusted_proxies):
             return hop
     return address
+
+
+def scope_address(
+    scope: Mapping[str, Any],
+    trusted_proxies: Sequence[Network],
+    header: ProxyHeader = ProxyHeader.X_FORWARDED_FOR,
+) -> Address | None:
+    """`client_address` of an ASGI scope: its `client` peer and its raw `headers` lines.
+    The one place the token route, the guards and the access log read them from."""
+    client = scope.get("client")
+    return client_address(client[0] if client else None, scope["headers"], trusted_proxies, header)
 
 
 def _trusted(address: Address, proxies: Sequence[Network]) -> bool:

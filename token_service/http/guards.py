@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
-from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from token_service.auth import parse_bearer
+from token_service.domain import AppUser
 from token_service.errors import AuthenticationFailed, RateLimited
-from token_service.http.client_ip import Address, client_address, limit_subject
+from token_service.http.client_ip import Address, limit_subject, scope_address
 from token_service.http.services import Services
 from token_service.observability.tracing import span
 
@@ -34,44 +34,37 @@ def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
     return services
 
 
-def presented_bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    """The bearer token of the request's one `Authorization` header. Several are refused:
-    which one counts would depend on who reads them (a proxy, a WAF, this service)."""
-    fields = connection.headers.getall("authorization", [])
+def bearer_of(fields: Sequence[str]) -> str:
+    """The bearer token of a request's one `Authorization` header, given its lines. Several
+    are refused: which one counts would depend on who reads them (a proxy, a WAF, us)."""
     if len(fields) > 1:
         raise AuthenticationFailed("several Authorization headers")
     return parse_bearer(fields[0] if fields else None)
 
 
+def presented_bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """`bearer_of` the connection's `Authorization` lines."""
+    return bearer_of(connection.headers.getall("authorization", []))
+
+
+async def app_user_of(services: Services, authorization: Sequence[str]) -> AppUser:
+    """The app user whose JWT the `Authorization` lines carry, verified: for the guard
+    below, and for the token route, which reads the lines off the scope itself."""
+    with span("authenticate"):
+        return await services.authenticator.authenticate(bearer_of(authorization))
+
+
 async def authenticate_app_user(connection: ASGIConnection[Any, Any, Any, Any]) -> None:
     """Verify the caller's app JWT and keep the user in the connection's state."""
-    with span("authenticate"):
-        token = presented_bearer(connection)
-        user = await _services(connection).authenticator.authenticate(token)
-    connection.state[USER_STATE_KEY] = user
+    connection.state[USER_STATE_KEY] = await app_user_of(
+        _services(connection), connection.headers.getall("authorization", [])
+    )
 
 
 async def require_app_user(
     connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
 ) -> None:
     await authenticate_app_user(connection)
-
-
-def app_user_first(
-    hook: Callable[[Request[Any, Any, Any]], Awaitable[None]],
-) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
-    """`hook` as a `before_request`, preceded by `require_app_user`'s check.
-
-    For the token route, the hottest one: Litestar hands every guard a copy of the route
-    handler (~25 µs per request here), while a before_request hook costs nothing extra.
-    The order is the guard's: the caller is authenticated before the body is looked at.
-    """
-
-    async def before(request: Request[Any, Any, Any]) -> None:
-        await authenticate_app_user(request)
-        await hook(request)
-
-    return before
 
 
 async def require_admin(
@@ -151,10 +144,7 @@ def request_address(
 
     From the raw header lines, not a mapping of them: every line of a repeated header
     counts (see `client_ip`)."""
-    peer = connection.client.host if connection.client else None
-    return client_address(
-        peer, connection.scope["headers"], services.trusted_proxies, services.proxy_header
-    )
+    return scope_address(connection.scope, services.trusted_proxies, services.proxy_header)
 
 
 def client_ip_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

@@ -201,6 +201,11 @@ def _is_utf8(body: bytes) -> bool:
     return True
 
 
+def _refused(error: FieldError) -> InvalidRequest:
+    """The 400 of one field's problem, its detail naming the field."""
+    return InvalidRequest(f"{error.field}: {error.message}", [error])
+
+
 def _not_utf8() -> InvalidRequest:
     return InvalidRequest(
         "the request body is not valid UTF-8", [FieldError("body", "not valid UTF-8")]
@@ -249,7 +254,7 @@ def decode_body(body: bytes, model: type[T]) -> T:
         whole = _with_whole_numbers(body, model) if "got `float`" in str(exc) else None
         if whole is None:
             error = _field_error(str(exc))
-            raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+            raise _refused(error) from None
         value = whole
     except UnicodeDecodeError:
         # msgspec before 0.23 raised this for invalid UTF-8 inside a string.
@@ -261,8 +266,8 @@ def decode_body(body: bytes, model: type[T]) -> T:
             raise _not_utf8() from None
         located = _member_error(body)
         error = located if located is not None else FieldError("body", "malformed JSON")
-        raise InvalidRequest(f"{error.field}: {error.message}", [error]) from None
+        raise _refused(error) from None
     problem = _member_error(body)
     if problem is not None:
-        raise InvalidRequest(f"{problem.field}: {problem.message}", [problem])
+        raise _refused(problem)
     return value

@@ -6,7 +6,13 @@ from ipaddress import ip_address, ip_network
 
 import pytest
 
-from token_service.http.client_ip import ProxyHeader, RawHeaders, client_address, limit_subject
+from token_service.http.client_ip import (
+    ProxyHeader,
+    RawHeaders,
+    client_address,
+    limit_subject,
+    scope_address,
+)
 
 PROXIES = (ip_network("10.0.0.0/8"),)
 PROXY = "10.1.2.3"
@@ -191,3 +197,10 @@ def test_ipv6_clients_are_grouped_by_their_64_prefix() -> None:
 
 def test_ipv4_clients_are_counted_by_address() -> None:
     assert limit_subject(ip_address("198.51.100.7")) == "198.51.100.7"
+
+
+def test_a_scope_is_read_for_its_peer_and_header_lines() -> None:
+    headers = lines(("X-Forwarded-For", "198.51.100.7"))
+    scope = {"client": (PROXY, 4711), "headers": headers}
+    assert scope_address(scope, PROXIES, XFF) == ip_address("198.51.100.7")
+    assert scope_address({"client": None, "headers": headers}, PROXIES, XFF) is None

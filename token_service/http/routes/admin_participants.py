@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, PathParameter, QueryParameter
 
 from token_service.domain import iso_utc
 from token_service.errors import FieldError, InvalidRequest, NotFound
+from token_service.http.examples import STAGE_ARN
 from token_service.http.guards import ADMIN_STATE_KEY, require_admin
 from token_service.http.openapi import BanIdPath, ParticipantIdPath, problems
 from token_service.http.schemas import (
@@ -212,7 +213,7 @@ class AdminParticipantsController(Controller):
                 name="stageArn",
                 description="the stage ARN",
                 schema_extra={"pattern": STAGE_ARN_PATTERN},
-                examples=[Example(value="arn:aws:ivs:us-east-1:123456789012:stage/AbCdEf123456")],
+                examples=[Example(value=STAGE_ARN)],
             ),
         ],
         since: Since = None,
@@ -238,14 +239,14 @@ class AdminParticipantsController(Controller):
         limit: PageSize = 50,
         cursor: Cursor = None,
     ) -> Response[ParticipantPage]:
-        stage_arn = rest.lstrip("/").removesuffix("/participants")
         if not rest.endswith("/participants"):
             raise NotFound("expected /admin/stages/{stageArn}/participants")
+        stage_arn = rest.lstrip("/").removesuffix("/participants")
         page = await _stage_page(services, stage_arn, since, limit, cursor)
-        # Re-encoded from the parsed query, so nothing of the request reaches the header raw.
-        successor = "/admin/participants?" + urlencode(
-            [("stageArn", stage_arn), *request.query_params.multi_items()]
-        )
+        # Re-encoded from the parsed query, so nothing of the request reaches the header raw;
+        # the path's stage ARN is the successor's `stageArn`, never a second one.
+        query = [item for item in request.query_params.multi_items() if item[0] != "stageArn"]
+        successor = "/admin/participants?" + urlencode([("stageArn", stage_arn), *query])
         return Response(
             page,
             headers={

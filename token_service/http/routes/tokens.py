@@ -10,7 +10,7 @@ injection and the kwargs model, a second (lenient) decode of the body, a `Respon
 object and its header encoding. Measured on this 2-core machine (bench/RESULTS.md).
 
 So the handler does by hand what Litestar did, in the same order: the method (405 with
-`Allow`, OPTIONS answered 204), authentication first (as `app_user_first`: before the
+`Allow`, OPTIONS answered 204), authentication first (`guards.app_user_of`: before the
 body is looked at), the declared content type (415), the body read under the app's
 16 KiB limit (413), one strict decode (400, `strict_body`), then the desk.
 
@@ -26,26 +26,20 @@ from typing import TYPE_CHECKING, Any, Final, cast
 
 import msgspec
 from litestar import Request, Response, asgi, post
-from litestar.exceptions import (
-    ClientException,
-    InternalServerException,
-    MethodNotAllowedException,
-)
+from litestar.exceptions import InternalServerException, MethodNotAllowedException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.params import JSONBody
 
 from token_service.admission.ratelimit import Decision, response_headers
-from token_service.auth import parse_bearer
-from token_service.domain import IssuedToken, TokenRequest, iso_utc
-from token_service.errors import AuthenticationFailed
-from token_service.http.client_ip import client_address, limit_subject
-from token_service.http.guards import USER_STATE_KEY, request_address
+from token_service.domain import AppUser, IssuedToken, TokenRequest, iso_utc
+from token_service.errors import FieldError, InvalidRequest
+from token_service.http.client_ip import Address, limit_subject, scope_address
+from token_service.http.guards import USER_STATE_KEY, app_user_of, request_address
 from token_service.http.openapi import problems
 from token_service.http.schemas import TokenRequestBody, TokenResponseBody
 from token_service.http.services import Services
 from token_service.http.strict_body import check_content_type, decode_body
 from token_service.observability.logs import request_id_var
-from token_service.observability.tracing import span
 from token_service.tokens.desk import Caller
 
 if TYPE_CHECKING:
@@ -69,8 +63,6 @@ MAX_BODY_BYTES: Final = 16 * 1024
 _NOT_ALLOWED: Final = {"allow": "POST, OPTIONS"}
 
 _encode = msgspec.json.Encoder().encode
-#: The fixed head of a 201: never cached (it is a credential).
-_TOKEN_HEAD: Final = ((b"cache-control", b"no-store"), (b"pragma", b"no-cache"))
 _JSON: Final = (b"content-type", b"application/json")
 
 
@@ -89,10 +81,14 @@ def to_response(token: IssuedToken) -> TokenResponseBody:
     )
 
 
+#: An answer carrying a token is never cached (it is a credential).
+_NEVER_CACHED: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 def token_headers(decision: Decision | None) -> dict[str, str]:
     """The headers of an answer carrying a token: never cached (it is a credential), and
     the rate limits the caller may see."""
-    headers = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+    headers = dict(_NEVER_CACHED)
     if decision is not None:
         headers.update(response_headers(decision))
     return headers
@@ -101,21 +97,29 @@ def token_headers(decision: Decision | None) -> dict[str, str]:
 def caller(request: Request[Any, Any, Any], services: Services) -> Caller:
     """Who asks, from the verified user and the connection (trusted proxies only): for the
     routes that authenticate in a guard (the exchange)."""
-    address = request_address(request, services)
+    return _caller(
+        request.state[USER_STATE_KEY],
+        request_address(request, services),
+        request.headers.get("user-agent"),
+    )
+
+
+def _caller(user: AppUser, address: Address | None, user_agent: str | None) -> Caller:
     return Caller(
-        user=request.state[USER_STATE_KEY],
+        user=user,
         ip_subject=limit_subject(address),
         client_ip=str(address) if address is not None else None,
-        user_agent=request.headers.get("user-agent"),
+        user_agent=user_agent,
         request_id=request_id_var.get(),
     )
 
 
 def _token_head(decision: Decision, length: int) -> list[tuple[bytes, bytes]]:
     """`token_headers` as the raw fields of the 201, in the order Litestar sent them."""
-    head = list(_TOKEN_HEAD)
-    for name, value in response_headers(decision).items():
-        head.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    head = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in token_headers(decision).items()
+    ]
     head.append(_JSON)
     head.append((b"content-length", str(length).encode("latin-1")))
     return head
@@ -127,14 +131,16 @@ async def read_body(
     """The request body, refused as Litestar's `Request.body()` refuses it: 413 when the
     announced length (`announced`, the first `Content-Length`) or the received one is over
     `limit`, the disconnect error when the client hangs up first (answered 499, see
-    `disconnects`)."""
+    `disconnects`). An announced length that is no number is a 400 naming the field (the
+    servers this runs under refuse it before the app; an ASGI caller may not)."""
     if announced is not None:
-        try:
-            length = int(announced)
-        except ValueError:
-            detail = f"Invalid content-length: {announced.decode('latin-1')!r}"
-            raise ClientException(detail) from None
-        if length > limit:
+        # RFC 9110 8.6: digits only. `int()` would also take `-1`, ` 7`, `+7` and `1_0`.
+        if not announced.isdigit():
+            raise InvalidRequest(
+                "Content-Length is not a number of bytes",
+                [FieldError("Content-Length", "expected digits only")],
+            )
+        if int(announced) > limit:
             raise RequestEntityTooLarge
     chunks: list[bytes] = []
     total = 0
@@ -168,47 +174,30 @@ async def create_participant_token(scope: Scope, receive: Receive, send: Send) -
     authorization: list[str] = []
     content_types: list[str] = []
     user_agent: str | None = None
-    length: bytes | None = None
+    # The first `Content-Length` line, as `read_body` takes it.
+    announced: bytes | None = None
     for raw_name, value in scope["headers"]:
         name = raw_name.lower()
         if name == b"authorization":
             authorization.append(value.decode("latin-1"))
         elif name == b"content-type":
             content_types.append(value.decode("latin-1"))
-        elif name == b"content-length":
-            length = value if length is None else length
+        elif name == b"content-length" and announced is None:
+            announced = value
         elif name == b"user-agent" and user_agent is None:
             user_agent = value.decode("latin-1")
     # Authentication first: an anonymous caller learns nothing of the body's schema.
-    with span("authenticate"):
-        if len(authorization) > 1:
-            raise AuthenticationFailed("several Authorization headers")
-        user = await services.authenticator.authenticate(
-            parse_bearer(authorization[0] if authorization else None)
-        )
+    user = await app_user_of(services, authorization)
     check_content_type(content_types)
-    data = decode_body(await read_body(receive, length), TokenRequestBody)
+    data = decode_body(await read_body(receive, announced), TokenRequestBody)
     token_request = TokenRequest(
         stage_arn=data.stage_arn,
         capabilities=frozenset(data.capabilities) if data.capabilities is not None else None,
         duration_minutes=data.duration_minutes,
         attributes=data.attributes,
     )
-    client = scope.get("client")
-    address = client_address(
-        client[0] if client else None,
-        scope["headers"],
-        services.trusted_proxies,
-        services.proxy_header,
-    )
-    caller = Caller(
-        user=user,
-        ip_subject=limit_subject(address),
-        client_ip=str(address) if address is not None else None,
-        user_agent=user_agent,
-        request_id=request_id_var.get(),
-    )
-    outcome = await services.desk.issue(caller, token_request)
+    address = scope_address(scope, services.trusted_proxies, services.proxy_header)
+    outcome = await services.desk.issue(_caller(user, address, user_agent), token_request)
     body = _encode(to_response(outcome.token))
     start: HTTPResponseStartEvent = {
         "type": "http.response.start",
