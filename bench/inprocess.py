@@ -13,12 +13,15 @@ uvicorn's own share (~35-85 µs per request here, bench/floor.py) is not in it.
     python bench/inprocess.py --log-level INFO      # with the audit and access lines written
     python bench/inprocess.py --mode ivs --concurrency 1 --tokens 300 --profile 30 --sort tottime
                                                     # ivs mode: the event loop's side of a call
+    python bench/inprocess.py --mode ivs --concurrency 1 --spans
+                                                    # wall time per step (the request's spans)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import io
@@ -26,10 +29,13 @@ import json
 import logging
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +53,7 @@ from floor import signature_cpu_us  # noqa: E402
 from token_service.auth import mint_user_token  # noqa: E402
 from token_service.bootstrap.app import create_app  # noqa: E402
 from token_service.config import load_settings  # noqa: E402
+from token_service.observability.tracing import use_tracer  # noqa: E402
 
 #: Where the log lines go with --log-level INFO: formatted and written, then dropped.
 SINK = open(os.devnull, "w")  # noqa: SIM115 - for the whole run
@@ -77,6 +84,38 @@ def _scope(token: str, body: bytes) -> dict[str, Any]:
     }
 
 
+class _StepTimer:
+    """Stands in for a tracer: the wall time of every `span(name)` step, per name.
+
+    Turned on with `use_tracer`, as tracing is, so the steps the code already names
+    (authenticate, policy, admission, mapping.record, sign, ivs.issue) are timed where
+    they happen; `request` is the whole ASGI call around them.
+    """
+
+    def __init__(self) -> None:
+        self.durations: dict[str, list[float]] = defaultdict(list)
+        self.on = False
+
+    @contextlib.contextmanager
+    def start_as_current_span(self, name: str, attributes: Any = None) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.on:
+                self.durations[name].append(time.perf_counter() - started)
+
+    def report(self) -> dict[str, float]:
+        """Median µs per step; `other` is the request's median less the steps' medians."""
+        medians = {n: statistics.median(d) * 1e6 for n, d in self.durations.items()}
+        total = medians.get("request", 0.0)
+        named = sum(v for n, v in medians.items() if n != "request")
+        return {**medians, "other": total - named}
+
+
+_steps: _StepTimer | None = None
+
+
 async def _drive(
     app: Any,
     requests: list[tuple[str, bytes]],
@@ -103,7 +142,11 @@ async def _drive(
             if message["type"] == "http.response.start":
                 statuses[message["status"]] = statuses.get(message["status"], 0) + 1
 
-        await app(_scope(token, body), receive, send)
+        if _steps is None:
+            await app(_scope(token, body), receive, send)
+            return
+        with _steps.start_as_current_span("request"):
+            await app(_scope(token, body), receive, send)
 
     async def worker() -> None:
         for i in counter:
@@ -138,6 +181,8 @@ async def _run(args: argparse.Namespace, env: dict[str, str], stages: list[str])
             handler.setFormatter(existing.formatter)
         root.handlers = [handler]
     inbox, outbox, task = await _lifespan(app)
+    if _steps is not None:
+        use_tracer(_steps)  # type: ignore[arg-type]  # times steps, records no span
     tokens = [
         mint_user_token(
             SECRET.encode(), sub=f"bench-user-{i:05d}", roles=["publisher"], ttl_seconds=7200
@@ -157,6 +202,8 @@ async def _run(args: argparse.Namespace, env: dict[str, str], stages: list[str])
     gc.collect()
     gc.freeze()
     profiler = cProfile.Profile() if args.profile else None
+    if _steps is not None:
+        _steps.on = True
     rounds: list[float] = []
     started = time.perf_counter()
     for _ in range(args.rounds):
@@ -168,6 +215,9 @@ async def _run(args: argparse.Namespace, env: dict[str, str], stages: list[str])
             profiler.disable()
         rounds.append((time.process_time() - cpu) / args.tokens * 1e6)
     wall = time.perf_counter() - started
+    if _steps is not None:
+        _steps.on = False
+        use_tracer(None)
     await inbox.put({"type": "lifespan.shutdown"})
     await outbox.get()
     await task
@@ -205,7 +255,11 @@ def main() -> None:
         help="ivs: CreateParticipantToken on the emulator (its CPU is in another process; "
         "the boto3 call's in this one's worker thread, which cProfile does not see)",
     )
+    parser.add_argument(
+        "--spans", action="store_true", help="print the median wall µs of each step"
+    )
     args = parser.parse_args()
+    global _steps  # noqa: PLW0603 - the bench's one switch
     with tempfile.TemporaryDirectory(prefix="inprocess-") as tmp, redis_server(tmp) as redis_port:
         emulator_port = free_port()
         emulator_url = f"http://127.0.0.1:{emulator_port}"
@@ -236,12 +290,15 @@ def main() -> None:
                 ivs.create_stage(name=f"inprocess-{i}")["stage"]["arn"] for i in range(args.stages)
             ]
             for run in range(args.repeat):
+                _steps = _StepTimer() if args.spans else None
                 signature = min(signature_cpu_us(0.3) for _ in range(5))
                 result = uvloop.run(_run(args, env, stages))
                 result["signature_cpu_us"] = signature
                 result["app_over_signature"] = result["cpu_us_per_token"] / signature
                 if args.mode == "ivs":
                     result["wall_ms_per_token"] = 1000 * args.concurrency / result["tokens_per_s"]
+                if _steps is not None:
+                    result |= {f"step_us.{n}": v for n, v in _steps.report().items()}
                 print(json.dumps({"run": run, **{k: round(v, 2) for k, v in result.items()}}))
 
 
