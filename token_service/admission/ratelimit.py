@@ -203,10 +203,13 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tats = {}
 local allowed = 1
+-- Every TAT in one call (one MGET costs the script less than n GETs); none without limits.
+local stored = {}
+if n > 0 then stored = redis.call('MGET', unpack(KEYS, 1, n)) end
 for i = 1, n do
   local interval = tonumber(ARGV[2 * i - 1])
   local burst = tonumber(ARGV[2 * i])
-  local tat = tonumber(redis.call('GET', KEYS[i]) or now)
+  local tat = tonumber(stored[i] or now)
   if tat < now then tat = now end
   tats[i] = tat
   if tat + interval - burst * interval > now then allowed = 0 end

@@ -159,9 +159,13 @@ local function write_record(rk, uk, sk, kk, value, member, expire_at, trim_befor
     redis.call('ZREMRANGEBYLEX', ik, '-', '(' .. trim_before)
   end
   redis.call('SADD', kk, user)
+  -- Each index lives as long as its longest-lived record. GT first: it is the one that
+  -- applies when the index already has an earlier expiry (nearly every write); a key
+  -- without an expiry counts as infinite for GT, so NX sets the first one.
   for _, ik in ipairs({uk, sk, kk}) do
-    redis.call('EXPIREAT', ik, expire_at, 'NX')
-    redis.call('EXPIREAT', ik, expire_at, 'GT')
+    if redis.call('EXPIREAT', ik, expire_at, 'GT') == 0 then
+      redis.call('EXPIREAT', ik, expire_at, 'NX')
+    end
   end
 end
 """
