@@ -42,7 +42,7 @@ URL = "/v1/participant-tokens"
 ADMIN = "security-admin-token-0123456789"
 JSON = {"Content-Type": "application/json"}
 #: IVS counts attribute keys plus values in UTF-8 bytes and wants them under 1 KiB
-#: (/work/shared/docs/ivs-tokens.md: "stay under 1024"): 1023 is the most accepted.
+#: (docs/ivs-facts.md, "The self-signed token": "at most 1 KB in all"): 1023 is the most accepted.
 ATTRIBUTES_MAX_BYTES = 1023
 Client = AsyncTestClient[Litestar]
 

@@ -3,7 +3,7 @@
 IVS's `stage.exchangeToken(token)` accepts a self-signed token whose `topic`,
 `resource`, `jti`, `whip_url`, `events_url` and `version` equal the current token's;
 `capabilities`, `attributes`, `user_id`, `iat` and `exp` may change (see
-shared/docs/ivs-tokens.md). The participant id is the `jti`, so the new token is
+docs/ivs-facts.md, "Token exchange"). The participant id is the `jti`, so the new token is
 built from the participant's mapping record and the stage's endpoints, and signed
 with the key that is active now (IVS checks the new token's `kid`).
 

@@ -1,7 +1,7 @@
 """Issuers: turn a policy `Grant` into a participant token, locally (ES384) or through IVS.
 
 Both implement `Issuer`. The local issuer signs the JWT that IVS documents for
-self-signed tokens (see shared/docs/ivs-tokens.md), with the ring's active key and
+self-signed tokens (see docs/ivs-facts.md), with the ring's active key and
 the stage endpoints from the stage directory. The IVS issuer calls
 CreateParticipantToken (paced by the IVS budget inside `Ivs`); its token is opaque.
 
