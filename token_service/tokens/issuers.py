@@ -19,12 +19,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-import jwt
-
 from token_service.domain import Capability, Grant, IssuedToken, Signer
 from token_service.errors import ServiceUnavailable
 from token_service.ivs.budget import BudgetExhausted
 from token_service.ivs.client import Ivs, IvsOverloaded, IvsThrottled, StageInfo
+from token_service.tokens.compact_jws import encode_es384
 
 # Only [A-Za-z0-9]: the current model also allows `_` and `-`, older ones not `_`.
 _JTI_ALPHABET = string.ascii_letters + string.digits
@@ -214,15 +213,9 @@ class PreparedToken:
     private_key: Any = field(repr=False)
 
     def sign(self) -> IssuedToken:
-        # PyJWT writes compact JSON with ensure_ascii (non-ASCII as \uXXXX, which the web
-        # client's atob() needs) and base64url without padding (a valid WebSocket
-        # subprotocol), and ES384 signatures as raw R||S, as IVS expects.
-        token = jwt.encode(
-            self.claims,
-            self.private_key,
-            algorithm="ES384",
-            headers={"kid": self.facts.key_arn, "typ": "JWT"},
-        )
+        # The JWT as PyJWT writes it (compact, ensure_ascii JSON; unpadded base64url; raw
+        # R||S), without PyJWT's per-call overhead: see tokens/compact_jws.py.
+        token = encode_es384(self.claims, self.private_key, self.facts.key_arn)
         return replace(self.facts, token=token)
 
 
