@@ -4,7 +4,7 @@ What no design of `POST /v1/participant-tokens` can leave out: the one Redis scr
 that refuses banned users, decides the three rate limits and stores the mapping record
 (the service's own script, through its own `RedisGate`), and one ES384 signature. No
 authentication, policy, metrics or logging: the service's CPU per token can only be
-above this app's.
+above this app's. It signs as the service does (`tokens/compact_jws.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import os
 import secrets
 import time
 
-import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from floor_apps import TokenBody
 from litestar import Litestar, post
@@ -25,6 +24,7 @@ from token_service.infra.lane import RedisLane
 from token_service.infra.redis import build_redis
 from token_service.mapping.records import MappingRecord
 from token_service.mapping.store import RedisMappingStore
+from token_service.tokens.compact_jws import encode_es384
 
 
 class _Floor:
@@ -96,7 +96,8 @@ async def admit_and_sign(data: TokenBody) -> dict[str, str]:
         "capabilities": {"allow_publish": True},
         "version": "1.0",
     }
-    token = jwt.encode(claims, _floor.key, algorithm="ES384", headers={"kid": "k"})
+    # Signed as the service signs (tokens/compact_jws.py).
+    token = encode_es384(claims, _floor.key, "k")
     return {"token": token, "participantId": participant_id, "stageArn": data.stage_arn}
 
 

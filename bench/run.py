@@ -11,8 +11,13 @@ One run on one machine:
    keep-alive over asyncio, precomputed requests with valid app JWTs over many users
    and stages) measures the saturation rate (closed loop), then p50/p99 at half that
    rate (open model: fixed-rate schedule, latency counted from the scheduled send time);
-4. Redis commands per token from INFO commandstats, worker RSS at start and end, and
-   appends the figures to bench/RESULTS.md.
+4. Redis commands per token from INFO commandstats, worker RSS at start and end;
+5. the floor of the same run: bench/floor_admission_app.py (one Litestar route doing the
+   service's admission script and one signature; no authentication, policy, metrics or
+   logging) served the same way (uvicorn, same workers, same Redis), through the same
+   two loops: its saturation rate, and its p50/p99 at half of that. What the service
+   cannot beat on this machine at this hour, for the throughput and for the tail;
+6. appends the figures to bench/RESULTS.md.
 
     python bench/run.py                        # full run (a few minutes)
     python bench/run.py --quick --output /tmp/r.md
@@ -43,6 +48,7 @@ import httpx
 import jwt
 import redis
 import uvloop
+from bench_processes import free_port, process, wait_for
 from cryptography.hazmat.primitives.asymmetric import ec
 from deployment import BodyConn, deployed, warm_stages
 
@@ -390,6 +396,49 @@ def saturate(
     return sat
 
 
+def floor_run(
+    args: argparse.Namespace,
+    base: Mapping[str, Any],
+    tmp: Path,
+    *,
+    workers: int,
+    redis_port: int,
+) -> dict[str, Any]:
+    """The admission floor app through the service's own two loops, right after them."""
+    port = free_port()
+    here = Path(__file__).resolve().parent
+    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(here)]
+    command += ["floor_admission_app:litestar_admission_app", "--factory", "--port", str(port)]
+    command += ["--workers", str(workers), "--http", "httptools", "--loop", "uvloop"]
+    command += ["--no-access-log", "--log-level", "warning"]
+    env = {"FLOOR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
+    spec = {**base, "port": port}
+    print(f"floor: bench/floor_admission_app.py, {workers} workers ...")
+    with process(command, env) as server:
+        wait_for(f"http://127.0.0.1:{port}/", server)
+        run_loadgen({**spec, "mode": "closed", "connections": 16, "seconds": 2}, tmp)
+        closed = {**spec, "mode": "closed", "connections": args.connections}
+        closed["seconds"] = args.seconds
+        if args.loadgen_kind == "wrk" or (args.loadgen_kind == "auto" and shutil.which("wrk")):
+            sat = run_wrk(closed, tmp)
+        else:
+            sat = {**run_loadgen(closed, tmp), "generator": "python"}
+        half = run_loadgen(
+            {
+                **spec,
+                "mode": "open",
+                "rate": sat["rate"] / 2,
+                "connections": args.connections * 4,
+                "seconds": args.seconds,
+            },
+            tmp,
+        )
+    print(
+        f"  {sat['rate']:.0f}/s; at half: p50 {half['p50_ms']:.2f} ms, p99 {half['p99_ms']:.2f} ms"
+    )
+    return {"saturation": sat, "half": half}
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     cores = os.cpu_count() or 1
     workers = args.workers or cores
@@ -429,6 +478,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         result["rss_kib"] = {pid: (rss_start[pid], rss_kib(pid)) for pid in pids}
         if service.poll() is not None and service.stderr is not None:
             print(service.stderr.read().decode()[-2000:], file=sys.stderr)
+        if not args.no_floor:
+            result["floor"] = floor_run(args, base, tmp, workers=workers, redis_port=redis_port)
     result["ratio"] = result["saturation"]["rate"] / result["baseline"]
     result["cpu_ratio"] = result["signature_cpu_us"] / sum(result["cpu_us_per_token"].values())
     return result
@@ -473,9 +524,26 @@ def report(result: Mapping[str, Any], label: str) -> str:
             f"commands per token counting those run inside the script: "
             f"{result['redis_per_token']:.2f} ({result['redis_commands']})",
             f"- worker RSS start -> end: {rss}",
+            *_floor_lines(result),
             "",
         ]
     )
+
+
+def _floor_lines(result: Mapping[str, Any]) -> list[str]:
+    floor = result.get("floor")
+    if floor is None:
+        return []
+    sat, half = floor["saturation"], floor["half"]
+    return [
+        f"- the floor in the same run (bench/floor_admission_app.py: Litestar, the admission "
+        f"script, one signature; no authentication, policy, metrics or logging; same "
+        f"workers, Redis and generators): saturation **{sat['rate']:.0f}/s** "
+        f"(ratio {sat['rate'] / result['baseline']:.2f}; the service "
+        f"{result['saturation']['rate'] / sat['rate']:.2f} of it); at half that "
+        f"({half['achieved_rate']:.0f}/s): p50 {half['p50_ms']:.2f} ms, "
+        f"p99 **{half['p99_ms']:.2f} ms** (non-201: {half['errors'] or 'none'})",
+    ]
 
 
 def main() -> None:
@@ -499,6 +567,7 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=Path, help="py-spy one worker during saturation (collapsed stacks)"
     )
+    parser.add_argument("--no-floor", action="store_true", help="skip the floor app's run (step 5)")
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main(args.loadgen)

@@ -27,7 +27,8 @@ def test_bench_quick_run_writes_its_figures(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     text = output.read_text()
-    for figure in ("baseline ES384", "saturation", "ratio service / baseline", "p99"):
+    figures = ("baseline ES384", "saturation", "ratio service / baseline", "p99")
+    for figure in (*figures, "the floor in the same run"):
         assert figure in text
     assert "Redis round trips (EVALSHA) per token: **1.000**" in text
     assert "non-201: none" in text
