@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -109,6 +110,7 @@ class AppUser:
     claims: Mapping[str, Any] = field(default_factory=dict)
 
 
+@functools.lru_cache(maxsize=8192)
 def user_key(issuer: str | None, user_id: str) -> str:
     """One app user, (issuer, user id), as a short fixed-size key: no personal data in Redis
     key names, and the same `sub` from two issuers is two keys.
@@ -117,6 +119,7 @@ def user_key(issuer: str | None, user_id: str) -> str:
     characters are refused in the token's claim and in the admin API's input); no issuer
     and an empty one are the same user (see `auth._common.build_user`).
     """
+    # Remembered (a token request computes it four times: its limit, bans, record, index).
     digest = hashlib.sha256(f"{issuer or ''}\0{user_id}".encode()).digest()[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 

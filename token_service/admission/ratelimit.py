@@ -21,6 +21,7 @@ allows) when Redis fails.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import time
@@ -66,11 +67,13 @@ class Limit:
             disclosed=disclosed,
         )
 
-    @property
+    # Cached: each is read several times per request (the script's arguments, its keys,
+    # the decision read back, the response headers).
+    @functools.cached_property
     def interval_us(self) -> int:
         return max(1, round(self.period_seconds * 1_000_000 / self.count))
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         return f"ts:{HASH_TAG}:rl:{self.name}:{self.subject}"
 
