@@ -21,7 +21,6 @@ allows) when Redis fails.
 from __future__ import annotations
 
 import enum
-import functools
 import logging
 import math
 import time
@@ -67,13 +66,13 @@ class Limit:
             disclosed=disclosed,
         )
 
-    # Cached: each is read several times per request (the script's arguments, its keys,
-    # the decision read back, the response headers).
-    @functools.cached_property
+    # Plain properties, not cached_property: Python 3.11's takes a lock on the first read,
+    # which costs more than computing these (limits live for one request).
+    @property
     def interval_us(self) -> int:
         return max(1, round(self.period_seconds * 1_000_000 / self.count))
 
-    @functools.cached_property
+    @property
     def key(self) -> str:
         return f"ts:{HASH_TAG}:rl:{self.name}:{self.subject}"
 
