@@ -355,6 +355,23 @@ def start_profile(path: Path | None, pid: int, seconds: float) -> subprocess.Pop
 # ---------------------------------------------------------------- the run
 
 
+def closed_loop(args: argparse.Namespace, spec: Mapping[str, Any], tmp: Path) -> dict[str, Any]:
+    """`args.connections` connections sending back to back for `args.seconds`: wrk when
+    asked or installed, else the Python generator."""
+    closed = {**spec, "mode": "closed", "connections": args.connections, "seconds": args.seconds}
+    if args.loadgen_kind == "wrk" or (args.loadgen_kind == "auto" and shutil.which("wrk")):
+        return run_wrk(closed, tmp)
+    return {**run_loadgen(closed, tmp), "generator": "python"}
+
+
+def fixed_rate(
+    args: argparse.Namespace, spec: Mapping[str, Any], rate: float, tmp: Path
+) -> dict[str, Any]:
+    """`rate` requests per second on a fixed schedule for `args.seconds`: p50, p99, max."""
+    open_loop = {**spec, "mode": "open", "rate": rate, "seconds": args.seconds}
+    return run_loadgen({**open_loop, "connections": args.connections * 4}, tmp)
+
+
 def saturate(
     args: argparse.Namespace,
     base: Mapping[str, Any],
@@ -371,11 +388,7 @@ def saturate(
     watched = {"workers": pids, "redis": [redis_pid(redis_port)]}
     cpu_before = {name: sum(map(cpu_seconds, p)) for name, p in watched.items()}
     loadgen_before = children_cpu_seconds()
-    closed = {**base, "mode": "closed", "connections": args.connections, "seconds": args.seconds}
-    if args.loadgen_kind == "wrk" or (args.loadgen_kind == "auto" and shutil.which("wrk")):
-        sat = run_wrk(closed, tmp)
-    else:
-        sat = {**run_loadgen(closed, tmp), "generator": "python"}
+    sat = closed_loop(args, base, tmp)
     if spy is not None:
         spy.wait(timeout=60)
     issued = max(1, sat["ok"] + sum(sat["errors"].values()))
@@ -417,22 +430,8 @@ def floor_run(
     with process(command, env) as server:
         wait_for(f"http://127.0.0.1:{port}/", server)
         run_loadgen({**spec, "mode": "closed", "connections": 16, "seconds": 2}, tmp)
-        closed = {**spec, "mode": "closed", "connections": args.connections}
-        closed["seconds"] = args.seconds
-        if args.loadgen_kind == "wrk" or (args.loadgen_kind == "auto" and shutil.which("wrk")):
-            sat = run_wrk(closed, tmp)
-        else:
-            sat = {**run_loadgen(closed, tmp), "generator": "python"}
-        half = run_loadgen(
-            {
-                **spec,
-                "mode": "open",
-                "rate": sat["rate"] / 2,
-                "connections": args.connections * 4,
-                "seconds": args.seconds,
-            },
-            tmp,
-        )
+        sat = closed_loop(args, spec, tmp)
+        half = fixed_rate(args, spec, sat["rate"] / 2, tmp)
     print(
         f"  {sat['rate']:.0f}/s; at half: p50 {half['p50_ms']:.2f} ms, p99 {half['p99_ms']:.2f} ms"
     )
@@ -463,16 +462,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         sat = saturate(args, base, tmp, pids, redis_port=redis_port, result=result)
         half = sat["rate"] / 2
         print(f"fixed rate {half:.0f}/s for {args.seconds}s ...")
-        result["half"] = run_loadgen(
-            {
-                **base,
-                "mode": "open",
-                "rate": half,
-                "connections": args.connections * 4,
-                "seconds": args.seconds,
-            },
-            tmp,
-        )
+        result["half"] = fixed_rate(args, base, half, tmp)
         h = result["half"]
         print(f"  p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms, errors {h['errors']}")
         result["rss_kib"] = {pid: (rss_start[pid], rss_kib(pid)) for pid in pids}
