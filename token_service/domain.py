@@ -110,6 +110,7 @@ class AppUser:
     claims: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Remembered: one token request needs it four times (its limit, bans, record, index).
 @functools.lru_cache(maxsize=8192)
 def user_key(issuer: str | None, user_id: str) -> str:
     """One app user, (issuer, user id), as a short fixed-size key: no personal data in Redis
@@ -119,7 +120,6 @@ def user_key(issuer: str | None, user_id: str) -> str:
     characters are refused in the token's claim and in the admin API's input); no issuer
     and an empty one are the same user (see `auth._common.build_user`).
     """
-    # Remembered (a token request computes it four times: its limit, bans, record, index).
     digest = hashlib.sha256(f"{issuer or ''}\0{user_id}".encode()).digest()[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 

@@ -1,6 +1,6 @@
 """The one error hierarchy of the domain.
 
-Domain modules raise these; only `api/problems.py` turns them into HTTP responses,
+Domain modules raise these; only `http/problems.py` turns them into HTTP responses,
 so nothing below the HTTP edge knows about status codes. Messages must never carry
 a token, a key or a secret: they reach clients and logs verbatim.
 """

@@ -2,7 +2,7 @@
 
 - One listening socket, or two when `TOKEN_SERVICE_ADMIN_PORT` is set. Both run the same
   app in the same process (one set of clients, one lifespan, one metrics registry);
-  the app tells them apart by the local port (`api/listeners.py`).
+  the app tells them apart by the local port (`http/listeners.py`).
 - One worker runs in this process; more run as uvicorn's spawned workers sharing the
   sockets bound here, each building its own app from the environment. Above one
   worker, Prometheus multiprocess mode is switched on so `/metrics` sums every worker.

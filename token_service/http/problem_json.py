@@ -1,6 +1,6 @@
 """The `application/problem+json` (RFC 9457) document every error answer of the service has.
 
-`api/problems.py` maps errors to it inside the app; the two answers given below the app
+`http/problems.py` maps errors to it inside the app; the two answers given below the app
 (a request head too large, at the protocol; a request cut off by shutdown, around the
 app) build the same document here, so every problem type shares one base.
 """
