@@ -7,8 +7,12 @@ requests of every worker (Prometheus multiprocess mode); SIGTERM stops every wor
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -129,6 +133,66 @@ def test_workers_share_the_metrics_directory(service: dict[str, object]) -> None
     metrics_dir = service["metrics_dir"]
     assert isinstance(metrics_dir, Path)
     assert list(metrics_dir.glob("*.db"))
+
+
+def _children(parent: int) -> list[int]:
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == parent:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _established_to(port: int) -> set[str]:
+    """Socket inodes of the established TCP connections whose local port is `port`."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+            inodes.add(fields[9])
+    return inodes
+
+
+def _connections_by_process(pids: list[int], port: int) -> dict[int, int]:
+    inodes = _established_to(port)
+    counts = {}
+    for pid in pids:
+        links = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                links.append(os.readlink(fd))
+            except OSError:
+                continue
+        counts[pid] = sum(link[8:-1] in inodes for link in links if link.startswith("socket:["))
+    return counts
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_new_connections_are_spread_over_both_workers(service: dict[str, object]) -> None:
+    """Each worker has a listener of its own (cli/workers.py): with one shared socket, the
+    first worker to wake took most of a burst of connections (up to 120 of 128)."""
+    proc = service["proc"]
+    assert isinstance(proc, subprocess.Popen)
+    port = int(str(service["public"]).rsplit(":", 1)[1])
+    connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(64)]
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            counts = _connections_by_process(_children(proc.pid), port)
+            if sum(counts.values()) == 64 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        shares = sorted(count for count in counts.values() if count)
+        # A hash of the addresses: 32 each on average; below 12 is 5 standard deviations off.
+        assert len(shares) == 2, counts
+        assert shares[0] >= 12, counts
+    finally:
+        for connection in connections:
+            connection.close()
 
 
 def test_sigterm_stops_every_worker_and_the_parent(service: dict[str, object]) -> None:

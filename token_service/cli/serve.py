@@ -3,9 +3,11 @@
 - One listening socket, or two when `TOKEN_SERVICE_ADMIN_PORT` is set. Both run the same
   app in the same process (one set of clients, one lifespan, one metrics registry);
   the app tells them apart by the local port (`http/listeners.py`).
-- One worker runs in this process; more run as uvicorn's spawned workers sharing the
-  sockets bound here, each building its own app from the environment. Above one
-  worker, Prometheus multiprocess mode is switched on so `/metrics` sums every worker.
+- One worker runs in this process; more run as uvicorn's spawned workers, each building
+  its own app from the environment. On Linux each worker has its own listening sockets
+  in one `SO_REUSEPORT` group, so the kernel spreads connections evenly (`cli/workers.py`);
+  elsewhere they share the sockets bound here. Above one worker, Prometheus
+  multiprocess mode is switched on so `/metrics` sums every worker.
 - SIGTERM (or Ctrl-C): the listeners close at once (new connections are refused),
   requests in flight get `TOKEN_SERVICE_SHUTDOWN_TIMEOUT_SECONDS` to finish, then the
   app's lifespan closes Redis, httpx and boto3.
@@ -30,6 +32,7 @@ from uvicorn.supervisors import Multiprocess
 
 from token_service.bootstrap.server import serving_app, uvicorn_config
 from token_service.cli.environment import environment
+from token_service.cli.workers import SlotSupervisor, balances_by_reuse_port
 from token_service.config import Settings, check_can_serve, load_settings
 from token_service.observability.logs import configure_logging
 
@@ -141,19 +144,9 @@ def prepare_multiprocess_metrics(workers: int) -> Path | None:
 def run(listen: Listen, app: Any | None = None) -> int:
     """Serve until SIGTERM or SIGINT. `app`: the built app for one worker; None: workers
     build their own from the environment (required above one worker)."""
-    sockets = [bind(listen.host, listen.port)]
+    addresses = [(listen.host, listen.port)]
     if listen.admin_port is not None:
-        sockets.append(bind(listen.host, listen.admin_port))
-    log.info(
-        "listening",
-        extra={
-            "event": "listening",
-            "host": listen.host,
-            "port": listen.port,
-            "adminPort": listen.admin_port,
-            "workers": listen.workers,
-        },
-    )
+        addresses.append((listen.host, listen.admin_port))
     config = uvicorn_config(
         serving_app(app) if app is not None else APP_FACTORY,
         host=listen.host,
@@ -165,13 +158,33 @@ def run(listen: Listen, app: Any | None = None) -> int:
         body_timeout_seconds=listen.body_timeout_seconds,
         send_timeout_seconds=listen.send_timeout_seconds,
     )
+    # Above one worker on Linux, each worker gets listeners of its own (cli/workers.py),
+    # bound by the supervisor; otherwise the workers share the ones bound here.
+    slotted = listen.workers > 1 and balances_by_reuse_port()
+    supervisor = SlotSupervisor(config, addresses) if slotted else None
+    sockets = [] if slotted else [bind(host, port) for host, port in addresses]
+    log.info(
+        "listening",
+        extra={
+            "event": "listening",
+            "host": listen.host,
+            "port": listen.port,
+            "adminPort": listen.admin_port,
+            "workers": listen.workers,
+            "listenersPerWorker": slotted,
+        },
+    )
     try:
-        if listen.workers == 1:
+        if supervisor is not None:
+            # The supervisor passes SIGTERM on to every worker and waits for them.
+            supervisor.run()
+        elif listen.workers == 1:
             _run_one(uvicorn.Server(config), sockets)
         else:
-            # The supervisor passes SIGTERM on to every worker and waits for them.
             Multiprocess(config, sockets=sockets).run()
     finally:
+        if supervisor is not None:
+            supervisor.close_slots()
         for sock in sockets:
             sock.close()
     log.info("stopped", extra={"event": "stopped"})

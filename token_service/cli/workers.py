@@ -1,0 +1,176 @@
+"""Worker processes that share the connections evenly: one listening socket per worker.
+
+uvicorn's supervisor hands every worker the same listening socket. A new connection then
+goes to whichever worker's event loop the kernel wakes first, and that worker accepts
+everything queued at that moment (asyncio and uvloop accept until the queue is empty).
+Measured here (`bench/run.py`'s generator opening 128 keep-alive connections to two
+workers, six times): splits from 62/66 to 8/120. A worker that holds 94% of the
+connections serves 94% of the requests while the other idles: at half the service's
+saturation rate it runs near its own saturation, and the 99th percentile goes from
+~8 ms to 18-30 ms.
+
+Here each worker slot gets its own socket per listener, all bound to the same address
+with `SO_REUSEPORT`: the kernel spreads new connections over the slots by a hash of
+their addresses (the same 128 connections: 49/79 at worst, 64/64 on average). The
+sockets are created, bound and put to listening by this supervisor process, which keeps
+them: a worker that dies, or is replaced on SIGHUP, hands its slot's sockets to its
+successor, with the connections queued on them. Nothing queued is dropped but when a
+slot is retired (SIGTTOU): its queued connections are reset, as on any closed listener.
+
+Linux only: elsewhere `SO_REUSEPORT` does not balance (BSD, macOS) or does not exist
+(Windows), and `serve` shares one socket as uvicorn does.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+log = logging.getLogger(__name__)
+
+#: Pending connections the kernel queues per slot's listener while its worker is busy.
+SLOT_BACKLOG = 2048
+
+Address = tuple[str, int]
+
+
+def balances_by_reuse_port() -> bool:
+    """Whether this platform spreads connections over `SO_REUSEPORT` listeners."""
+    return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def resolve_free(addresses: Sequence[Address]) -> list[Address]:
+    """Each address with its port resolved (0: a free one), checked free of any other
+    socket.
+
+    Checked with a plain bind, which fails on a port held by any socket, `SO_REUSEPORT` or
+    not: `SO_REUSEPORT` alone would let a second service started by mistake on the same
+    port join this one's group and take half of its connections, silently.
+    """
+    resolved = []
+    for host, port in addresses:
+        probe = socket.socket(_family(host), socket.SOCK_STREAM)
+        try:
+            # As `bind` does: a restarted server must not wait for TIME_WAIT connections.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+            resolved.append((host, probe.getsockname()[1]))
+        finally:
+            probe.close()
+    return resolved
+
+
+def slot_sockets(addresses: Sequence[Address]) -> list[socket.socket]:
+    """One listening socket per address, in the address's `SO_REUSEPORT` group."""
+    sockets: list[socket.socket] = []
+    try:
+        for host, port in addresses:
+            sock = socket.socket(_family(host), socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            # Listening from here on: the slot is in the group before its worker starts, and
+            # keeps its queue while a worker is replaced.
+            sock.listen(SLOT_BACKLOG)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+class SlotSupervisor(Multiprocess):
+    """uvicorn's supervisor (restarts, SIGHUP, SIGTTIN/SIGTTOU, SIGTERM), with worker i
+    always served by slot i's sockets.
+
+    The methods that start workers are uvicorn's, each with its slot's sockets where
+    uvicorn passes the one shared list.
+    """
+
+    def __init__(self, config: uvicorn.Config, addresses: Sequence[Address]) -> None:
+        super().__init__(config, sockets=[])
+        self.addresses = resolve_free(addresses)
+        self.slots = [slot_sockets(self.addresses) for _ in range(self.processes_num)]
+
+    def _start(self, slot: int) -> Process:
+        process = Process(self.config, self.slots[slot])
+        process.start()
+        return process
+
+    def init_processes(self) -> None:
+        for slot in range(self.processes_num):
+            self.processes.append(self._start(slot))
+
+    def keep_subprocess_alive(self) -> None:
+        if self.should_exit.is_set():
+            return
+        for slot, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung: killed; dead: nothing happens
+            process.join()
+            if process.exitcode == STARTUP_FAILURE:
+                # The app or its configuration is broken: every restart would fail alike.
+                log.error("worker %s failed to start; stopping", process.pid)
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            log.info("worker %s died; restarting it on its slot", process.pid)
+            self.processes[slot] = self._start(slot)
+
+    def restart_all(self) -> None:
+        """SIGHUP: each worker replaced by a new one on the same slot, ready before the old
+        one is stopped (both accept from the slot meanwhile)."""
+        for slot, old in enumerate(self.processes):
+            if self.should_exit.is_set():
+                return
+            new = self._start(slot)
+            if not new.wait_until_ready(self.config.timeout_worker_healthcheck, self.should_exit):
+                new.kill()
+                new.join()
+                if not self.should_exit.is_set():
+                    log.error("worker %s was not ready in time; restart aborted", new.pid)
+                return
+            old.terminate()
+            old.join()
+            self.processes[slot] = new
+
+    def handle_ttin(self) -> None:
+        self.slots.append(slot_sockets(self.addresses))
+        self.processes_num += 1
+        self.processes.append(self._start(len(self.slots) - 1))
+
+    def handle_ttou(self) -> None:
+        if self.processes_num <= 1:
+            log.info("one worker left: SIGTTOU ignored")
+            return
+        self.processes_num -= 1
+        process = self.processes.pop()
+        process.terminate()
+        process.join()
+        for sock in self.slots.pop():
+            sock.close()
+
+    def terminate_all(self) -> None:
+        # Ours closed first: once every worker has closed its copy, the listeners are gone
+        # and new connections are refused, not queued for no one.
+        self.close_slots()
+        super().terminate_all()
+
+    def close_slots(self) -> None:
+        for slot in self.slots:
+            for sock in slot:
+                sock.close()
