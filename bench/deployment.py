@@ -94,10 +94,16 @@ class Deployment:
         with one worker, the `serve` process itself serves."""
         if self.workers == 1:
             return [self.service.pid]
-        out = subprocess.run(
-            ["pgrep", "-P", str(self.service.pid)], capture_output=True, text=True, check=False
-        ).stdout
-        return [int(p) for p in out.split() if "resource_tracker" not in _cmdline(int(p))]
+        return child_pids(self.service.pid)
+
+
+def child_pids(parent: int) -> list[int]:
+    """A supervisor's worker processes: its children, less multiprocessing's resource
+    tracker."""
+    out = subprocess.run(
+        ["pgrep", "-P", str(parent)], capture_output=True, text=True, check=False
+    ).stdout
+    return [int(p) for p in out.split() if "resource_tracker" not in _cmdline(int(p))]
 
 
 def _cmdline(pid: int) -> str:
@@ -219,6 +225,35 @@ def _tcp_sockets() -> dict[int, tuple[str, int]]:
             remote_port = int(cols[2].rsplit(":", 1)[1], 16)
             out[int(cols[9])] = (_TCP_STATES.get(cols[3], "other"), remote_port)
     return out
+
+
+def served_connections(pids: list[int], port: int) -> dict[int, int]:
+    """How many established connections to local `port` each process holds."""
+    served: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                served.add(int(cols[9]))
+    counts: dict[int, int] = {}
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        count = 0
+        for fd in fds:
+            try:
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue  # closed between the listing and the readlink
+            count += link.startswith("socket:[") and int(link[8:-1]) in served
+        counts[pid] = count
+    return counts
 
 
 @dataclass

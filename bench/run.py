@@ -14,8 +14,9 @@ One run on one machine:
 4. Redis commands per token from INFO commandstats, worker RSS at start and end;
 5. the floor of the same run: bench/floor_admission_app.py (one Litestar route doing the
    service's admission script and one signature; no authentication, policy, metrics or
-   logging) served the same way (uvicorn, same workers, same Redis), through the same
-   two loops: its saturation rate, and its p50/p99 at half of that. What the service
+   logging) served the same way (uvicorn, same workers each with its own listening socket,
+   same Redis; bench/floor_serve.py), through the same two loops: its saturation rate,
+   and its p50/p99 at half of that. What the service
    cannot beat on this machine at this hour, for the throughput and for the tail;
 6. appends the figures to bench/RESULTS.md.
 
@@ -50,7 +51,7 @@ import redis
 import uvloop
 from bench_processes import free_port, process, wait_for
 from cryptography.hazmat.primitives.asymmetric import ec
-from deployment import BodyConn, deployed, warm_stages
+from deployment import BodyConn, child_pids, deployed, served_connections, warm_stages
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = ROOT / "bench" / "RESULTS.md"
@@ -365,11 +366,31 @@ def closed_loop(args: argparse.Namespace, spec: Mapping[str, Any], tmp: Path) ->
 
 
 def fixed_rate(
-    args: argparse.Namespace, spec: Mapping[str, Any], rate: float, tmp: Path
+    args: argparse.Namespace, spec: Mapping[str, Any], rate: float, tmp: Path, pids: list[int]
 ) -> dict[str, Any]:
-    """`rate` requests per second on a fixed schedule for `args.seconds`: p50, p99, max."""
+    """`rate` requests per second on a fixed schedule for `args.seconds`: p50, p99, max,
+    and how many of the generator's connections each of `pids` served (read once they are
+    all open: a worker holding most of them takes most of the requests)."""
     open_loop = {**spec, "mode": "open", "rate": rate, "seconds": args.seconds}
-    return run_loadgen({**open_loop, "connections": args.connections * 4}, tmp)
+    spread: list[int] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        # Every quarter second, the fullest reading kept: the generator opens its
+        # connections once it has started, and closes them as it ends.
+        while not done.wait(0.25):
+            counts = sorted(served_connections(pids, spec["port"]).values(), reverse=True)
+            if sum(counts) > sum(spread):
+                spread[:] = counts
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = run_loadgen({**open_loop, "connections": args.connections * 4}, tmp)
+    finally:
+        done.set()
+        sampler.join()
+    return {**result, "connections_per_worker": spread}
 
 
 def saturate(
@@ -420,10 +441,8 @@ def floor_run(
     """The admission floor app through the service's own two loops, right after them."""
     port = free_port()
     here = Path(__file__).resolve().parent
-    command = [sys.executable, "-m", "uvicorn", "--app-dir", str(here)]
-    command += ["floor_admission_app:litestar_admission_app", "--factory", "--port", str(port)]
-    command += ["--workers", str(workers), "--http", "httptools", "--loop", "uvloop"]
-    command += ["--no-access-log", "--log-level", "warning"]
+    command = [sys.executable, str(here / "floor_serve.py")]
+    command += ["floor_admission_app:litestar_admission_app", str(port), str(workers)]
     env = {"FLOOR_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"}
     spec = {**base, "port": port}
     print(f"floor: bench/floor_admission_app.py, {workers} workers ...")
@@ -431,7 +450,8 @@ def floor_run(
         wait_for(f"http://127.0.0.1:{port}/", server)
         run_loadgen({**spec, "mode": "closed", "connections": 16, "seconds": 2}, tmp)
         sat = closed_loop(args, spec, tmp)
-        half = fixed_rate(args, spec, sat["rate"] / 2, tmp)
+        pids = child_pids(server.pid) if workers > 1 else [server.pid]
+        half = fixed_rate(args, spec, sat["rate"] / 2, tmp, pids)
     print(
         f"  {sat['rate']:.0f}/s; at half: p50 {half['p50_ms']:.2f} ms, p99 {half['p99_ms']:.2f} ms"
     )
@@ -462,7 +482,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         sat = saturate(args, base, tmp, pids, redis_port=redis_port, result=result)
         half = sat["rate"] / 2
         print(f"fixed rate {half:.0f}/s for {args.seconds}s ...")
-        result["half"] = fixed_rate(args, base, half, tmp)
+        result["half"] = fixed_rate(args, base, half, tmp, pids)
         h = result["half"]
         print(f"  p50 {h['p50_ms']:.2f} ms, p99 {h['p99_ms']:.2f} ms, errors {h['errors']}")
         result["rss_kib"] = {pid: (rss_start[pid], rss_kib(pid)) for pid in pids}
@@ -509,7 +529,8 @@ def report(result: Mapping[str, Any], label: str) -> str:
             f"- fixed rate {half['achieved_rate']:.0f}/s (half of saturation): "
             f"p50 **{half['p50_ms']:.2f} ms**, p99 **{half['p99_ms']:.2f} ms**, "
             f"max {half['max_ms']:.1f} ms "
-            f"(target p99 < 10 ms; non-201: {half['errors'] or 'none'})",
+            f"(target p99 < 10 ms; non-201: {half['errors'] or 'none'}); the generator's "
+            f"connections per worker: {_spread(half)}",
             f"- Redis round trips (EVALSHA) per token: **{result['evalsha_per_token']:.3f}**; "
             f"commands per token counting those run inside the script: "
             f"{result['redis_per_token']:.2f} ({result['redis_commands']})",
@@ -532,8 +553,13 @@ def _floor_lines(result: Mapping[str, Any]) -> list[str]:
         f"(ratio {sat['rate'] / result['baseline']:.2f}; the service "
         f"{result['saturation']['rate'] / sat['rate']:.2f} of it); at half that "
         f"({half['achieved_rate']:.0f}/s): p50 {half['p50_ms']:.2f} ms, "
-        f"p99 **{half['p99_ms']:.2f} ms** (non-201: {half['errors'] or 'none'})",
+        f"p99 **{half['p99_ms']:.2f} ms** (non-201: {half['errors'] or 'none'}; "
+        f"connections per worker: {_spread(half)})",
     ]
+
+
+def _spread(half: Mapping[str, Any]) -> str:
+    return "/".join(map(str, half.get("connections_per_worker") or [])) or "not read"
 
 
 def main() -> None:
