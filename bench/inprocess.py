@@ -201,6 +201,8 @@ async def _run(args: argparse.Namespace, env: dict[str, str], stages: list[str])
     await _drive(app, requests, min(2000, args.tokens), args.concurrency, strict=False)  # warm-up
     gc.collect()
     gc.freeze()
+    if args.garbage:
+        return await _garbage(app, requests, args)
     profiler = cProfile.Profile() if args.profile else None
     if _steps is not None:
         _steps.on = True
@@ -235,6 +237,31 @@ async def _run(args: argparse.Namespace, env: dict[str, str], stages: list[str])
     }
 
 
+async def _garbage(app: Any, requests: list[tuple[str, bytes]], args: argparse.Namespace) -> Any:
+    """What the token path leaves for the cyclic collector: objects only a collection frees
+    (reference cycles), per token, by type. Every such object makes collections longer
+    and more frequent: the pauses that are the tail of the latency at a fixed rate."""
+    gc.disable()
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        await _drive(app, requests, args.tokens, args.concurrency)
+        gc.collect()
+        kinds: dict[str, int] = defaultdict(int)
+        for obj in gc.garbage:
+            kinds[type(obj).__qualname__] += 1
+        total = len(gc.garbage)
+        gc.garbage.clear()
+    finally:
+        gc.set_debug(0)
+        gc.enable()
+    top = sorted(kinds.items(), key=lambda kv: -kv[1])[:20]
+    print(f"cyclic garbage: {total / args.tokens:.1f} objects per token")
+    for name, count in top:
+        print(f"  {count / args.tokens:7.2f}  {name}")
+    return {"garbage_per_token": total / args.tokens, "cpu_us_per_token": 0.0, "tokens_per_s": 1.0}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=2000)
@@ -257,6 +284,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--spans", action="store_true", help="print the median wall µs of each step"
+    )
+    parser.add_argument(
+        "--garbage",
+        action="store_true",
+        help="count what the token path leaves to the cyclic collector, per token, by type",
     )
     args = parser.parse_args()
     global _steps  # noqa: PLW0603 - the bench's one switch
