@@ -154,6 +154,7 @@ async def _open(spec: Mapping[str, Any]) -> dict[str, Any]:
     for _ in range(spec["connections"]):
         idle.put_nowait(await BodyConn.open(spec["port"]))
     latencies: list[float] = []
+    sent_at: list[float] = []
     bad: dict[int, int] = {}
     start = time.perf_counter() + 0.05
 
@@ -161,6 +162,7 @@ async def _open(spec: Mapping[str, Any]) -> dict[str, Any]:
         conn = await idle.get()
         status, _ = await conn.request(reqs[i % len(reqs)])
         latencies.append(time.perf_counter() - scheduled)
+        sent_at.append(scheduled)
         idle.put_nowait(conn)
         if status != 201:
             bad[status] = bad.get(status, 0) + 1
@@ -173,10 +175,14 @@ async def _open(spec: Mapping[str, Any]) -> dict[str, Any]:
             await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(one(i, scheduled)))
     await asyncio.gather(*tasks)
+    by_second: dict[int, list[float]] = {}
+    for scheduled_at, latency in zip(sent_at, latencies, strict=True):
+        by_second.setdefault(int(scheduled_at - start), []).append(latency)
+    seconds_p99 = sorted(_percentile(sorted(values), 99) for values in by_second.values())
     latencies.sort()
 
     def pct(q: float) -> float:
-        return latencies[min(len(latencies) - 1, int(q / 100 * len(latencies)))] * 1000
+        return _percentile(latencies, q)
 
     return {
         "sent": total,
@@ -184,8 +190,31 @@ async def _open(spec: Mapping[str, Any]) -> dict[str, Any]:
         "p50_ms": pct(50),
         "p99_ms": pct(99),
         "max_ms": latencies[-1] * 1000,
+        # Steady queueing raises every second's tail; a stall of the machine, a few seconds'.
+        "second_p99_median_ms": seconds_p99[len(seconds_p99) // 2],
+        "seconds_over_10ms": sum(p99 > 10 for p99 in seconds_p99),
+        "seconds": len(seconds_p99),
         "achieved_rate": total / (time.perf_counter() - start),
     }
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """The q-th percentile of sorted seconds, in milliseconds."""
+    return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] * 1000
+
+
+def stall_probe_main(seconds: float) -> None:
+    """How late a process that only sleeps 5 ms at a time wakes up, for `seconds`: the
+    scheduling delay anything on this machine sees at that moment, whatever it runs."""
+    gc.disable()
+    late: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        before = time.perf_counter()
+        time.sleep(0.005)
+        late.append(time.perf_counter() - before - 0.005)
+    late.sort()
+    print(json.dumps({"p99_ms": _percentile(late, 99), "max_ms": late[-1] * 1000}))
 
 
 def loadgen_main(spec_path: str) -> None:
@@ -385,12 +414,18 @@ def fixed_rate(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
+    probe = subprocess.Popen(
+        [sys.executable, __file__, "--stall-probe", str(args.seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         result = run_loadgen({**open_loop, "connections": args.connections * 4}, tmp)
     finally:
         done.set()
         sampler.join()
-    return {**result, "connections_per_worker": spread}
+        stalls, _ = probe.communicate(timeout=args.seconds + 30)
+    return {**result, "connections_per_worker": spread, "stall_probe": json.loads(stalls)}
 
 
 def saturate(
@@ -530,7 +565,7 @@ def report(result: Mapping[str, Any], label: str) -> str:
             f"p50 **{half['p50_ms']:.2f} ms**, p99 **{half['p99_ms']:.2f} ms**, "
             f"max {half['max_ms']:.1f} ms "
             f"(target p99 < 10 ms; non-201: {half['errors'] or 'none'}); the generator's "
-            f"connections per worker: {_spread(half)}",
+            f"connections per worker: {_spread(half)}; {_tail(half)}",
             f"- Redis round trips (EVALSHA) per token: **{result['evalsha_per_token']:.3f}**; "
             f"commands per token counting those run inside the script: "
             f"{result['redis_per_token']:.2f} ({result['redis_commands']})",
@@ -554,8 +589,19 @@ def _floor_lines(result: Mapping[str, Any]) -> list[str]:
         f"{result['saturation']['rate'] / sat['rate']:.2f} of it); at half that "
         f"({half['achieved_rate']:.0f}/s): p50 {half['p50_ms']:.2f} ms, "
         f"p99 **{half['p99_ms']:.2f} ms** (non-201: {half['errors'] or 'none'}; "
-        f"connections per worker: {_spread(half)})",
+        f"connections per worker: {_spread(half)}; {_tail(half)})",
     ]
+
+
+def _tail(half: Mapping[str, Any]) -> str:
+    """Whether the tail is steady or made by a few seconds, and what a process doing
+    nothing but sleeping saw meanwhile."""
+    probe = half["stall_probe"]
+    return (
+        f"p99 of each second: median {half['second_p99_median_ms']:.1f} ms, "
+        f"{half['seconds_over_10ms']} of {half['seconds']} seconds over 10 ms; a 5 ms "
+        f"sleeper woke up to {probe['max_ms']:.1f} ms late (p99 {probe['p99_ms']:.1f} ms)"
+    )
 
 
 def _spread(half: Mapping[str, Any]) -> str:
@@ -565,6 +611,7 @@ def _spread(half: Mapping[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--loadgen", help=argparse.SUPPRESS)
+    parser.add_argument("--stall-probe", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--quick", action="store_true", help="tiny counts (smoke test)")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--baseline-seconds", type=float, default=5)
@@ -587,6 +634,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.loadgen:
         loadgen_main(args.loadgen)
+        return
+    if args.stall_probe:
+        stall_probe_main(args.stall_probe)
         return
     if args.quick:
         args.seconds, args.baseline_seconds, args.users, args.stages = 1.0, 0.5, 20, 3
