@@ -9,8 +9,9 @@ One run on one machine:
    mapping log on);
 3. a separate load-generator process (`python bench/run.py --loadgen ...`, raw HTTP/1.1
    keep-alive over asyncio, precomputed requests with valid app JWTs over many users
-   and stages) measures the saturation rate (closed loop), then p50/p99 at half that
-   rate (open model: fixed-rate schedule, latency counted from the scheduled send time);
+   and stages) measures the saturation rate (closed loop; wrk when installed), then
+   p50/p99 at half that rate (open model: fixed-rate schedule, latency counted from the
+   scheduled send time; bench/fixed_rate.c when a C compiler is installed);
 4. Redis commands per token from INFO commandstats, worker RSS at start and end;
 5. the floor of the same run: bench/floor_admission_app.py (one Litestar route doing the
    service's admission script and one signature; no authentication, policy, metrics or
@@ -290,6 +291,34 @@ def run_wrk(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
     }
 
 
+def run_fixed_rate_c(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
+    """The fixed-rate run with bench/fixed_rate.c (compiled here, once per run directory):
+    the Python generator's open model for a few microseconds of CPU per request instead of
+    ~150-300, taken from the cores the service runs on."""
+    binary = workdir / "fixed_rate"
+    if not binary.exists():
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if compiler is None:
+            raise RuntimeError("no C compiler for bench/fixed_rate.c (apt-get install gcc)")
+        source = Path(__file__).parent / "fixed_rate.c"
+        subprocess.run([compiler, "-O2", "-o", str(binary), str(source)], check=True)
+    path = workdir / "requests.bin"
+    path.write_bytes(b"".join(b"%d\n%s" % (len(r), r) for r in _requests(spec)))
+    command = [str(binary), str(spec["port"]), str(spec["rate"]), str(spec["seconds"])]
+    proc = subprocess.run(
+        [*command, str(spec["connections"]), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=spec["seconds"] + 120,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench/fixed_rate.c failed: {proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["errors"] = {int(status): count for status, count in result["errors"].items()}
+    return result
+
+
 # ---------------------------------------------------------------- processes
 
 
@@ -420,7 +449,12 @@ def fixed_rate(
         text=True,
     )
     try:
-        result = run_loadgen({**open_loop, "connections": args.connections * 4}, tmp)
+        open_loop["connections"] = args.connections * 4
+        compiler = shutil.which("cc") or shutil.which("gcc")
+        if args.fixed_rate_kind == "c" or (args.fixed_rate_kind == "auto" and compiler):
+            result = run_fixed_rate_c(open_loop, tmp)
+        else:
+            result = {**run_loadgen(open_loop, tmp), "generator": "python"}
     finally:
         done.set()
         sampler.join()
@@ -561,7 +595,8 @@ def report(result: Mapping[str, Any], label: str) -> str:
             f"**{result['cpu_ratio']:.2f}**: the throughput ratio a machine with nothing else "
             f"running would show, since both rates are then CPU-bound; it moves much less "
             f"than the rate ratio when other work shares the cores",
-            f"- fixed rate {half['achieved_rate']:.0f}/s (half of saturation): "
+            f"- fixed rate {half['achieved_rate']:.0f}/s (half of saturation, "
+            f"{half.get('generator', 'python')} generator): "
             f"p50 **{half['p50_ms']:.2f} ms**, p99 **{half['p99_ms']:.2f} ms**, "
             f"max {half['max_ms']:.1f} ms "
             f"(target p99 < 10 ms; non-201: {half['errors'] or 'none'}); the generator's "
@@ -626,6 +661,13 @@ def main() -> None:
         choices=("auto", "wrk", "python"),
         default="auto",
         help="saturation load generator: wrk when installed (auto), or the Python one",
+    )
+    parser.add_argument(
+        "--fixed-rate-kind",
+        choices=("auto", "c", "python"),
+        default="auto",
+        help="fixed-rate load generator: bench/fixed_rate.c when a C compiler is installed "
+        "(auto), or the Python one",
     )
     parser.add_argument(
         "--profile", type=Path, help="py-spy one worker during saturation (collapsed stacks)"
