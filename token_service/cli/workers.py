@@ -100,9 +100,10 @@ class SlotSupervisor(Multiprocess):
     """
 
     def __init__(self, config: uvicorn.Config, addresses: Sequence[Address]) -> None:
-        super().__init__(config, sockets=[])
+        # Bound first: a port in use fails here, before uvicorn takes over the signals.
         self.addresses = resolve_free(addresses)
-        self.slots = [slot_sockets(self.addresses) for _ in range(self.processes_num)]
+        self.slots = [slot_sockets(self.addresses) for _ in range(config.workers)]
+        super().__init__(config, sockets=[])
 
     def _start(self, slot: int) -> Process:
         process = Process(self.config, self.slots[slot])
