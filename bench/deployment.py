@@ -212,33 +212,32 @@ def warm_stages(deployment: Deployment) -> None:
 _TCP_STATES = {"01": "established", "08": "close_wait", "0A": "listen"}
 
 
-def _tcp_sockets() -> dict[int, tuple[str, int]]:
-    """Socket inode -> (TCP state name, remote port), for every TCP socket of this namespace."""
-    out: dict[int, tuple[str, int]] = {}
+def _tcp_rows() -> Iterator[list[str]]:
+    """The columns of every TCP socket of this namespace (/proc/net/tcp and tcp6): local
+    address, remote address, state, ..., inode."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except OSError:
             continue
         for line in lines:
-            cols = line.split()
-            remote_port = int(cols[2].rsplit(":", 1)[1], 16)
-            out[int(cols[9])] = (_TCP_STATES.get(cols[3], "other"), remote_port)
-    return out
+            yield line.split()
+
+
+def _port(address: str) -> int:
+    return int(address.rsplit(":", 1)[1], 16)
+
+
+def _tcp_sockets() -> dict[int, tuple[str, int]]:
+    """Socket inode -> (TCP state name, remote port), for every TCP socket of this namespace."""
+    return {
+        int(cols[9]): (_TCP_STATES.get(cols[3], "other"), _port(cols[2])) for cols in _tcp_rows()
+    }
 
 
 def served_connections(pids: list[int], port: int) -> dict[int, int]:
     """How many established connections to local `port` each process holds."""
-    served: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            cols = line.split()
-            if cols[3] == "01" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                served.add(int(cols[9]))
+    served = {int(cols[9]) for cols in _tcp_rows() if cols[3] == "01" and _port(cols[1]) == port}
     counts: dict[int, int] = {}
     for pid in pids:
         try:

@@ -234,17 +234,18 @@ def run_loadgen(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
     path = workdir / "spec.json"
     path.write_text(json.dumps(spec))
     started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--loadgen", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=spec["seconds"] + 120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"load generator failed: {proc.stderr}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    command = [sys.executable, __file__, "--loadgen", str(path)]
+    result = _json_line_of(command, spec["seconds"] + 120, "load generator")
     result["wall"] = time.perf_counter() - started
+    return result
+
+
+def _json_line_of(command: list[str], timeout: float, what: str) -> dict[str, Any]:
+    """Run a generator; its result is the last line it prints, in JSON."""
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{what} failed: {proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
 
 
@@ -305,16 +306,8 @@ def run_fixed_rate_c(spec: Mapping[str, Any], workdir: Path) -> dict[str, Any]:
     path = workdir / "requests.bin"
     path.write_bytes(b"".join(b"%d\n%s" % (len(r), r) for r in _requests(spec)))
     command = [str(binary), str(spec["port"]), str(spec["rate"]), str(spec["seconds"])]
-    proc = subprocess.run(
-        [*command, str(spec["connections"]), str(path)],
-        capture_output=True,
-        text=True,
-        timeout=spec["seconds"] + 120,
-        check=False,
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench/fixed_rate.c failed: {proc.stderr}")
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    command += [str(spec["connections"]), str(path)]
+    result = _json_line_of(command, spec["seconds"] + 120, "bench/fixed_rate.c")
     result["errors"] = {int(status): count for status, count in result["errors"].items()}
     return result
 

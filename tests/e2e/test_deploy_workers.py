@@ -147,28 +147,50 @@ def _children(parent: int) -> list[int]:
     return children
 
 
-def _established_to(port: int) -> set[str]:
-    """Socket inodes of the established TCP connections whose local port is `port`."""
+ESTABLISHED, LISTEN = "01", "0A"
+
+
+def _sockets_on(port: int, state: str) -> set[str]:
+    """Inodes of the TCP sockets in `state` whose local port is `port`."""
     inodes = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01":
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state:
             inodes.add(fields[9])
     return inodes
 
 
+def _socket_inodes(pid: int) -> set[str]:
+    inodes: set[str] = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return inodes  # gone
+    for fd in fds:
+        try:
+            link = os.readlink(fd)
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    return inodes
+
+
 def _connections_by_process(pids: list[int], port: int) -> dict[int, int]:
-    inodes = _established_to(port)
-    counts = {}
-    for pid in pids:
-        links = []
-        for fd in Path(f"/proc/{pid}/fd").iterdir():
-            try:
-                links.append(os.readlink(fd))
-            except OSError:
-                continue
-        counts[pid] = sum(link[8:-1] in inodes for link in links if link.startswith("socket:["))
-    return counts
+    inodes = _sockets_on(port, ESTABLISHED)
+    return {pid: len(_socket_inodes(pid) & inodes) for pid in pids}
+
+
+def _workers(parent: int) -> list[int]:
+    """The supervisor's worker processes (multiprocessing's resource tracker left out)."""
+    workers = []
+    for pid in _children(parent):
+        try:
+            if b"resource_tracker" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+                workers.append(pid)
+        except OSError:
+            continue  # gone since the listing
+    return workers
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -193,6 +215,33 @@ def test_new_connections_are_spread_over_both_workers(service: dict[str, object]
     finally:
         for connection in connections:
             connection.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_worker_is_replaced_on_its_own_listening_socket(
+    service: dict[str, object],
+) -> None:
+    """The supervisor keeps each worker's listening socket: the replacement takes over the
+    socket (and any connection queued on it) rather than a new one."""
+    proc = service["proc"]
+    assert isinstance(proc, subprocess.Popen)
+    public = str(service["public"])
+    port = int(public.rsplit(":", 1)[1])
+    listening = _sockets_on(port, LISTEN)
+    assert len(listening) == 2  # one per worker
+    victim = _workers(proc.pid)[0]
+    (its_socket,) = _socket_inodes(victim) & listening
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    while True:
+        workers = [pid for pid in _workers(proc.pid) if pid != victim]
+        if len(workers) == 2 and any(its_socket in _socket_inodes(pid) for pid in workers):
+            break
+        assert time.monotonic() < deadline, "no worker took over the killed one's socket"
+        time.sleep(0.2)
+    assert _sockets_on(port, LISTEN) == listening
+    wait_for_http(f"{public}/healthz", timeout=60, proc=proc)
+    assert all(get(f"{public}/healthz").status_code == 200 for _ in range(20))
 
 
 def test_sigterm_stops_every_worker_and_the_parent(service: dict[str, object]) -> None:
