@@ -32,10 +32,9 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
-log = logging.getLogger(__name__)
+from token_service.bootstrap.server import BACKLOG
 
-#: Pending connections the kernel queues per slot's listener while its worker is busy.
-SLOT_BACKLOG = 2048
+log = logging.getLogger(__name__)
 
 Address = tuple[str, int]
 
@@ -82,7 +81,7 @@ def slot_sockets(addresses: Sequence[Address]) -> list[socket.socket]:
             sock.bind((host, port))
             # Listening from here on: the slot is in the group before its worker starts, and
             # keeps its queue while a worker is replaced.
-            sock.listen(SLOT_BACKLOG)
+            sock.listen(BACKLOG)
             sock.set_inheritable(True)
     except OSError:
         for sock in sockets:
@@ -124,12 +123,18 @@ class SlotSupervisor(Multiprocess):
             process.join()
             if process.exitcode == STARTUP_FAILURE:
                 # The app or its configuration is broken: every restart would fail alike.
-                log.error("worker %s failed to start; stopping", process.pid)
+                log.error(
+                    "worker failed to start; stopping",
+                    extra={"event": "worker_failed_to_start", "pid": process.pid},
+                )
                 self.should_exit.set()
                 return
             if self.should_exit.is_set():
                 return
-            log.info("worker %s died; restarting it on its slot", process.pid)
+            log.warning(
+                "worker died; restarting it on its listening sockets",
+                extra={"event": "worker_restarted", "pid": process.pid, "slot": slot},
+            )
             self.processes[slot] = self._start(slot)
 
     def restart_all(self) -> None:
@@ -143,7 +148,10 @@ class SlotSupervisor(Multiprocess):
                 new.kill()
                 new.join()
                 if not self.should_exit.is_set():
-                    log.error("worker %s was not ready in time; restart aborted", new.pid)
+                    log.error(
+                        "new worker not ready in time; restart aborted",
+                        extra={"event": "worker_restart_aborted", "pid": new.pid},
+                    )
                 return
             old.terminate()
             old.join()
@@ -156,7 +164,7 @@ class SlotSupervisor(Multiprocess):
 
     def handle_ttou(self) -> None:
         if self.processes_num <= 1:
-            log.info("one worker left: SIGTTOU ignored")
+            log.info("one worker left: SIGTTOU ignored", extra={"event": "workers_at_minimum"})
             return
         self.processes_num -= 1
         process = self.processes.pop()
