@@ -5,7 +5,8 @@ and why no public API serves. A library release that moves or reshapes one fails
 by name, in `make test-latest` before it can fail silently in production (an override
 that is no longer called, a subclass hook that never fires). Behaviour is tested where
 each is used: tests/security/test_hostile_bodies.py (431), test_connection_timeouts.py (408,
-idle and unread answers), test_redis_connection_faults.py
+idle and unread answers), unit/cli/test_workers.py and e2e/test_deploy_workers.py (a
+listening socket per worker), test_redis_connection_faults.py
 (a write on a closed connection), integration/infra/test_lane.py (TLS), test_openapi_document.py
 (closed request bodies).
 """
@@ -26,9 +27,12 @@ from litestar.params import JSONBody
 from litestar.plugins import OpenAPISchemaPlugin
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import AbstractConnection, SSLConnection
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from token_service.cli.workers import SlotSupervisor
 from token_service.http.head_limits import (
     MAX_HEAD_BYTES,
     BoundedHttpToolsProtocol,
@@ -241,3 +245,25 @@ def test_litestar_cors_middleware_is_still_where_the_per_route_cors_imports_it()
     from litestar.middleware._internal.cors import CORSMiddleware  # noqa: PLC0415
 
     assert list(inspect.signature(CORSMiddleware.__init__).parameters) == ["self", "app", "config"]
+
+
+def test_uvicorns_supervisor_still_starts_workers_where_slot_supervisor_overrides_it() -> None:
+    """cli/workers.py's SlotSupervisor replaces every method of uvicorn's Multiprocess that
+    starts a worker (each with its slot's sockets) and builds on its Process: a new method
+    that starts workers, or a Process reshaped, would hand workers the empty shared list."""
+    starting = {
+        name
+        for name, member in inspect.getmembers(Multiprocess, inspect.isfunction)
+        if "Process(" in inspect.getsource(member)
+    }
+    assert starting == {
+        "init_processes",
+        "keep_subprocess_alive",
+        "restart_all",
+        "handle_ttin",
+    }
+    assert all(name in vars(SlotSupervisor) for name in starting | {"handle_ttou"})
+    assert list(inspect.signature(Process.__init__).parameters) == ["self", "config", "sockets"]
+    for method in ("start", "is_alive", "wait_until_ready", "kill", "join", "terminate"):
+        assert callable(getattr(Process, method))
+    assert STARTUP_FAILURE == 3
