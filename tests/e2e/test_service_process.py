@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 from importlib.metadata import version
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import SECRET, one_token_from_serve
 from tests.support.processes import background, create_stage, run_cli, wait_for_http
@@ -69,6 +71,21 @@ def test_serve_in_local_mode_without_an_active_key_refuses_to_start(
     assert result.returncode == 2
     assert "no active signing key" in result.stderr
     assert "keys rotate" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_says_which_and_exits_2(
+    service_env: dict[str, str], workers: str
+) -> None:
+    env = {**service_env, "TOKEN_SERVICE_MODE": "ivs"}  # no signing key needed
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        result = run_cli("serve", "--port", str(port), "--workers", workers, env=env, timeout=60)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_bad_configuration_lists_every_problem(service_env: dict[str, str]) -> None:

@@ -32,8 +32,9 @@ from uvicorn.supervisors import Multiprocess
 
 from token_service.bootstrap.server import serving_app, uvicorn_config
 from token_service.cli.environment import environment
-from token_service.cli.workers import SlotSupervisor, balances_by_reuse_port
+from token_service.cli.workers import SlotSupervisor, balances_by_reuse_port, cannot_listen
 from token_service.config import Settings, check_can_serve, load_settings
+from token_service.errors import ConfigurationError
 from token_service.observability.logs import configure_logging
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,9 @@ def bind(host: str, port: int) -> socket.socket:
         # A restarted server must not wait for the old one's TIME_WAIT connections.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise cannot_listen(host, port, exc) from None
     sock.set_inheritable(True)
     return sock
 
@@ -161,8 +162,15 @@ def run(listen: Listen, app: Any | None = None) -> int:
     # Above one worker on Linux, each worker gets listeners of its own (cli/workers.py),
     # bound by the supervisor; otherwise the workers share the ones bound here.
     slotted = listen.workers > 1 and balances_by_reuse_port()
-    supervisor = SlotSupervisor(config, addresses) if slotted else None
-    sockets = [] if slotted else [bind(host, port) for host, port in addresses]
+    try:
+        supervisor = SlotSupervisor(config, addresses) if slotted else None
+        sockets = [] if slotted else [bind(host, port) for host, port in addresses]
+    except OSError as exc:
+        # A port in use (another instance, another service) or not ours: say which, not a
+        # traceback.
+        raise ConfigurationError(
+            [f"TOKEN_SERVICE_PORT / --port or TOKEN_SERVICE_ADMIN_PORT: {exc.strerror}"]
+        ) from None
     log.info(
         "listening",
         extra={

@@ -48,6 +48,11 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> OSError:
+    """`exc` (from binding `host`:`port`) with the address in its message."""
+    return OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}")
+
+
 def resolve_free(addresses: Sequence[Address]) -> list[Address]:
     """Each address with its port resolved (0: a free one), checked free of any other
     socket.
@@ -64,6 +69,8 @@ def resolve_free(addresses: Sequence[Address]) -> list[Address]:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind((host, port))
             resolved.append((host, probe.getsockname()[1]))
+        except OSError as exc:
+            raise cannot_listen(host, port, exc) from None
         finally:
             probe.close()
     return resolved
