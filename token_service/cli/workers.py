@@ -6,12 +6,13 @@ everything queued at that moment (asyncio and uvloop accept until the queue is e
 Measured here (`bench/run.py`'s generator opening 128 keep-alive connections to two
 workers, six times): splits from 62/66 to 8/120. A worker that holds 94% of the
 connections serves 94% of the requests while the other idles: at half the service's
-saturation rate it runs near its own saturation, and the 99th percentile goes from
-~8 ms to 18-30 ms.
+saturation rate it runs near its own saturation, and its queue is the tail (p99 at half
+rate, median of nine interleaved runs: 26.6 ms with the shared socket, 18.3 ms with one
+per worker; bench/RESULTS.md, 2026-12-06).
 
 Here each worker slot gets its own socket per listener, all bound to the same address
 with `SO_REUSEPORT`: the kernel spreads new connections over the slots by a hash of
-their addresses (the same 128 connections: 49/79 at worst, 64/64 on average). The
+their addresses (the same 128 connections, six times: 49/79 at worst). The
 sockets are created, bound and put to listening by this supervisor process, which keeps
 them: a worker that dies, or is replaced on SIGHUP, hands its slot's sockets to its
 successor, with the connections queued on them. Nothing queued is dropped but when a
