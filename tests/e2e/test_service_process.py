@@ -85,6 +85,7 @@ def test_serve_on_a_port_in_use_says_which_and_exits_2(
         result = run_cli("serve", "--port", str(port), "--workers", workers, env=env, timeout=60)
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "TOKEN_SERVICE_PORT (--port)" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -32,7 +32,12 @@ from uvicorn.supervisors import Multiprocess
 
 from token_service.bootstrap.server import serving_app, uvicorn_config
 from token_service.cli.environment import environment
-from token_service.cli.workers import SlotSupervisor, balances_by_reuse_port, cannot_listen
+from token_service.cli.workers import (
+    CannotListen,
+    SlotSupervisor,
+    balances_by_reuse_port,
+    bind,
+)
 from token_service.config import Settings, check_can_serve, load_settings
 from token_service.errors import ConfigurationError
 from token_service.observability.logs import configure_logging
@@ -104,21 +109,6 @@ class Listen:
         )
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A bound TCP socket; uvicorn starts listening on it (in each worker)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        # A restarted server must not wait for the old one's TIME_WAIT connections.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise cannot_listen(host, port, exc) from None
-    sock.set_inheritable(True)
-    return sock
-
-
 def prepare_multiprocess_metrics(workers: int) -> Path | None:
     """Above one worker, point prometheus_client at a clean directory shared by workers.
 
@@ -162,15 +152,22 @@ def run(listen: Listen, app: Any | None = None) -> int:
     # Above one worker on Linux, each worker gets listeners of its own (cli/workers.py),
     # bound by the supervisor; otherwise the workers share the ones bound here.
     slotted = listen.workers > 1 and balances_by_reuse_port()
+    sockets: list[socket.socket] = []
     try:
         supervisor = SlotSupervisor(config, addresses) if slotted else None
-        sockets = [] if slotted else [bind(host, port) for host, port in addresses]
-    except OSError as exc:
-        # A port in use (another instance, another service) or not ours: say which, not a
-        # traceback.
-        raise ConfigurationError(
-            [f"TOKEN_SERVICE_PORT / --port or TOKEN_SERVICE_ADMIN_PORT: {exc.strerror}"]
-        ) from None
+        for host, port in [] if slotted else addresses:
+            sockets.append(bind(host, port))
+    except CannotListen as exc:
+        for sock in sockets:  # the public listener, when the admin port failed
+            sock.close()
+        # A port in use (another instance, another service) or not ours: which setting and
+        # why, not a traceback.
+        setting = (
+            "TOKEN_SERVICE_ADMIN_PORT"
+            if exc.port == listen.admin_port
+            else "TOKEN_SERVICE_PORT (--port)"
+        )
+        raise ConfigurationError([f"{setting}: {exc.strerror}"]) from None
     log.info(
         "listening",
         extra={

@@ -45,13 +45,30 @@ def balances_by_reuse_port() -> bool:
     return sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
-def _family(host: str) -> socket.AddressFamily:
-    return socket.AF_INET6 if ":" in host else socket.AF_INET
+class CannotListen(OSError):
+    """A listening address that could not be bound (in use, not ours, not an address)."""
+
+    def __init__(self, host: str, port: int, exc: OSError) -> None:
+        super().__init__(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}")
+        self.port = port
 
 
-def cannot_listen(host: str, port: int, exc: OSError) -> OSError:
-    """`exc` (from binding `host`:`port`) with the address in its message."""
-    return OSError(exc.errno, f"cannot listen on {host}:{port}: {exc.strerror}")
+def bind(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A bound TCP socket that worker processes inherit; `reuse_port`: in the address's
+    `SO_REUSEPORT` group. Raises `CannotListen` naming the address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        # A restarted server must not wait for the old one's TIME_WAIT connections.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(host, port, exc) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def resolve_free(addresses: Sequence[Address]) -> list[Address]:
@@ -64,16 +81,8 @@ def resolve_free(addresses: Sequence[Address]) -> list[Address]:
     """
     resolved = []
     for host, port in addresses:
-        probe = socket.socket(_family(host), socket.SOCK_STREAM)
-        try:
-            # As `bind` does: a restarted server must not wait for TIME_WAIT connections.
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+        with bind(host, port) as probe:
             resolved.append((host, probe.getsockname()[1]))
-        except OSError as exc:
-            raise cannot_listen(host, port, exc) from None
-        finally:
-            probe.close()
     return resolved
 
 
@@ -82,15 +91,11 @@ def slot_sockets(addresses: Sequence[Address]) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     try:
         for host, port in addresses:
-            sock = socket.socket(_family(host), socket.SOCK_STREAM)
+            sock = bind(host, port, reuse_port=True)
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
             # Listening from here on: the slot is in the group before its worker starts, and
             # keeps its queue while a worker is replaced.
             sock.listen(BACKLOG)
-            sock.set_inheritable(True)
     except OSError:
         for sock in sockets:
             sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import socket
 from pathlib import Path
@@ -13,10 +14,12 @@ from token_service.cli.serve import (
     APP_FACTORY,
     MULTIPROC_ENV,
     Listen,
-    bind,
     prepare_multiprocess_metrics,
+    run,
 )
+from token_service.cli.workers import bind
 from token_service.config import load_settings
+from token_service.errors import ConfigurationError
 from token_service.http.head_limits import ConnectionTimeouts
 
 
@@ -112,3 +115,15 @@ def test_the_connection_timeouts_reach_uvicorn_and_its_protocol() -> None:
     )
     # Spawned workers receive the configuration pickled.
     assert pickle.loads(pickle.dumps(config.http)).keywords == config.http.keywords  # noqa: S301
+
+
+def test_an_admin_port_in_use_is_a_configuration_error_naming_its_setting() -> None:
+    settings = load_settings({})
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        busy = other.getsockname()[1]
+        listen = dataclasses.replace(Listen.of(settings), port=0, admin_port=busy)
+        with pytest.raises(ConfigurationError) as refused:
+            run(listen, app=object())
+    (problem,) = refused.value.problems
+    assert problem.startswith(f"TOKEN_SERVICE_ADMIN_PORT: cannot listen on 127.0.0.1:{busy}")

@@ -14,8 +14,10 @@ from uvicorn.supervisors.multiprocess import SIGNALS
 
 from token_service.cli import workers
 from token_service.cli.workers import (
+    CannotListen,
     SlotSupervisor,
     balances_by_reuse_port,
+    bind,
     resolve_free,
     slot_sockets,
 )
@@ -215,3 +217,13 @@ def test_stopping_closes_the_supervisors_copies_of_the_listeners(
     supervisor.terminate_all()
     assert all(sock.fileno() == -1 for slot in supervisor.slots for sock in slot)
     assert all(process.terminated for process in FakeProcess.started)
+
+
+def test_binding_a_port_in_use_names_the_address(opened: list[socket.socket]) -> None:
+    other = socket.socket()
+    opened.append(other)
+    other.bind((LOCAL, 0))
+    port = other.getsockname()[1]
+    with pytest.raises(CannotListen, match=f"cannot listen on {LOCAL}:{port}: .*in use") as got:
+        bind(LOCAL, port)
+    assert got.value.port == port
