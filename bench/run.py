@@ -455,6 +455,30 @@ def fixed_rate(
     return {**result, "connections_per_worker": spread, "stall_probe": json.loads(stalls)}
 
 
+def measured_closed_loop(
+    args: argparse.Namespace,
+    spec: Mapping[str, Any],
+    tmp: Path,
+    watched: Mapping[str, list[int]],
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The closed loop, and the CPU time each group of `watched` processes (and the load
+    generator) spent per request meanwhile: the same accounting for the service and its
+    floor, so the two compare by CPU as well as by rate (the rate moves with whatever
+    else the machine runs; the CPU per token much less)."""
+    cpu_before = {name: sum(map(cpu_seconds, p)) for name, p in watched.items()}
+    loadgen_before = children_cpu_seconds()
+    sat = closed_loop(args, spec, tmp)
+    issued = max(1, sat["ok"] + sum(sat["errors"].values()))
+    cpu = {
+        **{
+            name: (sum(map(cpu_seconds, p)) - cpu_before[name]) / issued * 1e6
+            for name, p in watched.items()
+        },
+        "load generator": (children_cpu_seconds() - loadgen_before) / issued * 1e6,
+    }
+    return sat, cpu
+
+
 def saturate(
     args: argparse.Namespace,
     base: Mapping[str, Any],
@@ -469,19 +493,9 @@ def saturate(
     print(f"saturation: closed loop, {args.connections} connections, {args.seconds}s ...")
     spy = start_profile(args.profile, max(pids, key=rss_kib), args.seconds)
     watched = {"workers": pids, "redis": [redis_pid(redis_port)]}
-    cpu_before = {name: sum(map(cpu_seconds, p)) for name, p in watched.items()}
-    loadgen_before = children_cpu_seconds()
-    sat = closed_loop(args, base, tmp)
+    sat, result["cpu_us_per_token"] = measured_closed_loop(args, base, tmp, watched)
     if spy is not None:
         spy.wait(timeout=60)
-    issued = max(1, sat["ok"] + sum(sat["errors"].values()))
-    result["cpu_us_per_token"] = {
-        **{
-            name: (sum(map(cpu_seconds, p)) - cpu_before[name]) / issued * 1e6
-            for name, p in watched.items()
-        },
-        "load generator": (children_cpu_seconds() - loadgen_before) / issued * 1e6,
-    }
     result["saturation"] = sat
     time.sleep(0.5)  # the requests in flight at the generator's deadline finish
     handled = issued_total(base["port"]) - issued_before + sum(sat["errors"].values())
@@ -511,13 +525,15 @@ def floor_run(
     with process(command, env) as server:
         wait_for(f"http://127.0.0.1:{port}/", server)
         run_loadgen({**spec, "mode": "closed", "connections": 16, "seconds": 2}, tmp)
-        sat = closed_loop(args, spec, tmp)
         pids = child_pids(server.pid) if workers > 1 else [server.pid]
+        watched = {"workers": pids, "redis": [redis_pid(redis_port)]}
+        sat, cpu = measured_closed_loop(args, spec, tmp, watched)
         half = fixed_rate(args, spec, sat["rate"] / 2, tmp, pids)
     print(
         f"  {sat['rate']:.0f}/s; at half: p50 {half['p50_ms']:.2f} ms, p99 {half['p99_ms']:.2f} ms"
     )
-    return {"saturation": sat, "half": half}
+    print(f"  CPU per token (µs): {cpu}")
+    return {"saturation": sat, "half": half, "cpu_us_per_token": cpu}
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -618,6 +634,23 @@ def _floor_lines(result: Mapping[str, Any]) -> list[str]:
         f"({half['achieved_rate']:.0f}/s): p50 {half['p50_ms']:.2f} ms, "
         f"p99 **{half['p99_ms']:.2f} ms** (non-201: {half['errors'] or 'none'}; "
         f"connections per worker: {_spread(half)}; {_tail(half)})",
+        *_floor_cpu_line(result),
+    ]
+
+
+def _floor_cpu_line(result: Mapping[str, Any]) -> list[str]:
+    """The floor's CPU per token beside the service's: where the service's extra CPU is
+    (its workers, Redis, the generator), in figures the machine's noise moves little."""
+    floor = result["floor"].get("cpu_us_per_token")
+    if floor is None:
+        return []
+    service = result["cpu_us_per_token"]
+    parts = ", ".join(f"{name} {floor[name]:.0f} (service {service[name]:.0f})" for name in floor)
+    floor_ratio = result["signature_cpu_us"] / sum(floor.values())
+    return [
+        f"- the floor's CPU per token at saturation (µs): {parts}; its CPU ratio "
+        f"**{floor_ratio:.2f}** (the service's {result['cpu_ratio']:.2f}, "
+        f"{result['cpu_ratio'] / floor_ratio:.2f} of it)",
     ]
 
 

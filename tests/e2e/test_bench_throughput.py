@@ -28,7 +28,7 @@ def test_bench_quick_run_writes_its_figures(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     text = output.read_text()
     figures = ("baseline ES384", "saturation", "ratio service / baseline", "p99")
-    for figure in (*figures, "the floor in the same run"):
+    for figure in (*figures, "the floor in the same run", "the floor's CPU per token"):
         assert figure in text
     assert "Redis round trips (EVALSHA) per token: **1.000**" in text
     assert "non-201: none" in text
