@@ -60,6 +60,7 @@ from typing import Any, Final
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 from token_service.http.problem_json import PROBLEM_JSON, problem_bytes
+from token_service.http.write_coalescing import CoalescingTransport
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._answering: RequestResponseCycle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        # One write per answer, head and body together (see `write_coalescing`).
+        super().connection_made(CoalescingTransport(transport, self.loop))
         # uvicorn arms its keep-alive timer only after a response: a connection that never
         # sends a byte would otherwise stay open for good.
         self.timeout_keep_alive_task = self.loop.call_later(

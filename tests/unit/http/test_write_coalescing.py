@@ -1,0 +1,232 @@
+"""A response's head leaves with its body in one write; a head alone is late by one loop
+turn at most, and nothing is lost or reordered (token_service/http/write_coalescing.py).
+
+Writes are counted by a transport that touches no socket: each `write` call to it would
+be one `send` system call on a real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import uvicorn
+from uvicorn.server import ServerState
+
+from token_service.http.head_limits import BoundedHttpToolsProtocol, ConnectionTimeouts
+from token_service.http.write_coalescing import (
+    MAX_HELD_BYTES,
+    CoalescingTransport,
+    is_response_head,
+)
+
+HEAD = b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n"
+BODY = b"ok"
+
+
+class Recording(asyncio.Transport):
+    """Keeps each write apart, and what came after it (end of file, close, abort)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[bytes | str] = []
+        self.closing = False
+        self.buffered = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.events.append(bytes(data))
+
+    def write_eof(self) -> None:
+        self.events.append("eof")
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.events.append("close")
+        self.closing = True
+
+    def abort(self) -> None:
+        self.events.append("abort")
+        self.closing = True
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
+            name, default
+        )
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+async def next_turn() -> None:
+    """Let callbacks scheduled with `call_soon` run."""
+    for _ in range(3):
+        await asyncio.sleep(0)
+
+
+def coalescing() -> tuple[CoalescingTransport, Recording]:
+    inner = Recording()
+    return CoalescingTransport(inner, asyncio.get_running_loop()), inner
+
+
+async def test_a_head_and_the_body_after_it_are_one_write() -> None:
+    transport, inner = coalescing()
+    transport.write(HEAD)
+    transport.write(BODY)
+    assert inner.events == [HEAD + BODY]
+
+
+async def test_a_head_with_no_write_after_it_goes_out_at_the_next_turn() -> None:
+    transport, inner = coalescing()
+    transport.write(HEAD)
+    assert inner.events == []
+    await next_turn()
+    assert inner.events == [HEAD]
+
+
+async def test_a_head_sent_alone_is_not_sent_again_with_the_next_write() -> None:
+    transport, inner = coalescing()
+    transport.write(HEAD)
+    await next_turn()
+    transport.write(BODY)
+    await next_turn()
+    assert inner.events == [HEAD, BODY]
+
+
+async def test_a_write_that_is_no_head_goes_out_at_once() -> None:
+    transport, inner = coalescing()
+    transport.write(BODY)
+    transport.write(b"HTTP/1.1 200 OK\r\n")  # no blank line: not a whole head
+    assert inner.events == [BODY, b"HTTP/1.1 200 OK\r\n"]
+
+
+async def test_close_sends_the_held_head_first() -> None:
+    transport, inner = coalescing()
+    transport.write(HEAD)
+    transport.close()
+    await next_turn()
+    assert inner.events == [HEAD, "close"]
+
+
+async def test_end_of_file_sends_the_held_head_first() -> None:
+    transport, inner = coalescing()
+    transport.write(HEAD)
+    transport.write_eof()
+    await next_turn()
+    assert inner.events == [HEAD, "eof"]
+
+
+async def test_abort_drops_the_held_head() -> None:
+    transport, inner = coalescing()
+    transport.write(HEAD)
+    transport.abort()
+    await next_turn()
+    assert inner.events == ["abort"]
+
+
+async def test_a_head_is_not_held_for_a_closing_transport() -> None:
+    transport, inner = coalescing()
+    inner.closing = True
+    transport.write(HEAD)
+    assert inner.events == [HEAD]
+
+
+async def test_held_bytes_count_in_the_write_buffer_size() -> None:
+    transport, inner = coalescing()
+    inner.buffered = 100
+    transport.write(HEAD)
+    assert transport.get_write_buffer_size() == 100 + len(HEAD)
+
+
+async def test_writelines_is_one_write() -> None:
+    transport, inner = coalescing()
+    transport.writelines([HEAD, BODY])
+    assert inner.events == [HEAD + BODY]
+
+
+def test_only_a_whole_head_of_bounded_size_is_held() -> None:
+    assert is_response_head(HEAD)
+    assert not is_response_head(BODY)
+    assert not is_response_head(b"GET / HTTP/1.1\r\n\r\n")
+    huge = b"HTTP/1.1 200 OK\r\nx: " + b"a" * MAX_HELD_BYTES + b"\r\n\r\n"
+    assert not is_response_head(huge)
+
+
+# -- through the service's HTTP protocol ---------------------------------------------
+
+
+def protocol(app: Any) -> tuple[BoundedHttpToolsProtocol, Recording]:
+    config = uvicorn.Config(app, log_config=None)
+    timeouts = ConnectionTimeouts(head_seconds=10.0, body_seconds=10.0, send_seconds=10.0)
+    served = BoundedHttpToolsProtocol(
+        config=config,
+        server_state=ServerState(),
+        app_state={},
+        _loop=asyncio.get_running_loop(),
+        timeouts=timeouts,
+    )
+    inner = Recording()
+    served.connection_made(inner)
+    return served, inner
+
+
+async def answer_whole(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": BODY})
+
+
+async def answer_streamed(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"4")]}
+    )
+    await asyncio.sleep(0.01)
+    await send({"type": "http.response.body", "body": b"ab", "more_body": True})
+    await send({"type": "http.response.body", "body": b"cd"})
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_the_protocol_writes_an_answer_sent_whole_once() -> None:
+    served, inner = protocol(answer_whole)
+    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await settle()
+    (written,) = inner.events
+    assert isinstance(written, bytes)
+    assert written.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert written.endswith(b"\r\n\r\nok")
+
+
+async def test_the_protocol_sends_a_streamed_answers_head_before_its_body() -> None:
+    served, inner = protocol(answer_streamed)
+    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await settle()
+    (head,) = inner.events
+    assert isinstance(head, bytes)
+    assert head.endswith(b"\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert inner.events[1:] == [b"ab", b"cd"]
+
+
+async def test_two_keep_alive_answers_are_two_writes() -> None:
+    served, inner = protocol(answer_whole)
+    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await settle()
+    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    await settle()
+    assert len(inner.events) == 2
+    assert all(isinstance(e, bytes) and e.endswith(b"\r\n\r\nok") for e in inner.events)
