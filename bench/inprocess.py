@@ -15,6 +15,8 @@ uvicorn's own share (~35-85 µs per request here, bench/floor.py) is not in it.
                                                     # ivs mode: the event loop's side of a call
     python bench/inprocess.py --mode ivs --concurrency 1 --spans
                                                     # wall time per step (the request's spans)
+    python bench/inprocess.py --without metrics access-log
+                                                    # with those parts switched off
 """
 
 from __future__ import annotations
@@ -50,9 +52,12 @@ from bench_processes import free_port, process, wait_for  # noqa: E402
 from deployment import CREDENTIALS, SECRET, redis_server, service_env  # noqa: E402
 from floor import signature_cpu_us  # noqa: E402
 
+import token_service.bootstrap.app as composition  # noqa: E402
 from token_service.auth import mint_user_token  # noqa: E402
 from token_service.bootstrap.app import create_app  # noqa: E402
+from token_service.bootstrap.mapping import IssuanceMetrics  # noqa: E402
 from token_service.config import load_settings  # noqa: E402
+from token_service.keys.usage import RedisKeyUsage  # noqa: E402
 from token_service.observability.tracing import use_tracer  # noqa: E402
 
 #: Where the log lines go with --log-level INFO: formatted and written, then dropped.
@@ -166,6 +171,53 @@ async def _lifespan(app: Any) -> tuple[asyncio.Queue[Any], asyncio.Queue[Any], a
     if message["type"] != "lifespan.startup.complete":
         raise RuntimeError(f"start-up failed: {message}")
     return inbox, outbox, task
+
+
+def _identity(app: Any) -> Any:
+    return app
+
+
+def _no_metrics() -> None:
+    composition.http_metrics_middleware = lambda metrics: _identity  # type: ignore[assignment]
+    for hook in ("limit_decided", "issued", "failed", "recorded"):
+        setattr(IssuanceMetrics, hook, lambda self, *args, **kwargs: None)
+
+
+def _no_request_id() -> None:
+    composition.request_id_middleware = _identity
+
+
+def _no_disconnects() -> None:
+    composition.client_disconnect_middleware = _identity
+
+
+def _no_access_log() -> None:
+    composition._access_log = lambda settings: None
+
+
+def _no_allow_header() -> None:
+    def finished(app: Any, settings: Any) -> Any:
+        app.access_log = composition._access_log(settings)
+        return app
+
+    composition._finished = finished
+
+
+def _no_key_usage() -> None:
+    RedisKeyUsage.record = lambda self, arn, expires_at: None  # type: ignore[method-assign]
+
+
+#: Parts of the token path `--without` switches off, for what each costs (with
+#: bench/instructions.py: the difference in instructions per token). Not a way to run
+#: the service: each replaces a name in the composition root before the app is built.
+PARTS: dict[str, Any] = {
+    "metrics": _no_metrics,  # the HTTP middleware's and the issuance hooks' updates
+    "request-id": _no_request_id,  # the X-Request-Id middleware
+    "disconnects": _no_disconnects,  # the 499 middleware
+    "access-log": _no_access_log,  # the access log around the app
+    "allow-header": _no_allow_header,  # the before-send hook fixing OPTIONS' Allow
+    "key-usage": _no_key_usage,  # counting tokens per signing key
+}
 
 
 async def _run(args: argparse.Namespace, env: dict[str, str], stages: list[str]) -> dict[str, Any]:
@@ -290,7 +342,16 @@ def main() -> None:
         action="store_true",
         help="count what the token path leaves to the cyclic collector, per token, by type",
     )
+    parser.add_argument(
+        "--without",
+        nargs="+",
+        choices=sorted(PARTS),
+        default=[],
+        help="switch these parts of the token path off (what each costs)",
+    )
     args = parser.parse_args()
+    for part in args.without:
+        PARTS[part]()
     global _steps  # noqa: PLW0603 - the bench's one switch
     with tempfile.TemporaryDirectory(prefix="inprocess-") as tmp, redis_server(tmp) as redis_port:
         emulator_port = free_port()
