@@ -32,6 +32,7 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from tests.support.socketless import SocketlessTransport
 from token_service.cli.workers import SlotSupervisor
 from token_service.http.head_limits import (
     MAX_HEAD_BYTES,
@@ -43,7 +44,7 @@ from token_service.infra.lane import _endpoint
 from token_service.infra.redis import _WriteGuard, build_redis
 
 
-class _Transport(asyncio.Transport):
+class _Transport(SocketlessTransport):
     """Collects what the protocol writes; never touches a socket."""
 
     def __init__(self) -> None:
@@ -54,9 +55,6 @@ class _Transport(asyncio.Transport):
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += bytes(data)
 
-    def can_write_eof(self) -> bool:
-        return True
-
     def write_eof(self) -> None:
         pass
 
@@ -65,17 +63,6 @@ class _Transport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default
-        )
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class Closed(msgspec.Struct, forbid_unknown_fields=True):

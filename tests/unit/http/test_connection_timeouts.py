@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from tests.support.socketless import SocketlessTransport
 from token_service.http.head_limits import BoundedHttpToolsProtocol, ConnectionTimeouts
 
 KEEP_ALIVE = 75.0
@@ -61,7 +62,7 @@ class ManualTimers:
         return getattr(self._loop, name)
 
 
-class Transport(asyncio.Transport):
+class Transport(SocketlessTransport):
     """Collects what the protocol writes; `unsent` bytes stand for a client not reading."""
 
     def __init__(self) -> None:
@@ -74,9 +75,6 @@ class Transport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += bytes(data)
-
-    def can_write_eof(self) -> bool:
-        return True
 
     def write_eof(self) -> None:
         self.eof = True
@@ -92,17 +90,6 @@ class Transport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default
-        )
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 class Connection:

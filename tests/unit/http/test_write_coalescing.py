@@ -13,6 +13,7 @@ from typing import Any
 import uvicorn
 from uvicorn.server import ServerState
 
+from tests.support.socketless import SocketlessTransport
 from token_service.http.head_limits import BoundedHttpToolsProtocol, ConnectionTimeouts
 from token_service.http.write_coalescing import (
     MAX_HELD_BYTES,
@@ -24,7 +25,7 @@ HEAD = b"HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\n"
 BODY = b"ok"
 
 
-class Recording(asyncio.Transport):
+class Recording(SocketlessTransport):
     """Keeps each write apart, and what came after it (end of file, close, abort)."""
 
     def __init__(self) -> None:
@@ -39,9 +40,6 @@ class Recording(asyncio.Transport):
     def write_eof(self) -> None:
         self.events.append("eof")
 
-    def can_write_eof(self) -> bool:
-        return True
-
     def close(self) -> None:
         self.events.append("close")
         self.closing = True
@@ -55,17 +53,6 @@ class Recording(asyncio.Transport):
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8080)}.get(
-            name, default
-        )
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
 
 
 async def next_turn() -> None:
