@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from deployment import Deployment, deployed, warm_stages
-from run import children_cpu_seconds, closed_loop, cpu_seconds, run_loadgen
+from run import measured_closed_loop, run_loadgen
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -56,18 +56,12 @@ def deployed_from(checkout: Path, args: argparse.Namespace) -> Iterator[Deployme
 
 
 def burst(args: argparse.Namespace, d: Deployment) -> dict[str, float]:
-    """One closed-loop burst: tokens per second, and CPU µs per token (workers, generator)."""
-    pids = d.worker_pids()
-    workers_before, generator_before = sum(map(cpu_seconds, pids)), children_cpu_seconds()
-    sat = closed_loop(args, d.spec, d.workdir)
-    issued = max(1, sat["ok"] + sum(sat["errors"].values()))
+    """One closed-loop burst: tokens per second, and CPU µs per token (workers, generator),
+    counted as bench/run.py counts them."""
+    sat, cpu = measured_closed_loop(args, d.spec, d.workdir, {"workers": d.worker_pids()})
     if sat["errors"]:
         raise RuntimeError(f"non-201 answers in a burst: {sat['errors']}")
-    return {
-        "rate": sat["rate"],
-        "workers": (sum(map(cpu_seconds, pids)) - workers_before) / issued * 1e6,
-        "generator": (children_cpu_seconds() - generator_before) / issued * 1e6,
-    }
+    return {"rate": sat["rate"], "workers": cpu["workers"], "generator": cpu["load generator"]}
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,11 +73,12 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
             # ABBA: neither version always runs first (a machine warming or cooling
             # during the run would otherwise favour one).
             if i % 2 == 0:
-                first, second = burst(args, a), burst(args, b)
-                pairs.append((first, second))
+                on_a = burst(args, a)
+                on_b = burst(args, b)
             else:
-                second, first = burst(args, b), burst(args, a)
-                pairs.append((first, second))
+                on_b = burst(args, b)
+                on_a = burst(args, a)
+            pairs.append((on_a, on_b))
             print(json.dumps({"pair": i, "a": pairs[-1][0], "b": pairs[-1][1]}))
     return summary(pairs)
 

@@ -16,9 +16,10 @@ One run on one machine:
 5. the floor of the same run: bench/floor_admission_app.py (one Litestar route doing the
    service's admission script and one signature; no authentication, policy, metrics or
    logging) served the same way (uvicorn, same workers each with its own listening socket,
-   same Redis; bench/floor_serve.py), through the same two loops: its saturation rate,
-   and its p50/p99 at half of that. What the service
-   cannot beat on this machine at this hour, for the throughput and for the tail;
+   same Redis; bench/floor_serve.py), through the same two loops: its saturation rate
+   and CPU per token (counted as the service's), and its p50/p99 at half of that. What
+   the service cannot beat on this machine at this hour, for the throughput and for the
+   tail;
 6. appends the figures to bench/RESULTS.md.
 
     python bench/run.py                        # full run (a few minutes)

@@ -155,8 +155,9 @@ def run(listen: Listen, app: Any | None = None) -> int:
     sockets: list[socket.socket] = []
     try:
         supervisor = SlotSupervisor(config, addresses) if slotted else None
-        for host, port in [] if slotted else addresses:
-            sockets.append(bind(host, port))
+        if not slotted:
+            for host, port in addresses:
+                sockets.append(bind(host, port))
     except CannotListen as exc:
         for sock in sockets:  # the public listener, when the admin port failed
             sock.close()
