@@ -97,7 +97,7 @@ class Gate(Protocol):
 # KEYS: the n limit keys, the four ban keys (`mapping.records.ban_keys`), then either (a
 # record is written) the record, user index, stage index and user-id keys, or (ivs mode: a
 # slot of the IVS budget is taken) the budget's two keys. ARGV: the limits' interval/burst
-# pairs, then the record's five write arguments or the budget's five reservation
+# pairs, then the record's five write arguments or the budget's three reservation
 # arguments, and last, n. Returns {now, status, tat_1..tat_n} with status 1 admitted, 0
 # limited, followed when admitted with a budget by the reservation {granted, wait,
 # replicas}; or {0, 2, ban id} for a banned user. Nothing is written for a refused request.
@@ -125,8 +125,7 @@ if allowed == 1 then
                  ARGV[a + 1], ARGV[a + 2], tonumber(ARGV[a + 3]), ARGV[a + 4], ARGV[a + 5])
   elseif #KEYS == n + 6 then
     slot = reserve_slot(KEYS[n + 5], KEYS[n + 6], now, tonumber(ARGV[a + 1]),
-                        tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]), ARGV[a + 4],
-                        tonumber(ARGV[a + 5]))
+                        tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3]))
   end
 end
 local result = {now, allowed}

@@ -145,6 +145,8 @@ def _paced_ivs(
         lookup=build_lookup_budget(settings, redis_client, metrics),
         disconnect=build_disconnect_budget(settings, redis_client, metrics),
     )
+    # One update per IVS call: each (operation, outcome) child looked up once.
+    ivs_calls = Children(metrics.ivs_calls)
     ivs = Ivs(
         ivs_client or build_ivs(settings),
         IVS_WORKERS,
@@ -156,7 +158,7 @@ def _paced_ivs(
             "GetStage": budgets.lookup,
             "DisconnectParticipant": budgets.disconnect,
         },
-        on_call=lambda operation, outcome: metrics.ivs_calls.labels(operation, outcome).inc(),
+        on_call=lambda operation, outcome: ivs_calls(operation, outcome).inc(),
     )
     return ivs, budgets
 

@@ -15,10 +15,11 @@ what a per-second quota counted over any sliding second needs: with a burst of B
 any one second holds at most `count + B - 1` calls.
 
 In Redis, one Lua script per call decides with Redis's own clock (replicas' clocks
-do not matter) and records this replica as alive, so each replica knows how many
-share the budget. When Redis fails, a replica waits a bounded time, then either
-refuses (`deny`) or runs a local budget of `rate / replicas last seen` (`local`),
-so that all replicas together still stay near the shared rate.
+do not matter) and answers how many replicas share the budget: each replica says it is
+alive in a heartbeat (every `REPLICA_TTL_SECONDS / 4`), not in every call (which put
+four more Redis commands on the token path). When Redis fails, a replica waits a bounded
+time, then either refuses (`deny`) or runs a local budget of `rate / replicas last seen`
+(`local`), so that all replicas together still stay near the shared rate.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ IVS_GET_STAGE_QUOTA_PER_SECOND = 5
 IVS_DISCONNECT_QUOTA_PER_SECOND = 5
 #: Both keys of the script share this hash tag: one slot in Redis Cluster.
 HASH_TAG = "{ts-ivs}"
-#: A replica that took no slot for this long no longer counts as sharing the budget.
+#: A replica whose heartbeat was not heard for this long no longer counts as sharing the
+#: budget.
 REPLICA_TTL_SECONDS = 60.0
 
 
@@ -195,8 +197,7 @@ class MemorySlots:
 #: admission script that takes a slot in the same round trip (see `IvsCallBudget.fold`).
 #: Times in µs; returns {granted (0/1), wait µs, replicas}.
 RESERVE_LUA = """
-local function reserve_slot(tat_key, replicas_key, now, interval, burst, max_wait,
-                            replica, replica_ttl)
+local function reserve_slot(tat_key, replicas_key, now, interval, burst, max_wait)
   local tat = tonumber(redis.call('GET', tat_key) or now)
   if tat < now then tat = now end
   local slot = tat - (burst - 1) * interval
@@ -210,15 +211,13 @@ local function reserve_slot(tat_key, replicas_key, now, interval, burst, max_wai
     redis.call('SET', tat_key, string.format('%d', new_tat), 'PX',
                math.ceil((new_tat - now) / 1000) + 1)
   end
-  redis.call('ZADD', replicas_key, string.format('%d', now), replica)
-  redis.call('ZREMRANGEBYSCORE', replicas_key, '-inf', string.format('%d', now - replica_ttl))
-  redis.call('PEXPIRE', replicas_key, math.ceil(replica_ttl / 1000))
+  -- The replicas' heartbeats (_HEARTBEAT) keep the set and drop the silent.
   return {granted, string.format('%d', wait), redis.call('ZCARD', replicas_key)}
 end
 """
 
 # KEYS[1]: the budget's TAT; KEYS[2]: the replicas (sorted set, score = last seen, µs).
-# ARGV: interval µs, burst, max wait µs, this replica's id, replica TTL µs.
+# ARGV: interval µs, burst, max wait µs.
 # Returns {granted (0/1), wait µs, replicas}.
 _SCRIPT = (
     RESERVE_LUA
@@ -226,7 +225,7 @@ _SCRIPT = (
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 return reserve_slot(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(ARGV[2]),
-                    tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))
+                    tonumber(ARGV[3]))
 """
 )
 
@@ -367,13 +366,7 @@ class RedisSlots:
 
     def reservation_args(self, max_wait_seconds: float) -> list[str | int]:
         """`reserve_slot`'s arguments after the keys and the time (see RESERVE_LUA)."""
-        return [
-            self.rate.interval_us,
-            self.rate.burst,
-            int(max_wait_seconds * 1_000_000),
-            self._replica_id,
-            int(REPLICA_TTL_SECONDS * 1_000_000),
-        ]
+        return [self.rate.interval_us, self.rate.burst, int(max_wait_seconds * 1_000_000)]
 
     def answer(self, raw: Sequence[Any], max_wait_seconds: float) -> Reservation:
         """`reserve_slot`'s reply as a reservation; remembers how many replicas share."""
@@ -406,7 +399,7 @@ class SlotFold:
     where its reply goes: `hold(reply)` keeps it for this request's next `acquire`."""
 
     keys: list[str]
-    #: After the keys and Redis's time: interval, burst, max wait, replica, replica TTL.
+    #: After the keys and Redis's time: interval, burst, max wait.
     args: list[str | int]
     hold: Callable[[Sequence[Any]], None]
 

@@ -359,8 +359,11 @@ class Ivs:
                 async with asyncio.timeout(remaining):
                     # In the caller's context (as asyncio.to_thread does): the botocore
                     # span is then a child of the request's, and log lines keep its ids.
-                    result = await loop.run_in_executor(
-                        self._pool, contextvars.copy_context().run, _on_time(fn, send_by)
+                    # Submitted and wrapped as `run_in_executor` does, without its checks
+                    # that `fn` is no coroutine function (inspect's, on every call).
+                    result = await asyncio.wrap_future(
+                        self._pool.submit(contextvars.copy_context().run, _on_time(fn, send_by)),
+                        loop=loop,
                     )
             except _MissedSlot:
                 # Busy event loop or thread pool: the slot passed unused, which only

@@ -31,6 +31,7 @@ no issuer and read as bans from every issuer, under the keys they always had.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -264,6 +265,9 @@ CHANGE_DECODER = msgspec.json.Decoder(CapabilityChange)
 OVERRIDE_DECODER = msgspec.json.Decoder(CapabilityOverride)
 
 
+# Remembered, as `user_key`: one token request needs it twice (its bans, its record's
+# user-keys set), and OpenSSL's SHA-256 costs more from a cold cache than in a loop.
+@functools.lru_cache(maxsize=8192)
 def user_hash(user_id: str) -> str:
     """A user id alone, from every issuer, as it names keys (no personal data in them)."""
     digest = hashlib.sha256(user_id.encode()).digest()[:16]

@@ -101,6 +101,19 @@ async def test_a_closed_replica_leaves_the_count(client: RedisClient) -> None:
     await first.close()
 
 
+async def test_only_the_heartbeat_counts_a_replica_as_sharing(client: RedisClient) -> None:
+    # A reservation reads the count; joining it is the heartbeat's (start, then every
+    # REPLICA_TTL_SECONDS / 4), so the token path's script writes nothing for it.
+    started, silent = replica(client), replica(client)
+    await started.start()
+
+    await silent.reserve(1.0)
+    await started.reserve(1.0)
+
+    assert (started.replicas, silent.replicas) == (1, 1)
+    await started.close()
+
+
 async def test_budget_keys_share_one_cluster_slot(client: RedisClient) -> None:
     slots = replica(client)
 
@@ -212,7 +225,7 @@ async def hold_a_slot_reserved_by_another_script(
         + "local t = redis.call('TIME')\n"
         + "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
         + "return reserve_slot(KEYS[1], KEYS[2], now, tonumber(ARGV[1]), tonumber(ARGV[2]),"
-        + " tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]))\n"
+        + " tonumber(ARGV[3]))\n"
     )
     fold.hold(await script(keys=fold.keys, args=fold.args))
 
