@@ -208,9 +208,7 @@ class RedisGate:
     ) -> Admission:
         if self.healthy:
             try:
-                # asyncio.timeout, not wait_for: no extra task per request on this path.
-                async with asyncio.timeout(self._timeout):
-                    admission = await self._admit_redis(limits, issuer, user_id, stage_arn, record)
+                admission = await self._admit_redis(limits, issuer, user_id, stage_arn, record)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
             else:
@@ -238,7 +236,8 @@ class RedisGate:
                 keys += fold.keys
                 args += fold.args
         args.append(len(limits))
-        raw = await self._script(keys, args)
+        # The script call keeps the timeout (the lane's own timer: no asyncio.timeout).
+        raw = await self._script(keys, args, timeout=self._timeout)
         if int(raw[1]) == 2:
             ban = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])
             return Admission(decision=Decision(allowed=False, states=()), ban_id=ban)
@@ -283,8 +282,7 @@ class RedisGate:
     async def record(self, record: MappingRecord) -> bool:
         if self.healthy:
             try:
-                async with asyncio.timeout(self._timeout):
-                    await self._store.record(record)
+                await self._store.record(record, timeout=self._timeout)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
             else:
@@ -301,8 +299,7 @@ class RedisGate:
         while self.outbox and self.healthy:
             record = self.outbox[0]
             try:
-                async with asyncio.timeout(self._timeout * 10):
-                    await self._store.record(record)
+                await self._store.record(record, timeout=self._timeout * 10)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._trip(exc)
                 break

@@ -15,8 +15,11 @@ call is always the same shape, so this module does the least that call needs:
 
 Failure behaviour is the caller's, as with redis-py: a lost connection fails every
 waiting call with `ConnectionError` (the admission gate then trips its breaker) and
-the next call connects again; a call's timeout is the caller's `asyncio.timeout`,
-whose cancellation leaves the FIFO aligned (the late reply is read and dropped). A
+the next call connects again. A call's `timeout` is kept by the lane itself: one timer
+per connection, armed at the earliest deadline of the calls waiting, fails each late
+call with `TimeoutError` (an `asyncio.timeout` per call cost the token path ~3 µs of
+CPU each, warm, two per token in ivs mode). A timed-out call, like one its caller
+cancelled, leaves the FIFO aligned: the late reply is read and dropped. A
 connection whose oldest call has waited longer than `stale_seconds` is dropped, so a
 Redis that stopped answering (frozen, or a silent network partition) does not
 collect calls forever. Redis Cluster URLs are not served here (one connection cannot
@@ -33,11 +36,12 @@ import asyncio
 import collections
 import hashlib
 import logging
+import math
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from redis.asyncio.connection import SSLConnection, UnixDomainSocketConnection, parse_url
 from redis.exceptions import ConnectionError, ResponseError
@@ -110,12 +114,18 @@ def pack(args: Sequence[bytes | str | int]) -> bytes:
 class _Protocol(asyncio.Protocol):
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        #: (future, monotonic time sent) of every call still waiting for its reply.
-        self.waiting: collections.deque[tuple[asyncio.Future[Reply], float]] = collections.deque()
+        #: (future, monotonic time sent, monotonic deadline or None) of every call still
+        #: waiting for its reply.
+        self.waiting: collections.deque[tuple[asyncio.Future[Reply], float, float | None]] = (
+            collections.deque()
+        )
         self.closed = False
         self._buffer = bytearray()
         self._outgoing: list[bytes] = []
         self._flush_scheduled = False
+        #: The timer failing late calls, and the deadline it is armed for.
+        self._watch: asyncio.TimerHandle | None = None
+        self._watch_at = math.inf
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -125,10 +135,42 @@ class _Protocol(asyncio.Protocol):
         self._fail_all(ConnectionError("connection to Redis lost"))
 
     def _fail_all(self, exc: Exception) -> None:
+        self._disarm()
         while self.waiting:
-            future, _ = self.waiting.popleft()
+            future, _, _ = self.waiting.popleft()
             if not future.done():
                 future.set_exception(exc)
+
+    def _disarm(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        self._watch_at = math.inf
+
+    def _arm(self, deadline: float) -> None:
+        """Have the timer fire by `deadline` (monotonic): earlier, if it is set later."""
+        if deadline >= self._watch_at:
+            return
+        self._disarm()
+        delay = max(0.0, deadline - time.monotonic())
+        self._watch = asyncio.get_running_loop().call_later(delay, self._expire)
+        self._watch_at = deadline
+
+    def _expire(self) -> None:
+        """Fail every call past its deadline; arm again for the earliest still ahead."""
+        self._watch = None
+        self._watch_at = math.inf
+        now = time.monotonic()
+        upcoming = math.inf
+        for future, _, deadline in self.waiting:
+            if deadline is None or future.done():
+                continue
+            if deadline <= now:
+                future.set_exception(TimeoutError("Redis did not answer in time"))
+            elif deadline < upcoming:
+                upcoming = deadline
+        if upcoming < math.inf:
+            self._arm(upcoming)
 
     def abort(self, reason: str) -> None:
         self.closed = True
@@ -136,14 +178,17 @@ class _Protocol(asyncio.Protocol):
             self.transport.abort()
         self._fail_all(ConnectionError(reason))
 
-    def send(self, command: bytes) -> asyncio.Future[Reply]:
+    def send(self, command: bytes, deadline: float | None = None) -> asyncio.Future[Reply]:
+        """Queue `command`; its reply, or `TimeoutError` once `deadline` (monotonic) passed."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Reply] = loop.create_future()
         if self.closed:
             # Lost between the caller's check and now: fail at once, never wait forever.
             future.set_exception(ConnectionError("connection to Redis lost"))
             return future
-        self.waiting.append((future, time.monotonic()))
+        self.waiting.append((future, time.monotonic(), deadline))
+        if deadline is not None:
+            self._arm(deadline)
         self._outgoing.append(command)
         if not self._flush_scheduled:
             # Everything sent in this event-loop turn leaves in one write.
@@ -168,8 +213,8 @@ class _Protocol(asyncio.Protocol):
                 if not self.waiting:
                     self.abort("Redis sent a reply nobody asked for")
                     return
-                future, _ = self.waiting.popleft()
-                if future.done():  # the caller gave up (timeout): drop the late reply
+                future, _, _ = self.waiting.popleft()
+                if future.done():  # timed out, or the caller gave up: drop the late reply
                     continue
                 if isinstance(reply, ResponseError):
                     future.set_exception(reply)
@@ -253,22 +298,33 @@ class RedisLane:
         self._connecting: asyncio.Future[_Protocol] | None = None
 
     async def run(
-        self, script: LaneScript, keys: Sequence[str], args: Sequence[bytes | str | int]
+        self,
+        script: LaneScript,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the lane's one timer, not one per call
     ) -> Reply:
-        """EVALSHA the script; on NOSCRIPT (a restarted or flushed Redis), EVAL it once."""
+        """EVALSHA the script; on NOSCRIPT (a restarted or flushed Redis), EVAL it once.
+
+        `timeout` bounds the whole call, connecting included: `TimeoutError` after it.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
         protocol = await self._connected()
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError("connecting to Redis took the call's whole time")
         self._drop_if_stale(protocol)
         if len(protocol.waiting) >= MAX_IN_FLIGHT:
             protocol.abort("too many Redis calls waiting; reconnecting")
             raise ConnectionError("too many Redis calls waiting for replies")
         command = [b"EVALSHA", script.sha, len(keys), *keys, *args]
         try:
-            return await protocol.send(pack(command))
+            return await protocol.send(pack(command), deadline)
         except ResponseError as exc:
             if not str(exc).startswith("NOSCRIPT"):
                 raise
         # EVAL also puts the script in Redis's cache for the next EVALSHA.
-        return await protocol.send(pack([b"EVAL", script.body, len(keys), *keys, *args]))
+        return await protocol.send(pack([b"EVAL", script.body, len(keys), *keys, *args]), deadline)
 
     async def command(self, *args: bytes | str | int) -> Reply:
         """Any other command on the same connection (tests, diagnostics)."""
@@ -357,8 +413,17 @@ def lane_for(url: str | None, *, connect_timeout: float) -> RedisLane | None:
     return RedisLane(url, connect_timeout=connect_timeout)
 
 
-#: A Lua script ready to call: `await call(keys, args)` -> its reply.
-ScriptCall = Callable[[Sequence[str], Sequence[bytes | str | int]], Awaitable[Any]]
+class ScriptCall(Protocol):
+    """A Lua script ready to call: `await call(keys, args, timeout=...)` -> its reply;
+    `TimeoutError` when Redis has not answered within `timeout` seconds."""
+
+    def __call__(
+        self,
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+        *,
+        timeout: float | None = None,
+    ) -> Awaitable[Any]: ...
 
 
 def script_call(client: RedisClient, lane: RedisLane | None, body: str) -> ScriptCall:
@@ -371,13 +436,24 @@ def script_call(client: RedisClient, lane: RedisLane | None, body: str) -> Scrip
     if lane is None:
         script = client.register_script(body)
 
-        async def through_client(keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
-            return await script(keys=list(keys), args=list(args))
+        async def through_client(
+            keys: Sequence[str],
+            args: Sequence[bytes | str | int],
+            *,
+            timeout: float | None = None,  # noqa: ASYNC109 - ScriptCall's one signature
+        ) -> Any:
+            async with asyncio.timeout(timeout):
+                return await script(keys=list(keys), args=list(args))
 
         return through_client
     lane_script = LaneScript.of(body)
 
-    async def through_lane(keys: Sequence[str], args: Sequence[bytes | str | int]) -> Any:
-        return await lane.run(lane_script, keys, args)
+    async def through_lane(
+        keys: Sequence[str],
+        args: Sequence[bytes | str | int],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - kept by the lane's timer
+    ) -> Any:
+        return await lane.run(lane_script, keys, args, timeout=timeout)
 
     return through_lane

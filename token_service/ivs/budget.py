@@ -337,8 +337,7 @@ class RedisSlots:
     async def reserve(self, max_wait_seconds: float) -> Reservation:
         if self.available:
             try:
-                async with asyncio.timeout(self._timeout):
-                    return await self._reserve_redis(max_wait_seconds)
+                return await self._reserve_redis(max_wait_seconds)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._open_until = self._clock() + self._breaker_seconds
                 log.warning(
@@ -378,7 +377,9 @@ class RedisSlots:
         return Reservation(False, wait, max(0.0, wait - max_wait_seconds))
 
     async def _reserve_redis(self, max_wait_seconds: float) -> Reservation:
-        raw = await self._script(self._keys, self.reservation_args(max_wait_seconds))
+        raw = await self._script(
+            self._keys, self.reservation_args(max_wait_seconds), timeout=self._timeout
+        )
         return self.answer(raw, max_wait_seconds)
 
     async def _degraded(self, max_wait_seconds: float) -> Reservation:

@@ -335,9 +335,16 @@ class RedisMappingStore:
         self._add_ban_script = client.register_script(_ADD_BAN_SCRIPT)
         self._remove_ban_script = client.register_script(_REMOVE_BAN_SCRIPT)
 
-    async def record(self, record: MappingRecord) -> None:
+    async def record(
+        self,
+        record: MappingRecord,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the lane's timer keeps it (infra.lane)
+    ) -> None:
+        """Write the record and its indexes; `TimeoutError` when Redis has not answered
+        within `timeout` seconds (the record may still be written)."""
         await self._record_script(
-            record_write_keys(record), record_write_args(record, self._retention)
+            record_write_keys(record), record_write_args(record, self._retention), timeout=timeout
         )
 
     async def get(self, participant_id: str) -> ParticipantView | None:

@@ -121,6 +121,59 @@ def test_a_call_abandoned_on_timeout_leaves_later_replies_matched(server: RedisP
     assert run(lambda: with_lane(server.url, body)) == b"wanted"
 
 
+def test_a_call_past_its_timeout_fails_and_later_replies_stay_matched(
+    server: RedisProcess,
+) -> None:
+    async def body(lane: RedisLane) -> tuple[float, Any]:
+        await lane.run(ECHO, [], ["warm"])
+        server.pause()
+        started = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(TimeoutError):
+                await lane.run(ECHO, [], ["late"], timeout=0.1)
+            waited = asyncio.get_running_loop().time() - started
+        finally:
+            server.resume()
+        return waited, await lane.run(ECHO, [], ["wanted"], timeout=5)
+
+    waited, reply = run(lambda: with_lane(server.url, body))
+
+    assert 0.09 <= waited < 1.0
+    assert reply == b"wanted"
+
+
+def test_a_shorter_timeout_sent_later_fails_first(server: RedisProcess) -> None:
+    async def body(lane: RedisLane) -> list[str]:
+        await lane.run(ECHO, [], ["warm"])
+        server.pause()
+        failed: list[str] = []
+
+        async def call(name: str, seconds: float) -> None:
+            try:
+                await lane.run(ECHO, [], [name], timeout=seconds)
+            except TimeoutError:
+                failed.append(name)
+
+        patient = asyncio.ensure_future(call("patient", 0.6))
+        await asyncio.sleep(0.01)
+        hasty = asyncio.ensure_future(call("hasty", 0.1))
+        await asyncio.sleep(0.3)
+        seen = list(failed)
+        server.resume()
+        await asyncio.gather(patient, hasty)
+        return seen
+
+    # Only the later, shorter call has failed by then; the first one is answered.
+    assert run(lambda: with_lane(server.url, body)) == ["hasty"]
+
+
+def test_calls_within_their_timeout_are_answered(clean_redis: str) -> None:
+    async def body(lane: RedisLane) -> list[Any]:
+        return await asyncio.gather(*(lane.run(ECHO, [], [str(i)], timeout=5) for i in range(100)))
+
+    assert run(lambda: with_lane(clean_redis, body)) == [str(i).encode() for i in range(100)]
+
+
 def test_calls_waiting_when_redis_dies_fail_as_connection_errors(server: RedisProcess) -> None:
     async def body(lane: RedisLane) -> list[BaseException | Any]:
         await lane.run(ECHO, [], ["warm"])
