@@ -4,13 +4,15 @@
 bearer header) with a token-sized JSON body, so their CPU per request is the floor
 under the service's own on this machine. `ivs_floor_app` (bench/ivs_latency.py) is the
 least a Litestar service calling boto3's CreateParticipantToken off its event loop can
-do, optionally with the two Redis round trips ivs mode cannot avoid.
+do, optionally with the two Redis round trips ivs mode cannot avoid: two trivial script
+calls, or the service's own two scripts (`FLOOR_REDIS_SCRIPTS=service`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -22,7 +24,14 @@ from botocore.config import Config
 from litestar import Litestar, post
 from litestar.types import Receive, Scope, Send
 
+from token_service.admission.gate import RedisGate
+from token_service.admission.ratelimit import RateLimits
+from token_service.domain import Rate
 from token_service.infra.lane import LaneScript, RedisLane
+from token_service.infra.redis import build_redis
+from token_service.ivs.budget import BudgetRate, IvsCallBudget, RedisSlots
+from token_service.mapping.records import MappingRecord
+from token_service.mapping.store import RedisMappingStore
 
 if TYPE_CHECKING:
     from mypy_boto3_ivs_realtime import IvsrealtimeClient
@@ -76,17 +85,64 @@ IVS_READ_TIMEOUT_SECONDS = 5.0
 TRIVIAL_SCRIPT = "return redis.call('TIME')"
 
 
+class _ServiceScripts:
+    """ivs mode's two Redis round trips as the service makes them: its own gate's
+    admission script (bans, three limits, the IVS budget's slot folded in) and, once IVS
+    answered, its mapping record script, over the lane. Limits and budget far above any
+    load; keys of their own (`floor` scope, `floor-user`)."""
+
+    def __init__(self, redis_url: str, lane: RedisLane) -> None:
+        client = build_redis(redis_url)
+        high = Rate(count=1_000_000, period_seconds=1)
+        slots = RedisSlots(client, BudgetRate.of(high), scope="floor", lane=lane)
+        self._budget = IvsCallBudget(slots, max_wait_seconds=0.25)
+        store = RedisMappingStore(client, retention_seconds=86_400, lane=lane)
+        self._gate = RedisGate(
+            client, store, retention_seconds=86_400, lane=lane, budget=self._budget
+        )
+        self._rates = RateLimits(user=high, ip=high, stage=high)
+
+    async def admit(self, stage_arn: str) -> None:
+        limits = self._rates.for_request(
+            user_key="floor-user", ip_subject="127.0.0.1", stage_arn=stage_arn
+        )
+        admission = await self._gate.admit(
+            limits, issuer=None, user_id="floor-user", stage_arn=stage_arn, record=None
+        )
+        if not admission.admitted:
+            raise RuntimeError("the floor's limits are set far above any load")
+        await self._budget.acquire()  # the slot the script held: no Redis call
+
+    async def record(self, stage_arn: str, participant_id: str) -> None:
+        now = int(time.time())
+        user = "floor-user"
+        await self._gate.record(
+            MappingRecord(
+                participant_id=participant_id,
+                app_user_id=user,
+                token_user_id=user,
+                stage_arn=stage_arn,
+                capabilities=["SUBSCRIBE"],
+                issued_at=now,
+                expires_at=now + 3600,
+                signer="ivs",
+            )
+        )
+
+
 def ivs_floor_app() -> Litestar:
     """One route that mints a participant token through boto3, called off the event loop.
 
     The client is built once with token_service/ivs/client.py `build_client`'s configuration
     (endpoint from FLOOR_IVS_ENDPOINT_URL). When FLOOR_REDIS_URL is set, every request
-    also makes two trivial Redis script calls, one before the IVS call and one after it
-    answered: ivs mode's admission and mapping record. No authentication, policy,
-    metrics or logging.
+    also makes two Redis script calls, one before the IVS call and one after it answered:
+    ivs mode's admission and mapping record, as trivial scripts or, with
+    FLOOR_REDIS_SCRIPTS=service, as the service's own (`_ServiceScripts`). No
+    authentication, policy, metrics or logging.
     """
     endpoint_url = os.environ["FLOOR_IVS_ENDPOINT_URL"]
     redis_url = os.environ.get("FLOOR_REDIS_URL")
+    service_scripts = os.environ.get("FLOOR_REDIS_SCRIPTS") == "service"
     pool = ThreadPoolExecutor(max_workers=IVS_WORKERS, thread_name_prefix="ivs")
     config = Config(
         region_name="us-east-1",
@@ -102,6 +158,11 @@ def ivs_floor_app() -> Litestar:
     # The service's own Redis connection for the token path (token_service/infra/lane.py).
     lane = None if redis_url is None else RedisLane(redis_url)
     trivial = LaneScript.of(TRIVIAL_SCRIPT)
+    scripts = (
+        _ServiceScripts(redis_url, lane)
+        if service_scripts and redis_url is not None and lane is not None
+        else None
+    )
 
     def create(stage_arn: str) -> CreateParticipantTokenResponseTypeDef:
         return client.create_participant_token(
@@ -110,14 +171,19 @@ def ivs_floor_app() -> Litestar:
 
     @post("/v1/participant-tokens", status_code=201)
     async def issue_ivs(data: TokenBody) -> dict[str, str]:
-        if lane is not None:
+        if scripts is not None:
+            await scripts.admit(data.stage_arn)
+        elif lane is not None:
             await lane.run(trivial, [], [])  # admission
         loop = asyncio.get_running_loop()
         answer = await loop.run_in_executor(pool, create, data.stage_arn)
-        if lane is not None:
-            await lane.run(trivial, [], [])  # the mapping record
         token = answer["participantToken"]
-        return {"token": token.get("token", ""), "participantId": token.get("participantId", "")}
+        participant_id = token.get("participantId", "")
+        if scripts is not None:
+            await scripts.record(data.stage_arn, participant_id)
+        elif lane is not None:
+            await lane.run(trivial, [], [])  # the mapping record
+        return {"token": token.get("token", ""), "participantId": participant_id}
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

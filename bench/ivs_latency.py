@@ -11,9 +11,12 @@ the service's latency minus the direct call's at that percentile.
 The floor under that figure is measured in the same run: `floor_apps:ivs_floor_app`
 (bench/floor_apps.py), a one-route Litestar app that makes the same boto3 call off its
 event loop and nothing else, served by uvicorn as bench/floor.py serves its apps; once
-alone, and once (with Redis) with two trivial Redis script calls per request, the two
-round trips ivs mode cannot avoid. Every iteration sends one request of each kind, in
-an order that cycles through every permutation, so none always follows another.
+alone, and (with Redis) twice more: with two trivial Redis script calls per request, the
+two round trips ivs mode cannot avoid, and with the service's own two scripts in their
+place (its gate's admission with the budget's slot, its mapping record), which tells
+how much of the service's gap to the trivial floor is the Redis work ivs mode does.
+Every iteration sends one request of each kind, in an order that cycles through every
+permutation, so none always follows another.
 
 The emulator runs without quotas and the service's budget is set far above them,
 so nothing waits for a budget slot: this measures overhead, not the quota.
@@ -82,6 +85,8 @@ class Results:
     floor: list[float]
     #: None when there is no Redis (no redis-server, or --no-redis).
     floor_redis: list[float] | None
+    #: The floor with the service's own two scripts instead (None without Redis).
+    floor_scripts: list[float] | None
     redis: bool
 
 
@@ -93,15 +98,18 @@ def floor_server(port: int) -> list[str]:
 
 
 def start_floor_apps(stack: ExitStack, emulator_url: str, redis_url: str | None) -> dict[str, int]:
-    """The floor app without Redis ("floor") and, given a Redis, with it ("floor_redis")."""
+    """The floor app without Redis ("floor") and, given a Redis, with two trivial script
+    calls ("floor_redis") and with the service's own two scripts ("floor_scripts")."""
     ports: dict[str, int] = {}
-    for name, floor_redis_url in (("floor", None), ("floor_redis", redis_url)):
-        if name == "floor_redis" and redis_url is None:
-            continue
+    variants = [("floor", None, "")]
+    if redis_url is not None:
+        variants += [("floor_redis", redis_url, "trivial"), ("floor_scripts", redis_url, "service")]
+    for name, floor_redis_url, scripts in variants:
         port = free_port()
         env = {**CREDENTIALS, "FLOOR_IVS_ENDPOINT_URL": emulator_url}
         if floor_redis_url is not None:
             env["FLOOR_REDIS_URL"] = floor_redis_url
+            env["FLOOR_REDIS_SCRIPTS"] = scripts
         server = stack.enter_context(process(floor_server(port), env))
         wait_for(f"http://127.0.0.1:{port}/", server)
         ports[name] = port
@@ -222,6 +230,7 @@ def measure(requests: int, warmup: int, use_redis: bool) -> Results:
         health=health_times,
         floor=times["floor"],
         floor_redis=times.get("floor_redis"),
+        floor_scripts=times.get("floor_scripts"),
         redis=redis_url is not None,
     )
 
@@ -238,6 +247,8 @@ def report(results: Results, requests: int, warmup: int) -> str:
     floors = [("Litestar + boto3 floor", results.floor)]
     if results.floor_redis is not None:
         floors.append(("floor + 2 Redis calls", results.floor_redis))
+    if results.floor_scripts is not None:
+        floors.append(("floor + the service's 2 scripts", results.floor_scripts))
     header = "| | direct boto3 (ms) | through the service (ms) | added (ms) |"
     header += "".join(f" {label} (ms) | its added (ms) |" for label, _ in floors)
     rows = [header, "|---|" + "---:|" * (3 + 2 * len(floors))]
@@ -258,7 +269,9 @@ def report(results: Results, requests: int, warmup: int) -> str:
     redis_note = (
         "; with `FLOOR_REDIS_URL` it also makes two trivial Redis script calls "
         "(`return redis.call('TIME')` over the service's own Redis lane, one before the "
-        "IVS call and one after) on the same private redis-server"
+        "IVS call and one after) on the same private redis-server; the last floor makes "
+        "the service's own two instead (its `RedisGate`'s admission script with the IVS "
+        "budget's slot, then its mapping record script, over the lane; keys of its own)"
         if results.floor_redis is not None
         else "; no redis-server, so no floor with Redis calls"
     )
@@ -294,6 +307,13 @@ def report(results: Results, requests: int, warmup: int) -> str:
             "The floor columns are the least any Litestar service that calls boto3 off its "
             "event loop adds (and with the two Redis round trips ivs mode needs), measured "
             f"in this run; added at the median, {'; '.join(floor_medians)}.",
+            "",
+            "The service's gap to each floor at the median (its added minus the floor's; "
+            "issue 24's target: within 0.3 ms): "
+            + "; ".join(
+                f"{label}: **{ms(added_median - added(times, 50))} ms**" for label, times in floors
+            )
+            + ".",
             "",
             "For scale, the floor of any request to the service from this load generator "
             f"(`GET /healthz`, same connection): median {ms(percentile(results.health, 50))} "

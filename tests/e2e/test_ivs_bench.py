@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,7 @@ def test_latency_benchmark_writes_median_and_p99(tmp_path: Path) -> None:
     text = output.read_text(encoding="utf-8")
     assert "| median |" in text
     assert "| p99 |" in text
+    assert "The service's gap to each floor at the median" in text
+    if shutil.which("redis-server") is not None:
+        # The floor with the service's own admission and record scripts answered 201s.
+        assert "floor + the service's 2 scripts" in text
