@@ -167,6 +167,23 @@ def test_a_shorter_timeout_sent_later_fails_first(server: RedisProcess) -> None:
     assert run(lambda: with_lane(server.url, body)) == ["hasty"]
 
 
+def test_a_timeout_shorter_than_connecting_to_a_frozen_redis_ends_the_call(
+    server: RedisProcess,
+) -> None:
+    async def body(lane: RedisLane) -> float:
+        server.pause()
+        started = asyncio.get_running_loop().time()
+        try:
+            with pytest.raises(TimeoutError):
+                await lane.run(ECHO, [], ["never"], timeout=0.1)
+            return asyncio.get_running_loop().time() - started
+        finally:
+            server.resume()
+
+    # The connection's own set-up timeout is 2 s: the call's 0.1 s ends it first.
+    assert run(lambda: with_lane(server.url, body, connect_timeout=2.0)) < 1.0
+
+
 def test_calls_within_their_timeout_are_answered(clean_redis: str) -> None:
     async def body(lane: RedisLane) -> list[Any]:
         return await asyncio.gather(*(lane.run(ECHO, [], [str(i)], timeout=5) for i in range(100)))
