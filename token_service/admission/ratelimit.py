@@ -25,7 +25,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from token_service.domain import Rate
@@ -66,11 +66,13 @@ class Limit:
             disclosed=disclosed,
         )
 
-    # Plain properties, not cached_property: Python 3.11's takes a lock on the first read,
-    # which costs more than computing these (limits live for one request).
-    @property
-    def interval_us(self) -> int:
-        return max(1, round(self.period_seconds * 1_000_000 / self.count))
+    #: The GCRA emission interval: computed once here, as the script's arguments and the
+    #: decision's figures each read it (limits live for one request).
+    interval_us: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        interval = max(1, round(self.period_seconds * 1_000_000 / self.count))
+        object.__setattr__(self, "interval_us", interval)
 
     @property
     def key(self) -> str:
@@ -112,12 +114,14 @@ def _gcra(limits: Sequence[Limit], tats: Sequence[int], now: int) -> tuple[Decis
     """The algorithm, shared by the memory limiter; the Lua script mirrors it."""
     states: list[LimitState] = []
     new_tats: list[int] = []
+    allowed = True
     for limit, stored in zip(limits, tats, strict=True):
         interval = limit.interval_us
         tat = max(stored, now)
         new_tat = tat + interval
         allow_at = new_tat - limit.burst * interval
         if allow_at > now:
+            allowed = False
             states.append(
                 LimitState(
                     limit=limit,
@@ -138,7 +142,6 @@ def _gcra(limits: Sequence[Limit], tats: Sequence[int], now: int) -> tuple[Decis
                 )
             )
         new_tats.append(new_tat)
-    allowed = all(s.allowed for s in states)
     if not allowed:
         # Denied by one limit: the others are not consumed, and the denied ones report
         # the state they are in, not the one they would be in.

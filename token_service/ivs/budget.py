@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import enum
+import functools
 import logging
 import secrets
 import time
@@ -92,11 +93,13 @@ class BudgetRate:
             quota=quota,
         )
 
-    @property
+    # Cached: a budget's rate lives as long as the process, and ivs mode's token path reads
+    # these on every call (cached_property's lock is taken on the first read only).
+    @functools.cached_property
     def interval_us(self) -> int:
         return max(1, round(self.period_seconds * 1_000_000 / self.count))
 
-    @property
+    @functools.cached_property
     def worst_second(self) -> float:
         """The most calls this budget can let through within any one second."""
         return self.burst - 1 + 1_000_000 / self.interval_us
@@ -112,6 +115,10 @@ class BudgetRate:
         calls; half of the quota's headroom goes to that, half is left for the network
         and IVS's own clock. At least 5 ms: a budget with no headroom is warned about.
         """
+        return self._late_tolerance
+
+    @functools.cached_property
+    def _late_tolerance(self) -> float:
         headroom = self.quota - 1 - self.worst_second
         tolerance = headroom / 2 * self.interval_us / 1e6
         return min(1.0, max(0.005, tolerance))
@@ -281,10 +288,10 @@ class RedisSlots:
         self._heartbeat = client.register_script(_HEARTBEAT)
         self._heartbeat_tasks: set[asyncio.Task[None]] = set()
         self._started = False
-        self._keys = [
+        self._keys = (
             f"ts:ivs:{HASH_TAG}:budget:{scope}",
             f"ts:ivs:{HASH_TAG}:replicas:{scope}",
-        ]
+        )
         # Random, so that restarts and several workers of one host count separately.
         self._replica_id = secrets.token_hex(8)
         self._on_error = on_error
@@ -355,8 +362,8 @@ class RedisSlots:
         return f"using this replica's share (1/{self.replicas}) of the budget"
 
     @property
-    def keys(self) -> list[str]:
-        return list(self._keys)
+    def keys(self) -> tuple[str, ...]:
+        return self._keys
 
     @property
     def available(self) -> bool:
@@ -399,7 +406,7 @@ class SlotFold:
     """What another Lua script needs to call `reserve_slot` (RESERVE_LUA) itself, and
     where its reply goes: `hold(reply)` keeps it for this request's next `acquire`."""
 
-    keys: list[str]
+    keys: tuple[str, ...]
     #: After the keys and Redis's time: interval, burst, max wait.
     args: list[str | int]
     hold: Callable[[Sequence[Any]], None]
