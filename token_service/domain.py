@@ -167,7 +167,12 @@ def iso_utc(moment: datetime | float) -> str:
     """A moment (a datetime, or Unix seconds) as the API writes times: `2026-11-28T21:00:00Z`."""
     if not isinstance(moment, datetime):
         moment = datetime.fromtimestamp(moment, UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    m = moment.astimezone(UTC)
+    if m.year < 1000:  # strftime's %Y does not pad them; nothing the service writes
+        return m.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # As strftime writes it, without its locale and time-zone machinery (every token's
+    # answer carries one; from a cold cache strftime is several µs here).
+    return f"{m.year}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}Z"
 
 
 def claim_at(claims: Mapping[str, Any], name: str, default: Any = None) -> Any:

@@ -21,7 +21,7 @@ from typing import Final, cast
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
-from token_service.http.client_ip import Network, ProxyHeader, scope_address
+from token_service.http.client_ip import Network, ProxyHeader, address_text, scope_address
 from token_service.observability.tracing import current_ids
 
 log = logging.getLogger("token_service.access")
@@ -126,7 +126,7 @@ class AccessLog:
             "route": route,
             "status": status,
             "durationMs": round(seconds * 1000, 3),
-            "clientIp": str(address) if address is not None else None,
+            "clientIp": address_text(address) if address is not None else None,
             "bytes": sent,
         }
         if request_id is not None:

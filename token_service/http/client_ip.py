@@ -24,6 +24,7 @@ host cannot dodge the limit by walking its own prefix.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address
@@ -62,6 +63,9 @@ def _normalized(address: Address) -> Address | None:
     return address
 
 
+# Remembered (bounded): a deployment sees the same few peers (its load balancers) and
+# its clients' addresses again and again, and ipaddress parses and formats in Python.
+@functools.lru_cache(maxsize=4096)
 def _parse(text: str) -> Address | None:
     try:
         address = ip_address(text.strip())
@@ -220,10 +224,17 @@ def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
     return any(address in network for network in proxies)
 
 
+@functools.lru_cache(maxsize=4096)
+def address_text(address: Address) -> str:
+    """`str(address)`, remembered: ipaddress formats it anew on every call."""
+    return str(address)
+
+
+@functools.lru_cache(maxsize=4096)
 def limit_subject(address: Address | None) -> str:
     """The key the per-IP limit counts under: the IPv4 address, or the IPv6 /64."""
     if address is None:
         return "unknown"
     if isinstance(address, IPv6Address):
         return str(IPv6Network((int(address) >> 64 << 64, 64)))
-    return str(address)
+    return address_text(address)

@@ -14,7 +14,7 @@ from litestar.handlers.base import BaseRouteHandler
 from token_service.auth import parse_bearer
 from token_service.domain import AppUser
 from token_service.errors import AuthenticationFailed, RateLimited
-from token_service.http.client_ip import Address, limit_subject, scope_address
+from token_service.http.client_ip import Address, address_text, limit_subject, scope_address
 from token_service.http.services import Services
 from token_service.observability.tracing import span
 
@@ -104,7 +104,7 @@ async def authenticate_admin(connection: ASGIConnection[Any, Any, Any, Any]) -> 
     services = _services(connection)
     address = request_address(connection, services)
     subject = limit_subject(address)
-    client_ip = str(address) if address is not None else None
+    client_ip = address_text(address) if address is not None else None
     checked = _checked_admin_token(connection, services)
     failed = isinstance(checked, AuthenticationFailed)
     throttle = services.admin_throttle
@@ -150,7 +150,7 @@ def request_address(
 def client_ip_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     """The client's address as the rate limits see it (trusted proxies only), for logs."""
     address = request_address(connection, _services(connection))
-    return str(address) if address is not None else None
+    return address_text(address) if address is not None else None
 
 
 def log_refusal(

@@ -33,7 +33,7 @@ from litestar.params import JSONBody
 from token_service.admission.ratelimit import Decision, response_headers
 from token_service.domain import AppUser, IssuedToken, TokenRequest, iso_utc
 from token_service.errors import FieldError, InvalidRequest
-from token_service.http.client_ip import Address, limit_subject, scope_address
+from token_service.http.client_ip import Address, address_text, limit_subject, scope_address
 from token_service.http.guards import USER_STATE_KEY, app_user_of, request_address
 from token_service.http.openapi import problems
 from token_service.http.schemas import TokenRequestBody, TokenResponseBody
@@ -108,7 +108,7 @@ def _caller(user: AppUser, address: Address | None, user_agent: str | None) -> C
     return Caller(
         user=user,
         ip_subject=limit_subject(address),
-        client_ip=str(address) if address is not None else None,
+        client_ip=address_text(address) if address is not None else None,
         user_agent=user_agent,
         request_id=request_id_var.get(),
     )
