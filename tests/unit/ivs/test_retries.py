@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -200,6 +201,19 @@ async def test_deadline_ends_a_call_that_hangs() -> None:
 
     with pytest.raises(UpstreamTimeout):
         await create(Ivs(client, retry=policy))
+
+
+async def test_a_cancelled_request_waiting_for_ivs_stays_cancelled() -> None:
+    # The deadline is the IVS call's own: a caller that goes away (its task cancelled)
+    # is not turned into a timeout.
+    client = ScriptedClient(lambda: time.sleep(0.3) or TOKEN_ANSWER)
+    call = asyncio.ensure_future(create(Ivs(client, retry=RetryPolicy(deadline_seconds=5))))
+    await asyncio.sleep(0.05)
+
+    call.cancel()
+
+    with pytest.raises(asyncio.CancelledError):
+        await call
 
 
 async def test_a_retry_cut_off_by_the_deadline_reports_what_ivs_answered_before() -> None:
