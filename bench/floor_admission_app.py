@@ -14,7 +14,7 @@ import secrets
 import time
 
 from cryptography.hazmat.primitives.asymmetric import ec
-from floor_apps import TokenBody
+from floor_apps import TokenBody, floor_record
 from litestar import Litestar, post
 
 from token_service.admission.gate import RedisGate
@@ -22,7 +22,6 @@ from token_service.admission.ratelimit import RateLimits
 from token_service.domain import Rate
 from token_service.infra.lane import RedisLane
 from token_service.infra.redis import build_redis
-from token_service.mapping.records import MappingRecord
 from token_service.mapping.store import RedisMappingStore
 from token_service.tokens.compact_jws import encode_es384
 
@@ -68,14 +67,11 @@ async def admit_and_sign(data: TokenBody) -> dict[str, str]:
     limits = _floor.rates.for_request(
         user_key=user, ip_subject="127.0.0.1", stage_arn=data.stage_arn
     )
-    record = MappingRecord(
-        participant_id=participant_id,
-        app_user_id=user,
-        token_user_id=user,
-        stage_arn=data.stage_arn,
-        capabilities=["PUBLISH"],
-        issued_at=now,
-        expires_at=now + 3600,
+    record = floor_record(
+        participant_id,
+        user,
+        data.stage_arn,
+        capability="PUBLISH",
         signer="local",
         key_arn="arn:aws:ivs:us-east-1:123456789012:public-key/AbCdEfGhIjKl",
     )

@@ -85,6 +85,30 @@ IVS_READ_TIMEOUT_SECONDS = 5.0
 TRIVIAL_SCRIPT = "return redis.call('TIME')"
 
 
+def floor_record(
+    participant_id: str,
+    user: str,
+    stage_arn: str,
+    *,
+    capability: str,
+    signer: str,
+    key_arn: str | None = None,
+) -> MappingRecord:
+    """A mapping record as the floor apps store one: an hour's token, one capability."""
+    now = int(time.time())
+    return MappingRecord(
+        participant_id=participant_id,
+        app_user_id=user,
+        token_user_id=user,
+        stage_arn=stage_arn,
+        capabilities=[capability],
+        issued_at=now,
+        expires_at=now + 3600,
+        signer=signer,
+        key_arn=key_arn,
+    )
+
+
 class _ServiceScripts:
     """ivs mode's two Redis round trips as the service makes them: its own gate's
     admission script (bans, three limits, the IVS budget's slot folded in) and, once IVS
@@ -114,20 +138,10 @@ class _ServiceScripts:
         await self._budget.acquire()  # the slot the script held: no Redis call
 
     async def record(self, stage_arn: str, participant_id: str) -> None:
-        now = int(time.time())
-        user = "floor-user"
-        await self._gate.record(
-            MappingRecord(
-                participant_id=participant_id,
-                app_user_id=user,
-                token_user_id=user,
-                stage_arn=stage_arn,
-                capabilities=["SUBSCRIBE"],
-                issued_at=now,
-                expires_at=now + 3600,
-                signer="ivs",
-            )
+        record = floor_record(
+            participant_id, "floor-user", stage_arn, capability="SUBSCRIBE", signer="ivs"
         )
+        await self._gate.record(record)
 
 
 def ivs_floor_app() -> Litestar:

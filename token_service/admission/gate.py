@@ -236,7 +236,7 @@ class RedisGate:
                 keys += fold.keys
                 args += fold.args
         args.append(len(limits))
-        # The script call keeps the timeout (the lane's own timer: no asyncio.timeout).
+        # The script call keeps the timeout (over the lane, with the lane's own timer).
         raw = await self._script(keys, args, timeout=self._timeout)
         if int(raw[1]) == 2:
             ban = raw[2].decode() if isinstance(raw[2], bytes) else str(raw[2])

@@ -63,12 +63,23 @@ def _normalized(address: Address) -> Address | None:
     return address
 
 
-# Remembered (bounded): a deployment sees the same few peers (its load balancers) and
-# its clients' addresses again and again, and ipaddress parses and formats in Python.
-@functools.lru_cache(maxsize=4096)
+#: The longest text of an IP address this module takes (an IPv6 address with an IPv4
+#: tail: `ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`); a zone would be refused anyway.
+_MAX_ADDRESS_CHARS = 45
+
+
 def _parse(text: str) -> Address | None:
+    text = text.strip()
+    # Longer is no address, and is not remembered: a header entry is the client's text.
+    return None if len(text) > _MAX_ADDRESS_CHARS else _parse_address(text)
+
+
+# Remembered (bounded, and each key short): a deployment sees the same few peers (its load
+# balancers) and its clients' addresses again and again, and ipaddress parses in Python.
+@functools.lru_cache(maxsize=4096)
+def _parse_address(text: str) -> Address | None:
     try:
-        address = ip_address(text.strip())
+        address = ip_address(text)
     except ValueError:
         return None
     return _normalized(address)
@@ -224,9 +235,10 @@ def _trusted(address: Address, proxies: Sequence[Network]) -> bool:
     return any(address in network for network in proxies)
 
 
+# Both remembered: ipaddress formats an address anew on every call, in Python.
 @functools.lru_cache(maxsize=4096)
 def address_text(address: Address) -> str:
-    """`str(address)`, remembered: ipaddress formats it anew on every call."""
+    """`str(address)`: the client IP as logs and the mapping record write it."""
     return str(address)
 
 
@@ -237,4 +249,4 @@ def limit_subject(address: Address | None) -> str:
         return "unknown"
     if isinstance(address, IPv6Address):
         return str(IPv6Network((int(address) >> 64 << 64, 64)))
-    return address_text(address)
+    return str(address)

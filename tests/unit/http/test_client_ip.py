@@ -129,7 +129,15 @@ def test_an_unclosed_quote_cannot_swallow_the_proxys_own_line() -> None:
     assert behind_proxy(FORWARDED, *headers) == "203.0.113.9"
 
 
-UNUSABLE_XFF = ["not-an-ip", "unknown", "_hidden", "203.0.113.9:http", "2001:db8::1%eth0", "1.2.3"]
+UNUSABLE_XFF = [
+    "not-an-ip",
+    "unknown",
+    "_hidden",
+    "203.0.113.9:http",
+    "2001:db8::1%eth0",
+    "1.2.3",
+    "1" * 4000,  # longer than any address text
+]
 
 
 @pytest.mark.parametrize("hop", UNUSABLE_XFF)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
@@ -97,20 +98,13 @@ async def test_a_write_that_is_no_head_goes_out_at_once() -> None:
     assert inner.events == [BODY, b"HTTP/1.1 200 OK\r\n"]
 
 
-async def test_close_sends_the_held_head_first() -> None:
+@pytest.mark.parametrize(("ending", "event"), [("close", "close"), ("write_eof", "eof")])
+async def test_close_and_end_of_file_send_the_held_head_first(ending: str, event: str) -> None:
     transport, inner = coalescing()
     transport.write(HEAD)
-    transport.close()
+    getattr(transport, ending)()
     await next_turn()
-    assert inner.events == [HEAD, "close"]
-
-
-async def test_end_of_file_sends_the_held_head_first() -> None:
-    transport, inner = coalescing()
-    transport.write(HEAD)
-    transport.write_eof()
-    await next_turn()
-    assert inner.events == [HEAD, "eof"]
+    assert inner.events == [HEAD, event]
 
 
 async def test_abort_drops_the_held_head() -> None:
