@@ -182,10 +182,20 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+
+
+async def served(app: Any, requests: int = 1) -> Recording:
+    """What the protocol wrote to its transport after `requests` keep-alive GETs."""
+    answering, inner = protocol(app)
+    for _ in range(requests):
+        answering.data_received(GET)
+        await settle()
+    return inner
+
+
 async def test_the_protocol_writes_an_answer_sent_whole_once() -> None:
-    served, inner = protocol(answer_whole)
-    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    await settle()
+    inner = await served(answer_whole)
     (written,) = inner.events
     assert isinstance(written, bytes)
     assert written.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -193,9 +203,7 @@ async def test_the_protocol_writes_an_answer_sent_whole_once() -> None:
 
 
 async def test_the_protocol_sends_a_streamed_answers_head_before_its_body() -> None:
-    served, inner = protocol(answer_streamed)
-    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    await settle()
+    inner = await served(answer_streamed)
     (head,) = inner.events
     assert isinstance(head, bytes)
     assert head.endswith(b"\r\n\r\n")
@@ -204,10 +212,6 @@ async def test_the_protocol_sends_a_streamed_answers_head_before_its_body() -> N
 
 
 async def test_two_keep_alive_answers_are_two_writes() -> None:
-    served, inner = protocol(answer_whole)
-    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    await settle()
-    served.data_received(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
-    await settle()
+    inner = await served(answer_whole, requests=2)
     assert len(inner.events) == 2
     assert all(isinstance(e, bytes) and e.endswith(b"\r\n\r\nok") for e in inner.events)
